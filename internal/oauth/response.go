@@ -1,0 +1,103 @@
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+// TokenResponse is the successful access token response (RFC 6749 §5.1).
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// setNoStore sets the cache headers RFC 6749 §5.1 requires: "The
+// authorization server MUST include the HTTP "Cache-Control" response header
+// field with a value of "no-store" in any response containing tokens,
+// credentials, or other sensitive information, as well as the "Pragma"
+// response header field with a value of "no-cache"."
+func setNoStore(h http.Header) {
+	h.Set("Cache-Control", "no-store")
+	h.Set("Pragma", "no-cache")
+}
+
+// WriteToken writes a §5.1 success response.
+func WriteToken(w http.ResponseWriter, tr TokenResponse) {
+	// Hand-built JSON: the token is base64url and the scope is §3.3 ASCII
+	// without '"' or '\', so neither needs escaping; this keeps the hot path
+	// free of reflection. Anything else goes through encoding/json.
+	if !jsonSafe(tr.AccessToken) || !jsonSafe(tr.TokenType) || !jsonSafe(tr.Scope) {
+		writeJSON(w, http.StatusOK, tr)
+		return
+	}
+	buf := make([]byte, 0, 96+len(tr.AccessToken)+len(tr.Scope))
+	buf = append(buf, `{"access_token":"`...)
+	buf = append(buf, tr.AccessToken...)
+	buf = append(buf, `","token_type":"`...)
+	buf = append(buf, tr.TokenType...)
+	buf = append(buf, `","expires_in":`...)
+	buf = strconv.AppendInt(buf, tr.ExpiresIn, 10)
+	if tr.Scope != "" {
+		buf = append(buf, `,"scope":"`...)
+		buf = append(buf, tr.Scope...)
+		buf = append(buf, '"')
+	}
+	buf = append(buf, "}\n"...)
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	setNoStore(h)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf)
+}
+
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// WriteError writes err as a §5.2 error response. Anything that is not an
+// *Error becomes a bare server_error: internal detail never reaches the body.
+func WriteError(w http.ResponseWriter, err error) {
+	oe := AsError(err)
+	h := w.Header()
+	if oe.BasicChallenge {
+		h.Set("WWW-Authenticate", `Basic realm="tokengw", charset="UTF-8"`)
+	}
+	if oe.RetryAfter > 0 {
+		h.Set("Retry-After", RetryAfterSeconds(oe.RetryAfter))
+	}
+	if oe.Status == http.StatusMethodNotAllowed {
+		h.Set("Allow", http.MethodPost)
+	}
+	writeJSON(w, oe.Status, errorBody{Error: oe.Code, Description: oe.Description})
+}
+
+// WriteJSON writes v as JSON with the no-store cache headers. It is for the
+// other protocol endpoints (introspection, metadata-like answers).
+func WriteJSON(w http.ResponseWriter, status int, v any) { writeJSON(w, status, v) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":"server_error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	setNoStore(h)
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}

@@ -1,0 +1,285 @@
+// Package memory is an in-process store.Store for tests and throwaway runs.
+// Nothing survives the process. Expired rows are dropped lazily, as the
+// clock (injectable) passes their expiry.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Options configures a Store.
+type Options struct {
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+type slot struct{ client, key string }
+
+// Store is an in-memory store.Store. The zero value is not usable; call New.
+type Store struct {
+	now func() time.Time
+
+	mu       sync.RWMutex
+	closed   bool
+	tokens   map[string]store.Token
+	currents map[slot]store.Current
+	clients  map[string]store.Client
+}
+
+// New returns an empty store.
+func New(opts Options) *Store {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{
+		now:      opts.Now,
+		tokens:   make(map[string]store.Token),
+		currents: make(map[slot]store.Current),
+		clients:  make(map[string]store.Client),
+	}
+}
+
+// TokenCount reports how many unexpired tokens are held (for tests).
+func (s *Store) TokenCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	now := s.now()
+	n := 0
+	for _, t := range s.tokens {
+		if now.Before(t.ExpiresAt) {
+			n++
+		}
+	}
+	return n
+}
+
+func cloneToken(t store.Token) store.Token {
+	t.Hash = bytes.Clone(t.Hash)
+	return t
+}
+
+func cloneCurrent(c store.Current) store.Current {
+	c.TokenHash = bytes.Clone(c.TokenHash)
+	c.Sealed = bytes.Clone(c.Sealed)
+	return c
+}
+
+func cloneClient(c store.Client) store.Client {
+	c.Scopes = slices.Clone(c.Scopes)
+	if c.Limit != nil {
+		l := *c.Limit
+		c.Limit = &l
+	}
+	return c
+}
+
+// Issue implements store.Tokens.
+func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Current{}, false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.Current{}, false, store.ErrClosed
+	}
+	now := s.now()
+	if cur != nil {
+		k := slot{cur.ClientID, cur.ReuseKey}
+		if have, ok := s.currents[k]; ok && now.Before(have.ReuseUntil) {
+			return cloneCurrent(have), false, nil
+		}
+		s.currents[k] = cloneCurrent(*cur)
+	}
+	s.tokens[string(tok.Hash)] = cloneToken(tok)
+	if cur != nil {
+		return cloneCurrent(*cur), true, nil
+	}
+	return store.Current{}, false, nil
+}
+
+// Current implements store.Tokens.
+func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.Current, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Current{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.Current{}, store.ErrClosed
+	}
+	c, ok := s.currents[slot{clientID, reuseKey}]
+	if !ok || !s.now().Before(c.ReuseUntil) {
+		return store.Current{}, store.ErrNotFound
+	}
+	return cloneCurrent(c), nil
+}
+
+// Token implements store.Tokens.
+func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Token{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.Token{}, store.ErrClosed
+	}
+	t, ok := s.tokens[string(hash)]
+	if !ok || !s.now().Before(t.ExpiresAt) {
+		return store.Token{}, store.ErrNotFound
+	}
+	return cloneToken(t), nil
+}
+
+// Revoke implements store.Tokens.
+func (s *Store) Revoke(ctx context.Context, hash []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	t, ok := s.tokens[string(hash)]
+	if !ok || !s.now().Before(t.ExpiresAt) {
+		return store.ErrNotFound
+	}
+	t.Revoked = true
+	s.tokens[string(hash)] = t
+	k := slot{t.ClientID, t.ReuseKey}
+	if c, ok := s.currents[k]; ok && bytes.Equal(c.TokenHash, hash) {
+		delete(s.currents, k)
+	}
+	return nil
+}
+
+// ClearCurrents implements store.Tokens.
+func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	for k := range s.currents {
+		if k.client == clientID {
+			delete(s.currents, k)
+		}
+	}
+	return nil
+}
+
+// Client implements store.Clients.
+func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
+	if err := ctx.Err(); err != nil {
+		return store.Client{}, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.Client{}, store.ErrClosed
+	}
+	c, ok := s.clients[id]
+	if !ok {
+		return store.Client{}, store.ErrNotFound
+	}
+	return cloneClient(c), nil
+}
+
+// Clients implements store.Clients.
+func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	out := make([]store.Client, 0, len(s.clients))
+	for _, c := range s.clients {
+		out = append(out, cloneClient(c))
+	}
+	slices.SortFunc(out, func(a, b store.Client) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// CreateClient implements store.Clients.
+func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
+	return s.putClient(ctx, c, false)
+}
+
+// UpdateClient implements store.Clients.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
+	return s.putClient(ctx, c, true)
+}
+
+func (s *Store) putClient(ctx context.Context, c store.Client, update bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	_, exists := s.clients[c.ID]
+	switch {
+	case update && !exists:
+		return store.ErrNotFound
+	case !update && exists:
+		return store.ErrExists
+	}
+	s.clients[c.ID] = cloneClient(c)
+	return nil
+}
+
+// DeleteClient implements store.Clients.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return store.ErrClosed
+	}
+	if _, ok := s.clients[id]; !ok {
+		s.mu.Unlock()
+		return store.ErrNotFound
+	}
+	delete(s.clients, id)
+	s.mu.Unlock()
+	return s.ClearCurrents(ctx, id)
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}

@@ -1,0 +1,470 @@
+// Package storetest is the conformance suite every store.Store driver runs:
+// the memory and bolt drivers with an injected clock, the Cassandra driver
+// against a real Cassandra with its real clock.
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+// Harness tells the suite how to get a store and how its time passes.
+type Harness struct {
+	// New returns a fresh, empty store. The suite closes it.
+	New func(t *testing.T) store.Store
+	// Now is the clock the store uses for expiry.
+	Now func() time.Time
+	// Advance moves the store's clock forward. Nil means the store runs on
+	// real time (database TTLs): the suite then uses windows of a couple of
+	// seconds and polls until the expiry is observed.
+	Advance func(d time.Duration)
+}
+
+var seq atomic.Uint64
+
+// hashOf returns a fresh, unique 32-byte token hash.
+func hashOf(label string) []byte {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s-%d-%d", label, time.Now().UnixNano(), seq.Add(1)))
+	return h[:]
+}
+
+func ms(t time.Time) time.Time { return t.Truncate(time.Millisecond) }
+
+type fixture struct {
+	h   Harness
+	s   store.Store
+	ctx context.Context
+}
+
+func (f *fixture) now() time.Time { return ms(f.h.Now()) }
+
+func (f *fixture) token(client, reuseKey string, lifetime time.Duration) store.Token {
+	now := f.now()
+	return store.Token{
+		Hash: hashOf(client), ClientID: client, Scope: "read write", ReuseKey: reuseKey,
+		IssuedAt: now, ExpiresAt: now.Add(lifetime),
+	}
+}
+
+func current(tok store.Token, window time.Duration) *store.Current {
+	return &store.Current{
+		ClientID: tok.ClientID, ReuseKey: tok.ReuseKey, TokenHash: tok.Hash,
+		Sealed: append([]byte("sealed:"), tok.Hash[:4]...), Scope: tok.Scope,
+		IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, ReuseUntil: tok.IssuedAt.Add(window),
+	}
+}
+
+// waitUntil advances the clock past d, or with a real clock polls cond until
+// it holds (deadline 20 s).
+func (f *fixture) waitUntil(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	if f.h.Advance != nil {
+		f.h.Advance(d)
+		if !cond() {
+			t.Fatalf("condition not met after advancing the clock by %v", d)
+		}
+		return
+	}
+	deadline := time.Now().Add(d + 20*time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v", d+20*time.Second)
+		}
+		<-tick.C
+	}
+}
+
+// window is the reuse window / lifetime used for expiry tests: short on a
+// real clock (TTLs are whole seconds in Cassandra).
+func (f *fixture) window() time.Duration {
+	if f.h.Advance != nil {
+		return time.Minute
+	}
+	return 2 * time.Second
+}
+
+// Run runs the whole suite.
+func Run(t *testing.T, h Harness) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(*testing.T, *fixture)
+	}{
+		{"IssueWithoutReuse", testIssueWithoutReuse},
+		{"TokenUnknown", testTokenUnknown},
+		{"ClaimOnce", testClaimOnce},
+		{"SlotsIndependent", testSlotsIndependent},
+		{"ConcurrentClaim", testConcurrentClaim},
+		{"CurrentExpires", testCurrentExpires},
+		{"TokenExpires", testTokenExpires},
+		{"Revoke", testRevoke},
+		{"RevokeOtherTokenKeepsCurrent", testRevokeOtherKeepsCurrent},
+		{"ClearCurrents", testClearCurrents},
+		{"Clients", testClients},
+		{"DeleteClientClearsCurrents", testDeleteClientClearsCurrents},
+		{"CanceledContext", testCanceledContext},
+		{"Close", testClose},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := h.New(t)
+			closed := false
+			t.Cleanup(func() {
+				if !closed {
+					_ = s.Close()
+				}
+			})
+			f := &fixture{h: h, s: s, ctx: context.Background()}
+			if tc.name == "Close" {
+				closed = true
+			}
+			tc.fn(t, f)
+		})
+	}
+}
+
+func sameToken(t *testing.T, got, want store.Token) {
+	t.Helper()
+	if !bytes.Equal(got.Hash, want.Hash) || got.ClientID != want.ClientID || got.Scope != want.Scope ||
+		got.ReuseKey != want.ReuseKey || !got.IssuedAt.Equal(want.IssuedAt) ||
+		!got.ExpiresAt.Equal(want.ExpiresAt) || got.Revoked != want.Revoked {
+		t.Fatalf("token = %+v, want %+v", got, want)
+	}
+}
+
+func sameCurrent(t *testing.T, got, want store.Current) {
+	t.Helper()
+	if got.ClientID != want.ClientID || got.ReuseKey != want.ReuseKey ||
+		!bytes.Equal(got.TokenHash, want.TokenHash) || !bytes.Equal(got.Sealed, want.Sealed) ||
+		got.Scope != want.Scope || !got.IssuedAt.Equal(want.IssuedAt) ||
+		!got.ExpiresAt.Equal(want.ExpiresAt) || !got.ReuseUntil.Equal(want.ReuseUntil) {
+		t.Fatalf("current = %+v, want %+v", got, want)
+	}
+}
+
+func testIssueWithoutReuse(t *testing.T, f *fixture) {
+	tok := f.token("c1", "", time.Hour)
+	cur, claimed, err := f.s.Issue(f.ctx, tok, nil)
+	if err != nil || claimed || cur.ClientID != "" {
+		t.Fatalf("Issue = %+v, %v, %v; want zero, false, nil", cur, claimed, err)
+	}
+	got, err := f.s.Token(f.ctx, tok.Hash)
+	if err != nil {
+		t.Fatalf("Token: %v", err)
+	}
+	sameToken(t, got, tok)
+}
+
+func testTokenUnknown(t *testing.T, f *fixture) {
+	if _, err := f.s.Token(f.ctx, hashOf("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Token(unknown) err = %v, want ErrNotFound", err)
+	}
+	if _, err := f.s.Current(f.ctx, "nobody", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Current(unknown) err = %v, want ErrNotFound", err)
+	}
+	if err := f.s.Revoke(f.ctx, hashOf("nope")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Revoke(unknown) err = %v, want ErrNotFound", err)
+	}
+}
+
+func testClaimOnce(t *testing.T, f *fixture) {
+	t1 := f.token("c1", "k", time.Hour)
+	c1 := current(t1, 30*time.Minute)
+	got, claimed, err := f.s.Issue(f.ctx, t1, c1)
+	if err != nil || !claimed {
+		t.Fatalf("first Issue: claimed=%v err=%v", claimed, err)
+	}
+	sameCurrent(t, got, *c1)
+
+	t2 := f.token("c1", "k", time.Hour)
+	got, claimed, err = f.s.Issue(f.ctx, t2, current(t2, 30*time.Minute))
+	if err != nil || claimed {
+		t.Fatalf("second Issue: claimed=%v err=%v, want false, nil", claimed, err)
+	}
+	sameCurrent(t, got, *c1)
+	if _, err := f.s.Token(f.ctx, t2.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the losing token was persisted (err = %v)", err)
+	}
+	have, err := f.s.Current(f.ctx, "c1", "k")
+	if err != nil {
+		t.Fatalf("Current: %v", err)
+	}
+	sameCurrent(t, have, *c1)
+	tok, err := f.s.Token(f.ctx, t1.Hash)
+	if err != nil {
+		t.Fatalf("Token(winner): %v", err)
+	}
+	sameToken(t, tok, t1)
+}
+
+func testSlotsIndependent(t *testing.T, f *fixture) {
+	for _, s := range []struct{ client, key string }{{"a", "k1"}, {"a", "k2"}, {"b", "k1"}} {
+		tok := f.token(s.client, s.key, time.Hour)
+		if _, claimed, err := f.s.Issue(f.ctx, tok, current(tok, time.Minute)); err != nil || !claimed {
+			t.Fatalf("Issue(%s,%s): claimed=%v err=%v", s.client, s.key, claimed, err)
+		}
+	}
+}
+
+func testConcurrentClaim(t *testing.T, f *fixture) {
+	const n = 16
+	var wg sync.WaitGroup
+	var claims atomic.Int32
+	winners := make([][]byte, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok := f.token("race", "k", time.Hour)
+			cur, claimed, err := f.s.Issue(f.ctx, tok, current(tok, 30*time.Minute))
+			errs[i] = err
+			winners[i] = cur.TokenHash
+			if claimed {
+				claims.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Issue %d: %v", i, err)
+		}
+	}
+	if got := claims.Load(); got != 1 {
+		t.Fatalf("%d callers claimed the slot, want exactly 1", got)
+	}
+	for i := range winners {
+		if !bytes.Equal(winners[i], winners[0]) {
+			t.Fatalf("caller %d saw winner %x, caller 0 saw %x", i, winners[i], winners[0])
+		}
+	}
+	if _, err := f.s.Token(f.ctx, winners[0]); err != nil {
+		t.Fatalf("winning token not persisted: %v", err)
+	}
+}
+
+func testCurrentExpires(t *testing.T, f *fixture) {
+	w := f.window()
+	t1 := f.token("c1", "k", time.Hour)
+	if _, claimed, err := f.s.Issue(f.ctx, t1, current(t1, w)); err != nil || !claimed {
+		t.Fatalf("Issue: claimed=%v err=%v", claimed, err)
+	}
+	f.waitUntil(t, w, func() bool {
+		_, err := f.s.Current(f.ctx, "c1", "k")
+		return errors.Is(err, store.ErrNotFound)
+	})
+	t2 := f.token("c1", "k", time.Hour)
+	got, claimed, err := f.s.Issue(f.ctx, t2, current(t2, w))
+	if err != nil || !claimed || !bytes.Equal(got.TokenHash, t2.Hash) {
+		t.Fatalf("Issue after the window: claimed=%v err=%v", claimed, err)
+	}
+	// The first token itself outlives its reuse window.
+	if _, err := f.s.Token(f.ctx, t1.Hash); err != nil {
+		t.Fatalf("token gone with its reuse row: %v", err)
+	}
+}
+
+func testTokenExpires(t *testing.T, f *fixture) {
+	w := f.window()
+	tok := f.token("c1", "", w)
+	if _, _, err := f.s.Issue(f.ctx, tok, nil); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	f.waitUntil(t, w, func() bool {
+		_, err := f.s.Token(f.ctx, tok.Hash)
+		return errors.Is(err, store.ErrNotFound)
+	})
+}
+
+func testRevoke(t *testing.T, f *fixture) {
+	tok := f.token("c1", "k", time.Hour)
+	if _, _, err := f.s.Issue(f.ctx, tok, current(tok, 30*time.Minute)); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	if err := f.s.Revoke(f.ctx, tok.Hash); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	got, err := f.s.Token(f.ctx, tok.Hash)
+	if err != nil {
+		t.Fatalf("Token after Revoke: %v", err)
+	}
+	if !got.Revoked {
+		t.Fatalf("Token after Revoke: Revoked = false")
+	}
+	if !got.ExpiresAt.Equal(tok.ExpiresAt) || got.ClientID != tok.ClientID {
+		t.Fatalf("Revoke changed the token: %+v", got)
+	}
+	if _, err := f.s.Current(f.ctx, "c1", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Current after Revoke: err = %v, want ErrNotFound", err)
+	}
+	// Idempotent.
+	if err := f.s.Revoke(f.ctx, tok.Hash); err != nil {
+		t.Fatalf("second Revoke: %v", err)
+	}
+	t2 := f.token("c1", "k", time.Hour)
+	if _, claimed, err := f.s.Issue(f.ctx, t2, current(t2, 30*time.Minute)); err != nil || !claimed {
+		t.Fatalf("Issue after Revoke: claimed=%v err=%v", claimed, err)
+	}
+}
+
+func testRevokeOtherKeepsCurrent(t *testing.T, f *fixture) {
+	cur := f.token("c1", "k", time.Hour)
+	if _, _, err := f.s.Issue(f.ctx, cur, current(cur, 30*time.Minute)); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	other := f.token("c1", "k", time.Hour)
+	if _, _, err := f.s.Issue(f.ctx, other, nil); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	if err := f.s.Revoke(f.ctx, other.Hash); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	got, err := f.s.Current(f.ctx, "c1", "k")
+	if err != nil || !bytes.Equal(got.TokenHash, cur.Hash) {
+		t.Fatalf("Current after revoking another token: %x, %v", got.TokenHash, err)
+	}
+}
+
+func testClearCurrents(t *testing.T, f *fixture) {
+	for _, s := range []struct{ client, key string }{{"a", "k1"}, {"a", "k2"}, {"b", "k1"}} {
+		tok := f.token(s.client, s.key, time.Hour)
+		if _, _, err := f.s.Issue(f.ctx, tok, current(tok, 30*time.Minute)); err != nil {
+			t.Fatalf("Issue: %v", err)
+		}
+	}
+	if err := f.s.ClearCurrents(f.ctx, "a"); err != nil {
+		t.Fatalf("ClearCurrents: %v", err)
+	}
+	for _, k := range []string{"k1", "k2"} {
+		if _, err := f.s.Current(f.ctx, "a", k); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Current(a,%s) after ClearCurrents: %v", k, err)
+		}
+	}
+	if _, err := f.s.Current(f.ctx, "b", "k1"); err != nil {
+		t.Fatalf("ClearCurrents(a) removed b's row: %v", err)
+	}
+	if err := f.s.ClearCurrents(f.ctx, "nobody"); err != nil {
+		t.Fatalf("ClearCurrents(unknown): %v", err)
+	}
+}
+
+func sameClient(t *testing.T, got, want store.Client) {
+	t.Helper()
+	ok := got.ID == want.ID && got.SecretHash == want.SecretHash && fmt.Sprint(got.Scopes) == fmt.Sprint(want.Scopes) &&
+		got.TokenTTL == want.TokenTTL && got.Introspect == want.Introspect &&
+		got.CreatedAt.Equal(want.CreatedAt) && got.UpdatedAt.Equal(want.UpdatedAt) &&
+		(got.Limit == nil) == (want.Limit == nil) && (got.Limit == nil || *got.Limit == *want.Limit)
+	if !ok {
+		t.Fatalf("client = %+v (limit %v), want %+v (limit %v)", got, got.Limit, want, want.Limit)
+	}
+}
+
+func testClients(t *testing.T, f *fixture) {
+	now := f.now()
+	a := store.Client{ID: "alpha", SecretHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", Scopes: []string{"read", "write"},
+		TokenTTL: 30 * time.Minute, Limit: &store.Limit{Rate: 0.5, Burst: 3}, Introspect: true, CreatedAt: now, UpdatedAt: now}
+	b := store.Client{ID: "beta:with %odd+chars", SecretHash: "$2a$10$abc", Scopes: []string{"read"}, CreatedAt: now, UpdatedAt: now}
+	if _, err := f.s.Client(f.ctx, "alpha"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Client(absent) err = %v", err)
+	}
+	for _, c := range []store.Client{b, a} {
+		if err := f.s.CreateClient(f.ctx, c); err != nil {
+			t.Fatalf("CreateClient(%s): %v", c.ID, err)
+		}
+	}
+	if err := f.s.CreateClient(f.ctx, a); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("CreateClient(dup) err = %v, want ErrExists", err)
+	}
+	got, err := f.s.Client(f.ctx, "alpha")
+	if err != nil {
+		t.Fatalf("Client: %v", err)
+	}
+	sameClient(t, got, a)
+	list, err := f.s.Clients(f.ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Clients = %d, %v", len(list), err)
+	}
+	sameClient(t, list[0], a)
+	sameClient(t, list[1], b)
+
+	a.SecretHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI"
+	a.Limit = nil
+	a.UpdatedAt = now.Add(time.Second)
+	if err := f.s.UpdateClient(f.ctx, a); err != nil {
+		t.Fatalf("UpdateClient: %v", err)
+	}
+	got, _ = f.s.Client(f.ctx, "alpha")
+	sameClient(t, got, a)
+	if err := f.s.UpdateClient(f.ctx, store.Client{ID: "ghost"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateClient(absent) err = %v", err)
+	}
+	if err := f.s.DeleteClient(f.ctx, "alpha"); err != nil {
+		t.Fatalf("DeleteClient: %v", err)
+	}
+	if _, err := f.s.Client(f.ctx, "alpha"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Client after delete err = %v", err)
+	}
+	if err := f.s.DeleteClient(f.ctx, "alpha"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteClient(absent) err = %v", err)
+	}
+	list, _ = f.s.Clients(f.ctx)
+	if len(list) != 1 || list[0].ID != b.ID {
+		t.Fatalf("Clients after delete = %+v", list)
+	}
+}
+
+func testDeleteClientClearsCurrents(t *testing.T, f *fixture) {
+	now := f.now()
+	if err := f.s.CreateClient(f.ctx, store.Client{ID: "gone", SecretHash: "x", Scopes: []string{"read"}, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	tok := f.token("gone", "k", time.Hour)
+	if _, _, err := f.s.Issue(f.ctx, tok, current(tok, 30*time.Minute)); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	if err := f.s.DeleteClient(f.ctx, "gone"); err != nil {
+		t.Fatalf("DeleteClient: %v", err)
+	}
+	if _, err := f.s.Current(f.ctx, "gone", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Current after DeleteClient: %v", err)
+	}
+}
+
+func testCanceledContext(t *testing.T, f *fixture) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tok := f.token("c1", "k", time.Hour)
+	if _, _, err := f.s.Issue(ctx, tok, current(tok, time.Minute)); err == nil {
+		t.Fatalf("Issue with a canceled context succeeded")
+	}
+	if _, err := f.s.Token(f.ctx, tok.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a canceled Issue persisted the token (err = %v)", err)
+	}
+}
+
+func testClose(t *testing.T, f *fixture) {
+	if err := f.s.Ping(f.ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if err := f.s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := f.s.Token(f.ctx, hashOf("x")); !errors.Is(err, store.ErrClosed) {
+		t.Fatalf("Token after Close err = %v, want ErrClosed", err)
+	}
+	if err := f.s.Ping(f.ctx); err == nil {
+		t.Fatalf("Ping after Close succeeded")
+	}
+}
