@@ -1,0 +1,511 @@
+// Package config loads tokengw's configuration: a YAML file, then
+// environment overrides, into one typed, validated Config.
+//
+// Every key can be overridden by an environment variable named TOKENGW_ plus
+// the key's path in upper case with "__" between levels, for example
+// TOKENGW_REUSE__ENABLED=false or TOKENGW_STORE__DRIVER=cassandra. List values
+// given in the environment are comma-separated (TOKENGW_STORE__SEAL_KEYS=k1,k2).
+// An unknown key or a bad value stops start-up with an error that names the key.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// EnvPrefix starts every environment override.
+const EnvPrefix = "TOKENGW_"
+
+// Config is the whole configuration.
+type Config struct {
+	Server  Server   `koanf:"server"`
+	Issuer  Issuer   `koanf:"issuer"`
+	Reuse   Reuse    `koanf:"reuse"`
+	Limits  Limits   `koanf:"limits"`
+	Store   Store    `koanf:"store"`
+	Clients []Client `koanf:"clients"`
+	Log     Log      `koanf:"log"`
+}
+
+// Server is the HTTP side.
+type Server struct {
+	Addr           string   `koanf:"addr"`            // public listener, host:port
+	AdminAddr      string   `koanf:"admin_addr"`      // admin listener (metrics, pprof, admin API); "" = off
+	AdminToken     string   `koanf:"admin_token"`     // bearer token for /admin; "" = admin API off
+	TrustedProxies []string `koanf:"trusted_proxies"` // CIDRs whose X-Forwarded-For is believed
+	Timeouts       Timeouts `koanf:"timeouts"`
+	MaxBodyBytes   int64    `koanf:"max_body_bytes"`   // request body cap, bytes
+	MaxHeaderBytes int      `koanf:"max_header_bytes"` // request header cap, bytes
+	MaxInFlight    int      `koanf:"max_in_flight"`    // concurrent requests before shedding with 503; 0 = unbounded
+	TLSCertFile    string   `koanf:"tls_cert_file"`
+	TLSKeyFile     string   `koanf:"tls_key_file"`
+}
+
+// Timeouts bound every phase of a request and of shutdown.
+type Timeouts struct {
+	ReadHeader time.Duration `koanf:"read_header"`
+	Read       time.Duration `koanf:"read"`
+	Write      time.Duration `koanf:"write"`
+	Idle       time.Duration `koanf:"idle"`
+	Shutdown   time.Duration `koanf:"shutdown"` // drain bound on SIGTERM
+	Store      time.Duration `koanf:"store"`    // per store operation on the request path
+}
+
+// Issuer is what tokens look like.
+type Issuer struct {
+	URL         string        `koanf:"url"`          // issuer identifier (RFC 8414), absolute URL
+	TokenTTL    time.Duration `koanf:"token_ttl"`    // default access token lifetime
+	TokenFormat string        `koanf:"token_format"` // "opaque"
+}
+
+// Reuse is dynamic-TTL reuse of live client_credentials tokens.
+type Reuse struct {
+	Enabled            bool          `koanf:"enabled"`
+	MinRemaining       time.Duration `koanf:"min_remaining"`        // never hand out a token with less left
+	MaxElapsedFraction float64       `koanf:"max_elapsed_fraction"` // reuse while elapsed < fraction × lifetime
+	CacheSizeMB        int           `koanf:"cache_size_mb"`        // L1 cache size, MiB
+	LocalTTL           time.Duration `koanf:"local_ttl"`            // L1 entries older than this are re-checked
+}
+
+// Rate is a token bucket: Rate per second (fractional allowed, 0 = unlimited)
+// and Burst.
+type Rate struct {
+	Rate  float64 `koanf:"rate"`
+	Burst int     `koanf:"burst"`
+}
+
+// Limits are the rate limits.
+type Limits struct {
+	PerClient       Rate `koanf:"per_client"`
+	PerIPFailedAuth Rate `koanf:"per_ip_failed_auth"`
+}
+
+// Store selects and configures the storage driver.
+type Store struct {
+	Driver    string    `koanf:"driver"`    // bolt | cassandra | memory
+	SealKeys  []string  `koanf:"seal_keys"` // base64 32-byte AES keys; the first seals, all open
+	Bolt      Bolt      `koanf:"bolt"`
+	Cassandra Cassandra `koanf:"cassandra"`
+}
+
+// Bolt is the embedded store.
+type Bolt struct {
+	Path string `koanf:"path"`
+}
+
+// Cassandra is the shared store.
+type Cassandra struct {
+	Hosts          []string          `koanf:"hosts"`
+	Keyspace       string            `koanf:"keyspace"`
+	Consistency    string            `koanf:"consistency"`
+	Timeout        time.Duration     `koanf:"timeout"`
+	ConnectTimeout time.Duration     `koanf:"connect_timeout"`
+	NumConns       int               `koanf:"num_conns"`
+	Username       string            `koanf:"username"`
+	Password       string            `koanf:"password"`
+	Replication    map[string]string `koanf:"replication"`
+}
+
+// Client is a client defined in the configuration (read-only at run time).
+type Client struct {
+	ID         string        `koanf:"id"`
+	SecretHash string        `koanf:"secret_hash"` // PHC string: argon2id, bcrypt or pbkdf2-sha256
+	Scopes     []string      `koanf:"scopes"`
+	GrantTypes []string      `koanf:"grant_types"` // default [client_credentials]
+	TokenTTL   time.Duration `koanf:"token_ttl"`   // 0 = issuer.token_ttl
+	Limit      *Rate         `koanf:"limit"`       // nil = limits.per_client
+	Introspect bool          `koanf:"introspect"`
+}
+
+// Log is logging.
+type Log struct {
+	Level  string `koanf:"level"`  // debug | info | warn | error
+	Format string `koanf:"format"` // json | text
+}
+
+// Defaults are the values of keys nobody set.
+func Defaults() map[string]any {
+	return map[string]any{
+		"server.addr":                     "127.0.0.1:8080",
+		"server.admin_addr":               "127.0.0.1:9090",
+		"server.admin_token":              "",
+		"server.trusted_proxies":          []string{},
+		"server.timeouts.read_header":     "5s",
+		"server.timeouts.read":            "10s",
+		"server.timeouts.write":           "10s",
+		"server.timeouts.idle":            "120s",
+		"server.timeouts.shutdown":        "15s",
+		"server.timeouts.store":           "2s",
+		"server.max_body_bytes":           8192,
+		"server.max_header_bytes":         16384,
+		"server.max_in_flight":            4096,
+		"issuer.url":                      "http://127.0.0.1:8080",
+		"issuer.token_ttl":                "1h",
+		"issuer.token_format":             "opaque",
+		"reuse.enabled":                   true,
+		"reuse.min_remaining":             "60s",
+		"reuse.max_elapsed_fraction":      0.5,
+		"reuse.cache_size_mb":             64,
+		"reuse.local_ttl":                 "5s",
+		"limits.per_client.rate":          0,
+		"limits.per_client.burst":         0,
+		"limits.per_ip_failed_auth.rate":  0.2,
+		"limits.per_ip_failed_auth.burst": 10,
+		"store.driver":                    "bolt",
+		"store.seal_keys":                 []string{},
+		"store.bolt.path":                 "data/tokengw.db",
+		"store.cassandra.hosts":           []string{"127.0.0.1:9042"},
+		"store.cassandra.keyspace":        "tokengw",
+		"store.cassandra.consistency":     "LOCAL_QUORUM",
+		"store.cassandra.timeout":         "2s",
+		"store.cassandra.connect_timeout": "5s",
+		"store.cassandra.num_conns":       2,
+		"store.cassandra.username":        "",
+		"store.cassandra.password":        "",
+		"store.cassandra.replication":     map[string]any{"class": "SimpleStrategy", "replication_factor": "1"},
+		"log.level":                       "info",
+		"log.format":                      "json",
+	}
+}
+
+// Load reads the YAML file at path ("" for none), applies the environment
+// (environ as os.Environ returns it; nil means os.Environ()), and validates.
+func Load(path string, environ []string) (*Config, error) {
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	if path != "" {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if err := k.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("config: %s: %w", path, err)
+		}
+	}
+	if environ == nil {
+		environ = os.Environ()
+	}
+	envp := env.Provider(".", env.Opt{
+		Prefix:        EnvPrefix,
+		EnvironFunc:   func() []string { return environ },
+		TransformFunc: envKey,
+	})
+	if err := k.Load(envp, nil); err != nil {
+		return nil, fmt.Errorf("config: environment: %w", err)
+	}
+
+	var c Config
+	var md mapstructure.Metadata
+	err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{
+		Tag: "koanf",
+		DecoderConfig: &mapstructure.DecoderConfig{
+			DecodeHook: mapstructure.ComposeDecodeHookFunc(
+				mapstructure.StringToTimeDurationHookFunc(),
+				stringToSlice,
+			),
+			WeaklyTypedInput: true,
+			Metadata:         &md,
+			TagName:          "koanf",
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if len(md.Unused) > 0 {
+		slices.Sort(md.Unused)
+		return nil, fmt.Errorf("config: unknown key %s", strings.Join(md.Unused, ", "))
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// envKey maps TOKENGW_REUSE__MIN_REMAINING to reuse.min_remaining.
+func envKey(k, v string) (string, any) {
+	k = strings.TrimPrefix(k, EnvPrefix)
+	if k == "" {
+		return "", nil
+	}
+	return strings.ReplaceAll(strings.ToLower(k), "__", "."), v
+}
+
+// stringToSlice splits comma-separated environment values for list keys.
+func stringToSlice(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to.Kind() != reflect.Slice {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return []string{}, nil
+	}
+	parts := strings.Split(s, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts, nil
+}
+
+// KeyError is a validation failure of one key.
+type KeyError struct {
+	Key string
+	Msg string
+}
+
+func (e *KeyError) Error() string { return "config: " + e.Key + ": " + e.Msg }
+
+func bad(key, format string, a ...any) error {
+	return &KeyError{Key: key, Msg: fmt.Sprintf(format, a...)}
+}
+
+var (
+	identRe      = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,47}$`)
+	consistences = []string{"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
+)
+
+// Validate checks every value and returns the first error, naming its key.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s := c.Server
+	add(hostPort("server.addr", s.Addr, false))
+	add(hostPort("server.admin_addr", s.AdminAddr, true))
+	for i, p := range s.TrustedProxies {
+		if _, err := parsePrefix(p); err != nil {
+			add(bad(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a CIDR or IP address", p))
+		}
+	}
+	for name, d := range map[string]time.Duration{
+		"read_header": s.Timeouts.ReadHeader, "read": s.Timeouts.Read, "write": s.Timeouts.Write,
+		"idle": s.Timeouts.Idle, "shutdown": s.Timeouts.Shutdown, "store": s.Timeouts.Store,
+	} {
+		if d <= 0 {
+			add(bad("server.timeouts."+name, "must be a positive duration, got %v", d))
+		}
+	}
+	if s.MaxBodyBytes < 256 || s.MaxBodyBytes > 1<<20 {
+		add(bad("server.max_body_bytes", "must be between 256 and 1048576, got %d", s.MaxBodyBytes))
+	}
+	if s.MaxHeaderBytes < 1024 || s.MaxHeaderBytes > 1<<20 {
+		add(bad("server.max_header_bytes", "must be between 1024 and 1048576, got %d", s.MaxHeaderBytes))
+	}
+	if s.MaxInFlight < 0 {
+		add(bad("server.max_in_flight", "must be >= 0, got %d", s.MaxInFlight))
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		add(bad("server.tls_cert_file", "tls_cert_file and tls_key_file go together"))
+	}
+
+	if u, err := url.Parse(c.Issuer.URL); err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+		add(bad("issuer.url", "must be an absolute http(s) URL without query or fragment, got %q", c.Issuer.URL))
+	}
+	add(ttl("issuer.token_ttl", c.Issuer.TokenTTL))
+	if c.Issuer.TokenFormat != "opaque" {
+		add(bad("issuer.token_format", "must be \"opaque\", got %q", c.Issuer.TokenFormat))
+	}
+
+	r := c.Reuse
+	if !(r.MaxElapsedFraction > 0 && r.MaxElapsedFraction <= 1) {
+		add(bad("reuse.max_elapsed_fraction", "must be in (0, 1], got %v", r.MaxElapsedFraction))
+	}
+	if r.MinRemaining < 0 {
+		add(bad("reuse.min_remaining", "must be >= 0, got %v", r.MinRemaining))
+	}
+	if r.CacheSizeMB < 1 || r.CacheSizeMB > 1<<16 {
+		add(bad("reuse.cache_size_mb", "must be between 1 and 65536, got %d", r.CacheSizeMB))
+	}
+	if r.LocalTTL < 0 {
+		add(bad("reuse.local_ttl", "must be >= 0, got %v", r.LocalTTL))
+	}
+
+	add(rate("limits.per_client", c.Limits.PerClient))
+	add(rate("limits.per_ip_failed_auth", c.Limits.PerIPFailedAuth))
+
+	st := c.Store
+	switch st.Driver {
+	case "bolt":
+		if st.Bolt.Path == "" {
+			add(bad("store.bolt.path", "must not be empty"))
+		}
+	case "memory":
+	case "cassandra":
+		cs := st.Cassandra
+		if len(cs.Hosts) == 0 {
+			add(bad("store.cassandra.hosts", "must list at least one host"))
+		}
+		if !identRe.MatchString(cs.Keyspace) {
+			add(bad("store.cassandra.keyspace", "must be a CQL identifier (letters, digits, _), got %q", cs.Keyspace))
+		}
+		if !slices.Contains(consistences, strings.ToUpper(cs.Consistency)) {
+			add(bad("store.cassandra.consistency", "must be one of %s, got %q", strings.Join(consistences, ", "), cs.Consistency))
+		}
+		if cs.Timeout <= 0 {
+			add(bad("store.cassandra.timeout", "must be positive"))
+		}
+		if cs.ConnectTimeout <= 0 {
+			add(bad("store.cassandra.connect_timeout", "must be positive"))
+		}
+		if cs.NumConns < 1 || cs.NumConns > 64 {
+			add(bad("store.cassandra.num_conns", "must be between 1 and 64, got %d", cs.NumConns))
+		}
+		if (cs.Username == "") != (cs.Password == "") {
+			add(bad("store.cassandra.username", "username and password go together"))
+		}
+		if cls := cs.Replication["class"]; cls != "SimpleStrategy" && cls != "NetworkTopologyStrategy" {
+			add(bad("store.cassandra.replication", "class must be SimpleStrategy or NetworkTopologyStrategy, got %q", cls))
+		}
+		if len(st.SealKeys) == 0 {
+			add(bad("store.seal_keys", "the cassandra store needs at least one seal key, shared by every replica (generate one with: head -c32 /dev/urandom | base64)"))
+		}
+	default:
+		add(bad("store.driver", "must be bolt, cassandra or memory, got %q", st.Driver))
+	}
+	if _, err := st.DecodedSealKeys(); err != nil {
+		add(err)
+	}
+
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		key := fmt.Sprintf("clients[%d]", i)
+		switch {
+		case cl.ID == "":
+			add(bad(key+".id", "must not be empty"))
+		case seen[cl.ID]:
+			add(bad(key+".id", "duplicate client id %q", cl.ID))
+		}
+		seen[cl.ID] = true
+		if !strings.HasPrefix(cl.SecretHash, "$") {
+			add(bad(key+".secret_hash", "must be a PHC hash (tokengw hash-secret makes one)"))
+		}
+		for j, sc := range cl.Scopes {
+			if !validScopeToken(sc) {
+				add(bad(fmt.Sprintf("%s.scopes[%d]", key, j), "%q is not a valid scope token (RFC 6749 §3.3)", sc))
+			}
+		}
+		for j, g := range cl.GrantTypes {
+			if g != "client_credentials" {
+				add(bad(fmt.Sprintf("%s.grant_types[%d]", key, j), "unsupported grant type %q", g))
+			}
+		}
+		if cl.TokenTTL != 0 {
+			add(ttl(key+".token_ttl", cl.TokenTTL))
+		}
+		if cl.Limit != nil {
+			add(rate(key+".limit", *cl.Limit))
+		}
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		add(bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "json", "text":
+	default:
+		add(bad("log.format", "must be json or text, got %q", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+func validScopeToken(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func hostPort(key, v string, emptyOK bool) error {
+	if v == "" {
+		if emptyOK {
+			return nil
+		}
+		return bad(key, "must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return bad(key, "must be host:port, got %q", v)
+	}
+	return nil
+}
+
+func ttl(key string, d time.Duration) error {
+	if d < time.Second || d > 30*24*time.Hour {
+		return bad(key, "must be between 1s and 720h, got %v", d)
+	}
+	return nil
+}
+
+func rate(key string, r Rate) error {
+	if r.Rate < 0 {
+		return bad(key+".rate", "must be >= 0 (0 = unlimited), got %v", r.Rate)
+	}
+	if r.Rate > 0 && r.Burst < 1 {
+		return bad(key+".burst", "must be >= 1 when rate is set, got %d", r.Burst)
+	}
+	return nil
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// TrustedProxyPrefixes returns server.trusted_proxies parsed (validated by Load).
+func (s Server) TrustedProxyPrefixes() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(s.TrustedProxies))
+	for _, p := range s.TrustedProxies {
+		if pf, err := parsePrefix(p); err == nil {
+			out = append(out, pf.Masked())
+		}
+	}
+	return out
+}
+
+// DecodedSealKeys returns store.seal_keys decoded: 32-byte AES-256 keys.
+func (s Store) DecodedSealKeys() ([][]byte, error) {
+	out := make([][]byte, 0, len(s.SealKeys))
+	for i, k := range s.SealKeys {
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
+		if err != nil {
+			b, err = base64.RawURLEncoding.DecodeString(strings.TrimSpace(k))
+		}
+		if err != nil || len(b) != 32 {
+			return nil, bad(fmt.Sprintf("store.seal_keys[%d]", i), "must be base64 of 32 bytes")
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}

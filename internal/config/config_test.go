@@ -1,0 +1,141 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeYAML(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Load("", []string{})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Server.Addr != "127.0.0.1:8080" || !c.Reuse.Enabled || c.Reuse.MaxElapsedFraction != 0.5 ||
+		c.Reuse.MinRemaining != time.Minute || c.Issuer.TokenTTL != time.Hour || c.Store.Driver != "bolt" ||
+		c.Store.Cassandra.Replication["replication_factor"] != "1" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestYAMLAndEnv(t *testing.T) {
+	p := writeYAML(t, `
+server:
+  addr: 0.0.0.0:9999
+  trusted_proxies: [10.0.0.0/8]
+reuse:
+  enabled: true
+  local_ttl: 3s
+store:
+  driver: memory
+clients:
+  - id: demo
+    secret_hash: $argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA
+    scopes: [read, write]
+    token_ttl: 30m
+    limit: {rate: 0.5, burst: 2}
+`)
+	c, err := Load(p, []string{
+		"TOKENGW_REUSE__ENABLED=false",
+		"TOKENGW_LIMITS__PER_CLIENT__RATE=2.5",
+		"TOKENGW_LIMITS__PER_CLIENT__BURST=5",
+		"TOKENGW_STORE__SEAL_KEYS=" + strings.Repeat("A", 43) + "=," + strings.Repeat("B", 43) + "=",
+		"TOKENGW_SERVER__TIMEOUTS__WRITE=7s",
+		"OTHER_VAR=ignored",
+	})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if c.Server.Addr != "0.0.0.0:9999" || c.Reuse.Enabled || c.Reuse.LocalTTL != 3*time.Second {
+		t.Fatalf("server/reuse = %+v %+v", c.Server, c.Reuse)
+	}
+	if c.Limits.PerClient.Rate != 2.5 || c.Limits.PerClient.Burst != 5 || c.Server.Timeouts.Write != 7*time.Second {
+		t.Fatalf("env overrides not applied: %+v %+v", c.Limits, c.Server.Timeouts)
+	}
+	keys, err := c.Store.DecodedSealKeys()
+	if err != nil || len(keys) != 2 {
+		t.Fatalf("seal keys = %d, %v", len(keys), err)
+	}
+	if len(c.Clients) != 1 || c.Clients[0].Limit == nil || c.Clients[0].Limit.Rate != 0.5 || c.Clients[0].TokenTTL != 30*time.Minute {
+		t.Fatalf("clients = %+v", c.Clients)
+	}
+	if got := c.Server.TrustedProxyPrefixes(); len(got) != 1 || got[0].String() != "10.0.0.0/8" {
+		t.Fatalf("trusted proxies = %v", got)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        []string
+		key        string
+	}{
+		{"unknown top-level key", "servr: {}\n", nil, "servr"},
+		{"unknown nested key", "server: {adr: x}\n", nil, "server.adr"},
+		{"unknown env key", "", []string{"TOKENGW_REUSE__ENABLD=true"}, "reuse.enabld"},
+		{"bad duration", "issuer: {token_ttl: soon}\n", nil, "token_ttl"},
+		{"bad bool in env", "", []string{"TOKENGW_REUSE__ENABLED=maybe"}, "enabled"},
+		{"fraction out of range", "reuse: {max_elapsed_fraction: 1.5}\n", nil, "reuse.max_elapsed_fraction"},
+		{"ttl too short", "issuer: {token_ttl: 10ms}\n", nil, "issuer.token_ttl"},
+		{"bad driver", "store: {driver: postgres}\n", nil, "store.driver"},
+		{"cassandra without seal key", "store: {driver: cassandra}\n", nil, "store.seal_keys"},
+		{"bad seal key", "store: {seal_keys: [abc]}\n", nil, "store.seal_keys[0]"},
+		{"negative rate", "limits: {per_client: {rate: -1}}\n", nil, "limits.per_client.rate"},
+		{"rate without burst", "limits: {per_client: {rate: 1, burst: 0}}\n", nil, "limits.per_client.burst"},
+		{"bad addr", "server: {addr: nope}\n", nil, "server.addr"},
+		{"bad proxy", "server: {trusted_proxies: [nope]}\n", nil, "server.trusted_proxies[0]"},
+		{"bad issuer", "issuer: {url: /relative}\n", nil, "issuer.url"},
+		{"client without id", "clients: [{secret_hash: $x}]\n", nil, "clients[0].id"},
+		{"duplicate client", "clients: [{id: a, secret_hash: $x}, {id: a, secret_hash: $x}]\n", nil, "clients[1].id"},
+		{"client bad hash", "clients: [{id: a, secret_hash: plain}]\n", nil, "clients[0].secret_hash"},
+		{"client bad scope", "clients: [{id: a, secret_hash: $x, scopes: [\"a\\\"b\"]}]\n", nil, "clients[0].scopes[0]"},
+		{"client bad grant", "clients: [{id: a, secret_hash: $x, grant_types: [password]}]\n", nil, "clients[0].grant_types[0]"},
+		{"unknown client key", "clients: [{id: a, secret_hash: $x, scope: [read]}]\n", nil, "scope"},
+		{"bad log level", "log: {level: loud}\n", nil, "log.level"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := ""
+			if tc.yaml != "" {
+				p = writeYAML(t, tc.yaml)
+			}
+			env := tc.env
+			if env == nil {
+				env = []string{}
+			}
+			_, err := Load(p, env)
+			if err == nil {
+				t.Fatalf("Load succeeded, want an error naming %q", tc.key)
+			}
+			if !strings.Contains(err.Error(), tc.key) {
+				t.Fatalf("error %q does not name %q", err, tc.key)
+			}
+		})
+	}
+}
+
+func TestKeyErrorIsTyped(t *testing.T) {
+	_, err := Load(writeYAML(t, "reuse: {cache_size_mb: 0}\n"), []string{})
+	var ke *KeyError
+	if !errors.As(err, &ke) || ke.Key != "reuse.cache_size_mb" {
+		t.Fatalf("err = %v, want a *KeyError for reuse.cache_size_mb", err)
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "absent.yaml"), []string{}); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("err = %v, want ErrNotExist", err)
+	}
+}
