@@ -1,0 +1,43 @@
+// Package issue mints access tokens. Today: opaque bearer tokens, 256 bits
+// from crypto/rand, base64url without padding (43 characters). Later: JWT
+// access tokens (RFC 9068) and JWKS.
+package issue
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+)
+
+// TokenBytes is the entropy of an opaque token: 256 bits.
+const TokenBytes = 32
+
+// Opaque mints opaque tokens. The zero value reads crypto/rand. It is safe
+// for concurrent use.
+type Opaque struct {
+	// Rand overrides the randomness source (tests only).
+	Rand io.Reader
+}
+
+// Mint returns a new token and its SHA-256, the key the store keeps.
+func (o Opaque) Mint() (token string, hash []byte, err error) {
+	var b [TokenBytes]byte
+	if o.Rand != nil {
+		_, err = io.ReadFull(o.Rand, b[:])
+	} else {
+		_, err = rand.Read(b[:])
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("issue: random: %w", err)
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, Hash(token), nil
+}
+
+// Hash is the store key of a bearer token: SHA-256 of its bytes.
+func Hash(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
