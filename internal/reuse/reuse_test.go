@@ -41,7 +41,7 @@ type faulty struct {
 }
 
 func (f *faulty) set(fail bool) { f.mu.Lock(); f.fail = fail; f.mu.Unlock() }
-func (f *faulty) failing() bool  { f.mu.Lock(); defer f.mu.Unlock(); return f.fail }
+func (f *faulty) failing() bool { f.mu.Lock(); defer f.mu.Unlock(); return f.fail }
 func (f *faulty) Issue(ctx context.Context, t store.Token, c *store.Current) (store.Current, bool, error) {
 	if f.failing() {
 		return store.Current{}, false, fmt.Errorf("down: %w", store.ErrUnavailable)
