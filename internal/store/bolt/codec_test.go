@@ -1,0 +1,118 @@
+package bolt
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+func TestCodecRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 24, 8, 0, 0, 123e6, time.UTC)
+	hash := make([]byte, 32)
+	hash[0] = 0xfe
+
+	tokens := map[string]store.Token{
+		"full":    {Hash: hash, ClientID: "alpha", Scope: "read write", ReuseKey: "read write", IssuedAt: at, ExpiresAt: at.Add(time.Hour), Revoked: true},
+		"minimal": {Hash: hash},
+		"before 1970": {Hash: hash, ClientID: "x", IssuedAt: time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC),
+			ExpiresAt: time.Date(1969, 12, 31, 23, 59, 59, 999e6, time.UTC)},
+	}
+	for name, tok := range tokens {
+		got, err := decodeToken(tok.Hash, encodeToken(tok))
+		if err != nil || !reflect.DeepEqual(got, tok) {
+			t.Errorf("token %s: round trip = %+v, %v; want %+v", name, got, err, tok)
+		}
+		if ms, err := tokenExpiry(encodeToken(tok)); err != nil || ms != tok.ExpiresAt.UnixMilli() {
+			t.Errorf("token %s: tokenExpiry = %d, %v", name, ms, err)
+		}
+	}
+
+	currents := map[string]store.Current{
+		"full": {ClientID: "alpha", ReuseKey: "read", TokenHash: hash, Sealed: []byte("sealed"), Scope: "read",
+			IssuedAt: at, ExpiresAt: at.Add(time.Hour), ReuseUntil: at.Add(30 * time.Minute)},
+		"empty reuse key": {ClientID: "alpha", TokenHash: hash, Sealed: []byte{0}},
+		"NUL in reuse key": {ClientID: "a", ReuseKey: "b\x00c", TokenHash: hash, Sealed: []byte{1},
+			ReuseUntil: at},
+	}
+	for name, c := range currents {
+		k := slotKey(c.ClientID, c.ReuseKey)
+		got, err := decodeCurrent(k, encodeCurrent(c))
+		if err != nil || !reflect.DeepEqual(got, c) {
+			t.Errorf("current %s: round trip = %+v, %v; want %+v", name, got, err, c)
+		}
+	}
+
+	clients := map[string]store.Client{
+		"full": {ID: "alpha", SecretHash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA", Scopes: []string{"read", "write"},
+			TokenTTL: 90*time.Second + 1, Limit: &store.Limit{Rate: 0.5, Burst: 3}, Introspect: true, CreatedAt: at, UpdatedAt: at.Add(time.Second)},
+		"no limit, no scopes, zero times": {ID: "beta", SecretHash: "x"},
+		"zero limit":                      {ID: "gamma", Limit: &store.Limit{}, Scopes: []string{""}},
+	}
+	for name, c := range clients {
+		got, err := decodeClient([]byte(c.ID), encodeClient(c))
+		if err != nil || !reflect.DeepEqual(got, c) {
+			t.Errorf("client %s: round trip = %+v, %v; want %+v", name, got, err, c)
+		}
+	}
+}
+
+func TestCodecRejects(t *testing.T) {
+	tok := encodeToken(store.Token{ClientID: "alpha", Scope: "read", ExpiresAt: time.Now()})
+	cur := encodeCurrent(store.Current{ClientID: "a", TokenHash: make([]byte, 32), Sealed: []byte("s")})
+	cl := encodeClient(store.Client{ID: "a", Scopes: []string{"read"}, Limit: &store.Limit{Rate: 1}})
+	hash := make([]byte, 32)
+	bump := func(b []byte) []byte { b = append([]byte(nil), b...); b[0]++; return b }
+	trailing := func(b []byte) []byte { return append(append([]byte(nil), b...), 0) }
+	for _, tc := range []struct {
+		name   string
+		decode func() error
+	}{
+		{"token empty", func() error { _, err := decodeToken(hash, nil); return err }},
+		{"token version", func() error { _, err := decodeToken(hash, bump(tok)); return err }},
+		{"token trailing", func() error { _, err := decodeToken(hash, trailing(tok)); return err }},
+		{"current key without NUL", func() error { _, err := decodeCurrent([]byte("a"), cur); return err }},
+		{"current version", func() error { _, err := decodeCurrent(slotKey("a", ""), bump(cur)); return err }},
+		{"client version", func() error { _, err := decodeClient([]byte("a"), bump(cl)); return err }},
+		{"client scope count", func() error { _, err := decodeClient([]byte("a"), []byte{1, 0, 0, 0xff, 0x01}); return err }},
+	} {
+		if err := tc.decode(); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: err = %v, want errCorrupt", tc.name, err)
+		}
+	}
+	for n := range len(tok) {
+		if _, err := decodeToken(hash, tok[:n]); !errors.Is(err, errCorrupt) {
+			t.Errorf("token truncated to %d bytes: err = %v", n, err)
+		}
+	}
+	for n := range len(cur) {
+		if _, err := decodeCurrent(slotKey("a", ""), cur[:n]); !errors.Is(err, errCorrupt) {
+			t.Errorf("current truncated to %d bytes: err = %v", n, err)
+		}
+	}
+	for n := range len(cl) {
+		if _, err := decodeClient([]byte("a"), cl[:n]); !errors.Is(err, errCorrupt) {
+			t.Errorf("client truncated to %d bytes: err = %v", n, err)
+		}
+	}
+}
+
+func TestExpiryKeyOrder(t *testing.T) {
+	h := []byte{0xff}
+	times := []time.Time{
+		time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC), // clamps to 0
+		time.UnixMilli(0),
+		time.UnixMilli(1),
+		time.UnixMilli(255),
+		time.UnixMilli(256),
+		time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+	}
+	for i := 1; i < len(times); i++ {
+		a, b := expiryKey(times[i-1], h), expiryKey(times[i], h)
+		if string(a) > string(b) {
+			t.Errorf("expiryKey(%v) sorts after expiryKey(%v)", times[i-1], times[i])
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// sweepTarget is one expiry index and the rows it points at.
+type sweepTarget struct {
+	index, rows string
+	// expiry decodes a row's expiry (unix ms) to check that the index
+	// entry is the row's own and not left over from a replaced row.
+	expiry func(key, v []byte) (int64, error)
+}
+
+// sweepTargets lists what Sweep walks: tokens, then reuse rows.
+func sweepTargets() [2]sweepTarget {
+	return [...]sweepTarget{
+		{index: bucketExpiry, rows: bucketTokens, expiry: func(_, v []byte) (int64, error) {
+			return tokenExpiry(v)
+		}},
+		{index: bucketCurrentExpiry, rows: bucketCurrent, expiry: func(k, v []byte) (int64, error) {
+			c, err := decodeCurrent(k, v)
+			return c.ReuseUntil.UnixMilli(), err
+		}},
+	}
+}
+
+// Sweep deletes the tokens and reuse rows that have expired by the store's
+// clock, walking the expiry indexes oldest first, at most SweepChunk index
+// entries per write transaction, until none is left or ctx ends. It returns
+// the number of rows (tokens plus reuse rows) deleted. Revoked tokens are
+// deleted once expired, like the others. The background sweeper calls it
+// every SweepInterval; tests and operators may call it at any time.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	total := 0
+	for _, target := range sweepTargets() {
+		for {
+			if err := s.begin(ctx); err != nil {
+				return total, err
+			}
+			n, more, err := s.sweepChunk(target)
+			total += n
+			if err != nil {
+				return total, s.fail("sweep", err)
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// sweepChunk deletes up to s.chunk expired index entries and their rows in
+// one transaction; more reports that the chunk was full.
+func (s *Store) sweepChunk(target sweepTarget) (deleted int, more bool, err error) {
+	now := indexMilli(s.now().UnixMilli()) // expired: expires_ms <= now_ms
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		deleted, more = 0, false
+		idx, rows := tx.Bucket([]byte(target.index)), tx.Bucket([]byte(target.rows))
+		var keys [][]byte
+		c := idx.Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(keys) == s.chunk {
+				more = true
+				break
+			}
+			if len(k) >= 8 && binary.BigEndian.Uint64(k) > now {
+				break
+			}
+			keys = append(keys, bytes.Clone(k)) // malformed (< 8 bytes) entries go too
+		}
+		for _, k := range keys {
+			if err := idx.Delete(k); err != nil {
+				return err
+			}
+			if len(k) <= 8 {
+				continue
+			}
+			rowKey := k[8:]
+			v := rows.Get(rowKey)
+			if v == nil {
+				continue // row already gone (revoked reuse row, cleared slot)
+			}
+			ms, err := target.expiry(rowKey, v)
+			if err != nil || indexMilli(ms) != binary.BigEndian.Uint64(k) {
+				// Undecodable rows are left for an operator; a row
+				// rewritten with another expiry has its own entry.
+				continue
+			}
+			if err := rows.Delete(rowKey); err != nil {
+				return err
+			}
+			deleted++
+		}
+		return nil
+	})
+	return deleted, more, err
+}
+
+// sweepLoop runs Sweep every interval until ctx ends (Close).
+func (s *Store) sweepLoop(ctx context.Context, interval time.Duration) {
+	defer close(s.sweepDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := s.Sweep(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+			if s.onSweep != nil {
+				s.onSweep(n, err)
+			}
+		}
+	}
+}
