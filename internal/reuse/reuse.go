@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,7 @@ type Reuser struct {
 	now   func() time.Time
 	cache *bigcache.BigCache
 	group singleflight.Group
+	close sync.Once
 
 	l1Hits, l2Hits, mints, storeErrs atomic.Uint64
 }
@@ -158,6 +160,7 @@ func New(ctx context.Context, opts Options) (*Reuser, error) {
 		MaxEntriesInWindow: 64 * 1024,
 		MaxEntrySize:       128,
 		HardMaxCacheSize:   opts.CacheSizeMB,
+		Logger:             nopLogger{},
 	}
 	c, err := bigcache.New(ctx, cfg)
 	if err != nil {
@@ -168,12 +171,15 @@ func New(ctx context.Context, opts Options) (*Reuser, error) {
 	return r, nil
 }
 
-// Close releases the L1 cache.
+// Close releases the L1 cache. It is idempotent.
 func (r *Reuser) Close() error {
-	if r.cache == nil {
-		return nil
-	}
-	return r.cache.Close()
+	var err error
+	r.close.Do(func() {
+		if r.cache != nil {
+			err = r.cache.Close()
+		}
+	})
+	return err
 }
 
 // Stats returns the counters.
@@ -393,3 +399,8 @@ func (r *Reuser) l1(ck string) (entry, bool) {
 
 // sameToken compares two bearer tokens in constant time.
 func sameToken(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+// nopLogger silences bigcache's own messages.
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}

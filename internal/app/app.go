@@ -1,0 +1,213 @@
+// Package app wires tokengw together from a Config: the store, the sealer,
+// the reuse layer, client authentication, the limiters and the HTTP server.
+// cmd/tokengw and the integration tests build the same App.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/config"
+	"github.com/tokengw/tokengw/internal/issue"
+	"github.com/tokengw/tokengw/internal/limiter"
+	"github.com/tokengw/tokengw/internal/reuse"
+	"github.com/tokengw/tokengw/internal/seal"
+	"github.com/tokengw/tokengw/internal/server"
+	"github.com/tokengw/tokengw/internal/store"
+	"github.com/tokengw/tokengw/internal/store/bolt"
+	"github.com/tokengw/tokengw/internal/store/memory"
+)
+
+// Options are the parts tests replace.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock of every component. Default time.Now.
+	Now func() time.Time
+}
+
+// App is a wired gateway.
+type App struct {
+	Config   *config.Config
+	Store    store.Store
+	Reuser   *reuse.Reuser
+	Auth     *clientauth.Authenticator
+	Registry *server.Registry
+	Consumer *limiter.Set
+	FailedIP *limiter.Set
+	Server   *server.Server
+	log      *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds an App. On error everything opened so far is closed.
+func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	a = &App{Config: cfg, log: opts.Logger}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+
+	if a.Store, err = OpenStore(ctx, cfg, opts.Now); err != nil {
+		return nil, err
+	}
+	sealer, err := newSealer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a.Reuser, err = reuse.New(ctx, reuse.Options{
+		Enabled: cfg.Reuse.Enabled,
+		Policy: reuse.Policy{
+			MinRemaining:       cfg.Reuse.MinRemaining,
+			MaxElapsedFraction: cfg.Reuse.MaxElapsedFraction,
+		},
+		CacheSizeMB:  cfg.Reuse.CacheSizeMB,
+		LocalTTL:     cfg.Reuse.LocalTTL,
+		StoreTimeout: cfg.Server.Timeouts.Store,
+		Store:        a.Store,
+		Minter:       issue.Opaque{},
+		Sealer:       sealer,
+		Now:          opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range cfg.Clients {
+		if err := clientauth.ValidHash(c.SecretHash); err != nil {
+			return nil, fmt.Errorf("config: clients[%d].secret_hash: %w", i, err)
+		}
+	}
+	if a.Registry, err = server.NewRegistry(cfg.Clients, a.Store); err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.Server.Timeouts.Store*5)
+	err = a.Registry.CheckOverlap(pctx)
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	if a.Auth, err = clientauth.New(clientauth.Options{Lookup: a.Registry, Now: opts.Now}); err != nil {
+		return nil, err
+	}
+	if a.Consumer, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+		return nil, err
+	}
+	if a.FailedIP, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+		return nil, err
+	}
+	a.Server, err = server.New(server.Options{
+		Config: cfg, Tokens: a.Reuser, Auth: a.Auth, Clients: a.Registry,
+		Consumer: a.Consumer, FailedIP: a.FailedIP, Store: a.Store,
+		Logger: opts.Logger, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// OpenStore opens the configured store driver.
+func OpenStore(ctx context.Context, cfg *config.Config, now func() time.Time) (store.Store, error) {
+	switch cfg.Store.Driver {
+	case "memory":
+		return memory.New(memory.Options{Now: now}), nil
+	case "bolt":
+		s, err := bolt.Open(cfg.Store.Bolt.Path, bolt.Options{Now: now})
+		if err != nil {
+			return nil, fmt.Errorf("app: store: %w", err)
+		}
+		return s, nil
+	default:
+		return openOther(ctx, cfg)
+	}
+}
+
+// newSealer builds the sealer from store.seal_keys; the embedded store
+// without keys keeps a generated one beside its file.
+func newSealer(cfg *config.Config) (*seal.Sealer, error) {
+	keys, err := cfg.Store.DecodedSealKeys()
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		switch cfg.Store.Driver {
+		case "bolt":
+			k, err := seal.LoadOrCreateKeyFile(filepath.Join(filepath.Dir(cfg.Store.Bolt.Path), "seal.key"))
+			if err != nil {
+				return nil, fmt.Errorf("app: %w", err)
+			}
+			keys = [][]byte{k}
+		case "memory":
+			k, err := seal.NewKey()
+			if err != nil {
+				return nil, err
+			}
+			raw, _ := config.Store{SealKeys: []string{k}}.DecodedSealKeys()
+			keys = raw
+		default:
+			return nil, errors.New("config: store.seal_keys: required for the " + cfg.Store.Driver + " store")
+		}
+	}
+	return seal.New(keys)
+}
+
+// Serve listens on the configured addresses and serves until ctx is done,
+// then drains. It returns nil after a clean shutdown.
+func (a *App) Serve(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.Config.Server.Addr)
+	if err != nil {
+		return fmt.Errorf("app: listen %s: %w", a.Config.Server.Addr, err)
+	}
+	var adminLn net.Listener
+	if a.Config.Server.AdminAddr != "" {
+		if adminLn, err = net.Listen("tcp", a.Config.Server.AdminAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("app: listen %s: %w", a.Config.Server.AdminAddr, err)
+		}
+	}
+	return a.Server.Serve(ctx, ln, adminLn)
+}
+
+// Close releases the reuse cache and closes the store (flushing it). It is
+// idempotent.
+func (a *App) Close() error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if a.Reuser != nil {
+			errs = append(errs, a.Reuser.Close())
+		}
+		if a.Store != nil {
+			errs = append(errs, a.Store.Close())
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}
+
+// NewLogger builds the process logger from log.level and log.format.
+func NewLogger(c config.Log, w *os.File) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	o := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, o))
+	}
+	return slog.New(slog.NewJSONHandler(w, o))
+}

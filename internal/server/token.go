@@ -1,0 +1,207 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/limiter"
+	"github.com/tokengw/tokengw/internal/oauth"
+	"github.com/tokengw/tokengw/internal/reuse"
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+// token serves POST /oauth2/token.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	info := infoFrom(r.Context())
+	ip := limiter.ClientIP(r, s.trusted)
+	ipKey := ip.String()
+
+	// A caller that has spent its budget of failed authentications waits,
+	// whatever it sends now.
+	if blocked, wait := s.failedIP.Blocked(ipKey, s.failedIPLimit); blocked {
+		info.outcome = "limited"
+		oauth.WriteError(w, oauth.ErrRateLimited.
+			WithDescription("too many failed client authentications from this address").
+			WithRetryAfter(wait))
+		return
+	}
+
+	form, oerr := s.readForm(w, r)
+	if oerr != nil {
+		s.fail(w, info, oerr)
+		return
+	}
+	grant := form.Get("grant_type")
+	info.grant = grant
+	switch {
+	case grant == "":
+		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing grant_type"))
+		return
+	case grant != GrantClientCredentials:
+		s.fail(w, info, oauth.ErrUnsupportedGrantType.WithDescription("supported: client_credentials"))
+		return
+	}
+
+	creds, err := clientauth.FromRequest(r, form)
+	if err != nil {
+		if errors.Is(err, oauth.ErrInvalidClient) {
+			s.failedIP.Strike(ipKey, s.failedIPLimit)
+		}
+		s.fail(w, info, err)
+		return
+	}
+	client, err := s.auth.Authenticate(r.Context(), creds)
+	if err != nil {
+		if errors.Is(err, oauth.ErrInvalidClient) {
+			s.failedIP.Strike(ipKey, s.failedIPLimit)
+		}
+		s.fail(w, info, err)
+		return
+	}
+	info.clientID = client.ID
+	if !s.clients.GrantAllowed(client.ID, GrantClientCredentials) {
+		s.fail(w, info, oauth.ErrUnauthorizedClient.WithDescription("client_credentials is not allowed for this client"))
+		return
+	}
+
+	lim := s.defaultLimit
+	if client.Limit != nil {
+		lim = limiter.Limit{Rate: client.Limit.Rate, Burst: client.Limit.Burst}
+	}
+	dec := s.consumer.Allow(client.ID, lim)
+	dec.SetHeaders(w.Header(), "client")
+	if !dec.Allowed {
+		info.outcome = "limited"
+		oauth.WriteError(w, oauth.ErrRateLimited.
+			WithDescription("rate limit exceeded for this client").
+			WithRetryAfter(dec.RetryAfter))
+		return
+	}
+
+	// RFC 6749 §3.3: "If the client omits the scope parameter when
+	// requesting authorization, the authorization server MUST either process
+	// the request using a pre-defined default value or fail the request
+	// indicating an invalid scope." The default is the client's full set.
+	allowed := oauth.NewScope(client.Scopes...)
+	scope := allowed
+	if raw, ok := form["scope"]; ok {
+		requested, valid := oauth.ParseScope(raw[0])
+		switch {
+		case !valid:
+			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("malformed scope"))
+			return
+		case !requested.SubsetOf(allowed):
+			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("requested scope exceeds the client's scope"))
+			return
+		case !requested.Empty():
+			scope = requested
+		}
+	}
+
+	ttl := client.TokenTTL
+	if ttl <= 0 {
+		ttl = s.cfg.Issuer.TokenTTL
+	}
+	res, err := s.tokens.Token(r.Context(), reuse.Request{
+		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: Fingerprint(client),
+	})
+	if err != nil {
+		s.fail(w, info, storeError(err))
+		return
+	}
+	info.outcome = res.Outcome.String()
+	// A reused token's expires_in is floor(expires_at - now); a token minted
+	// for this request states its full lifetime.
+	expiresIn := int64(ttl / time.Second)
+	if res.Outcome != reuse.Minted {
+		expiresIn = res.ExpiresIn(s.now())
+	}
+	oauth.WriteToken(w, oauth.TokenResponse{
+		AccessToken: res.Token,
+		TokenType:   "Bearer",
+		ExpiresIn:   expiresIn,
+		Scope:       scope.String(),
+	})
+}
+
+// storeError maps a failure to issue a token: the store being unreachable
+// or slow is 503 temporarily_unavailable with Retry-After, never 500.
+func storeError(err error) error {
+	if errors.Is(err, store.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, store.ErrClosed) {
+		return oauth.ErrTemporarilyUnavailable.
+			WithDescription("the token store is unavailable; retry later").
+			WithRetryAfter(time.Second).
+			WithCause(err)
+	}
+	return oauth.AsError(err)
+}
+
+func (s *Server) fail(w http.ResponseWriter, info *reqInfo, err error) {
+	oe := oauth.AsError(err)
+	info.outcome = "error"
+	info.err = oe
+	oauth.WriteError(w, oe)
+}
+
+// readForm reads an application/x-www-form-urlencoded body of at most
+// server.max_body_bytes (refusing a larger one without reading it whole)
+// and rejects repeated parameters.
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
+	}
+	max := s.cfg.Server.MaxBodyBytes
+	if r.ContentLength > max {
+		return nil, oauth.ErrRequestTooLarge
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, oauth.ErrRequestTooLarge
+		}
+		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body").WithCause(err)
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body").WithCause(err)
+	}
+	// RFC 6749 §3.2: "Request and response parameters MUST NOT be included
+	// more than once."
+	for k, v := range form {
+		if len(v) > 1 {
+			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
+		}
+	}
+	// Parameters in the query string of a token request are not the body's;
+	// a client that sends a secret there is misconfigured.
+	if r.URL.RawQuery != "" {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil || q.Has("client_secret") {
+			return nil, oauth.ErrInvalidRequest.WithDescription("credentials must not be sent in the query string")
+		}
+	}
+	return form, nil
+}
+
+// quoteParam renders a parameter name for an error description, cut short
+// and stripped of anything outside printable ASCII.
+func quoteParam(k string) string {
+	b := make([]byte, 0, 34)
+	b = append(b, '"')
+	for i := 0; i < len(k) && i < 32; i++ {
+		if c := k[i]; c >= 0x20 && c < 0x7f && c != '"' && c != '\\' {
+			b = append(b, c)
+		} else {
+			b = append(b, '?')
+		}
+	}
+	return string(append(b, '"'))
+}

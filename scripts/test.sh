@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `make test`: vet and gofmt, every Go test with the race detector (the
+# Cassandra integration tests included, against a real Cassandra that this
+# script starts when nothing answers on 127.0.0.1:9042 and stops again
+# afterwards), then every fuzz target for a short time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CGO_ENABLED=1 # the race detector needs cgo
+started=0
+cleanup() {
+  if [ "$started" = 1 ]; then
+    bash scripts/cassandra.sh stop || true
+  fi
+}
+trap cleanup EXIT
+
+echo "== vet and gofmt"
+go vet -tags cassandra ./...
+unformatted=$(gofmt -l $(git ls-files '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== cassandra"
+if bash scripts/cassandra.sh status >/dev/null 2>&1; then
+  echo "using the Cassandra already answering on 127.0.0.1:9042"
+else
+  started=1
+  bash scripts/cassandra.sh start
+fi
+export TOKENGW_TEST_CASSANDRA=${TOKENGW_TEST_CASSANDRA:-127.0.0.1:9042}
+
+echo "== go test -race (with the cassandra integration tests)"
+go test -race -count=1 -timeout 20m -tags cassandra ./...
+
+echo "== fuzz (${FUZZTIME:-10s} per target)"
+FUZZTIME=${FUZZTIME:-10s} bash scripts/fuzz.sh
