@@ -20,9 +20,17 @@ type TokenResponse struct {
 // credentials, or other sensitive information, as well as the "Pragma"
 // response header field with a value of "no-cache"."
 func setNoStore(h http.Header) {
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
+	h["Cache-Control"] = hdrNoStore
+	h["Pragma"] = hdrNoCache
 }
+
+// Header values shared by every response, assigned without Header.Set's
+// per-call allocation. They are never modified.
+var (
+	hdrNoStore = []string{"no-store"}
+	hdrNoCache = []string{"no-cache"}
+	hdrJSON    = []string{"application/json"}
+)
 
 // WriteToken writes a §5.1 success response.
 func WriteToken(w http.ResponseWriter, tr TokenResponse) {
@@ -47,7 +55,7 @@ func WriteToken(w http.ResponseWriter, tr TokenResponse) {
 	}
 	buf = append(buf, "}\n"...)
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = hdrJSON
 	setNoStore(h)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf)

@@ -26,8 +26,9 @@ type Registry struct {
 }
 
 type staticClient struct {
-	client store.Client
-	grants []string
+	client      store.Client
+	grants      []string
+	fingerprint string
 }
 
 // NewRegistry builds a registry from the configured clients and the store.
@@ -51,6 +52,7 @@ func NewRegistry(clients []config.Client, st store.Clients) (*Registry, error) {
 		if c.Limit != nil {
 			sc.client.Limit = &store.Limit{Rate: c.Limit.Rate, Burst: c.Limit.Burst}
 		}
+		sc.fingerprint = Fingerprint(sc.client)
 		r.static[c.ID] = sc
 	}
 	return r, nil
@@ -70,6 +72,14 @@ func (r *Registry) Client(ctx context.Context, id string) (store.Client, error) 
 		err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return c, err
+}
+
+// FingerprintOf is Fingerprint(c), precomputed for configured clients.
+func (r *Registry) FingerprintOf(c store.Client) string {
+	if sc, ok := r.static[c.ID]; ok && sc.client.SecretHash == c.SecretHash {
+		return sc.fingerprint
+	}
+	return Fingerprint(c)
 }
 
 // GrantAllowed reports whether the client may use the grant type. Clients

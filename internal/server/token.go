@@ -109,7 +109,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		ttl = s.cfg.Issuer.TokenTTL
 	}
 	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: Fingerprint(client),
+		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: s.clients.FingerprintOf(client),
 	})
 	if err != nil {
 		s.fail(w, info, storeError(err))
