@@ -99,7 +99,7 @@ func referenceHandler() http.Handler {
 // rewind is a request body that can be read again.
 type rewind struct{ strings.Reader }
 
-func (*rewind) Close() error { return nil }
+func (*rewind) Close() error       { return nil }
 func (*rewind) src(*rewind) string { return "grant_type=client_credentials" }
 
 // discardWriter is a ResponseWriter that keeps only the status.

@@ -1,0 +1,147 @@
+package oauth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseScope(t *testing.T) {
+	tests := []struct {
+		name, raw, want string
+		ok              bool
+	}{
+		{"empty", "", "", true},
+		{"one", "read", "read", true},
+		{"sorted and unique", "write read write", "read write", true},
+		{"runs of spaces", "  b   a ", "a b", true},
+		{"all printable", "a!#[]~", "a!#[]~", true},
+		{"quote", `re"ad`, "", false},
+		{"backslash", `re\ad`, "", false},
+		{"tab", "a\tb", "", false},
+		{"non-ascii", "lecture", "lecture", true},
+		{"utf8", "lecturé", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := ParseScope(tc.raw)
+			if ok != tc.ok || (ok && got.String() != tc.want) {
+				t.Fatalf("ParseScope(%q) = %q, %v; want %q, %v", tc.raw, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+func TestScopeSets(t *testing.T) {
+	all := NewScope("write", "read", "admin")
+	tests := []struct {
+		s    Scope
+		want bool
+	}{
+		{NewScope(), true},
+		{NewScope("read"), true},
+		{NewScope("read", "write", "admin"), true},
+		{NewScope("read", "delete"), false},
+		{NewScope("rea"), false},
+		{NewScope("reads"), false},
+	}
+	for _, tc := range tests {
+		if got := tc.s.SubsetOf(all); got != tc.want {
+			t.Errorf("%q ⊆ %q = %v, want %v", tc.s, all, got, tc.want)
+		}
+	}
+	if !all.Contains("admin") || all.Contains("adm") || len(all.Tokens()) != 3 || NewScope().Tokens() != nil {
+		t.Fatal("Contains/Tokens")
+	}
+}
+
+func FuzzParseScope(f *testing.F) {
+	for _, s := range []string{"", "read write", "a  b", `"`, "\x00", "z y x x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		s, ok := ParseScope(raw)
+		if !ok {
+			return
+		}
+		again, ok2 := ParseScope(s.String())
+		if !ok2 || again != s {
+			t.Fatalf("not idempotent: %q -> %q -> %q", raw, s, again)
+		}
+		if !s.SubsetOf(s) {
+			t.Fatal("not a subset of itself")
+		}
+		for _, tok := range s.Tokens() {
+			if tok == "" || !s.Contains(tok) {
+				t.Fatalf("token %q", tok)
+			}
+		}
+	})
+}
+
+func TestErrorsCopyAndMatch(t *testing.T) {
+	e := ErrInvalidScope.WithDescription("too much").WithCause(errors.New("detail"))
+	if ErrInvalidScope.Description != "" {
+		t.Fatal("WithDescription mutated the sentinel")
+	}
+	wrapped := fmt.Errorf("handler: %w", e)
+	if !errors.Is(wrapped, ErrInvalidScope) || errors.Is(wrapped, ErrInvalidRequest) {
+		t.Fatal("errors.Is by code and status")
+	}
+	if AsError(wrapped) != e {
+		t.Fatal("AsError did not find the *Error")
+	}
+	if got := AsError(errors.New("boom")); !errors.Is(got, ErrServerError) {
+		t.Fatalf("AsError(plain) = %v", got)
+	}
+}
+
+func TestWriteError(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteError(w, ErrInvalidClient.WithBasicChallenge().WithCause(errors.New("secret mismatch for demo")))
+	if w.Code != 401 || !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Basic realm=") ||
+		w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Pragma") != "no-cache" {
+		t.Fatalf("%d %v", w.Code, w.Header())
+	}
+	if strings.Contains(w.Body.String(), "secret mismatch") {
+		t.Fatal("the cause leaked into the body")
+	}
+	w = httptest.NewRecorder()
+	WriteError(w, errors.New("database password is hunter2"))
+	var body map[string]string
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || w.Code != 500 || body["error"] != "server_error" || len(body) != 1 {
+		t.Fatalf("plain error: %d %q", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	WriteError(w, ErrRateLimited.WithRetryAfter(1500*time.Millisecond))
+	if w.Code != 429 || w.Header().Get("Retry-After") != "2" {
+		t.Fatalf("429: %d Retry-After %q", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
+func TestRetryAfterSeconds(t *testing.T) {
+	for d, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", time.Second: "1", time.Second + 1: "2", 20 * time.Second: "20"} {
+		if got := RetryAfterSeconds(d); got != want {
+			t.Errorf("RetryAfterSeconds(%v) = %s, want %s", d, got, want)
+		}
+	}
+}
+
+func TestWriteTokenEscapesWhenNeeded(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteToken(w, TokenResponse{AccessToken: "abc", TokenType: "Bearer", ExpiresIn: 60, Scope: "a b"})
+	var got TokenResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.AccessToken != "abc" || got.ExpiresIn != 60 || got.Scope != "a b" {
+		t.Fatalf("fast path: %q %v", w.Body, err)
+	}
+	w = httptest.NewRecorder()
+	WriteToken(w, TokenResponse{AccessToken: `a"b<`, TokenType: "Bearer", ExpiresIn: 1})
+	got = TokenResponse{}
+	if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got.AccessToken != `a"b<` || got.Scope != "" {
+		t.Fatalf("escaped path: %q %v", w.Body, err)
+	}
+}
