@@ -139,3 +139,16 @@ func TestMissingFile(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNotExist", err)
 	}
 }
+
+// TestShippedConfigsLoad: the example and the container's config are valid.
+func TestShippedConfigsLoad(t *testing.T) {
+	for _, p := range []string{"../../config.example.yaml", "../../deploy/tokengw.yaml"} {
+		c, err := Load(p, []string{})
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if p == "../../config.example.yaml" && (len(c.Clients) != 1 || c.Clients[0].ID != "demo") {
+			t.Fatalf("%s: clients = %+v", p, c.Clients)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -19,8 +20,7 @@ import (
 // token serves POST /oauth2/token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	info := infoFrom(r.Context())
-	ip := limiter.ClientIP(r, s.trusted)
-	ipKey := ip.String()
+	ipKey := ipLimitKey(limiter.ClientIP(r, s.trusted))
 
 	// A caller that has spent its budget of failed authentications waits,
 	// whatever it sends now.
@@ -128,6 +128,18 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn:   expiresIn,
 		Scope:       scope.String(),
 	})
+}
+
+// ipLimitKey is the failed-authentication bucket of a caller: its IPv4
+// address, or its IPv6 /64 (one host usually holds a whole /64 and could
+// otherwise take a fresh bucket with every address).
+func ipLimitKey(ip netip.Addr) string {
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
 }
 
 // storeError maps a failure to issue a token: the store being unreachable
