@@ -23,6 +23,7 @@ import (
 	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/bolt"
+	"github.com/tokengw/tokengw/internal/store/instrument"
 	"github.com/tokengw/tokengw/internal/store/memory"
 )
 
@@ -35,14 +36,18 @@ type Options struct {
 
 // App is a wired gateway.
 type App struct {
-	Config   *config.Config
+	Config *config.Config
+	// Store is the instrumented store every component uses; Backend is the
+	// driver underneath (for tests and tools that need driver methods).
 	Store    store.Store
+	Backend  store.Store
 	Reuser   *reuse.Reuser
 	Auth     *clientauth.Authenticator
 	Registry *server.Registry
 	Consumer *limiter.Set
 	FailedIP *limiter.Set
 	Server   *server.Server
+	Metrics  *server.Metrics
 	log      *slog.Logger
 
 	closeOnce sync.Once
@@ -65,9 +70,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		}
 	}()
 
-	if a.Store, err = OpenStore(ctx, cfg, opts.Now); err != nil {
+	a.Metrics = server.NewMetrics()
+	raw, err := OpenStore(ctx, cfg, opts.Now)
+	if err != nil {
 		return nil, err
 	}
+	a.Backend = raw
+	a.Store = instrument.Wrap(raw, a.Metrics.StoreObserver(cfg.Store.Driver), nil)
 	sealer, err := newSealer(cfg)
 	if err != nil {
 		return nil, err
@@ -115,10 +124,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	a.Server, err = server.New(server.Options{
 		Config: cfg, Tokens: a.Reuser, Auth: a.Auth, Clients: a.Registry,
 		Consumer: a.Consumer, FailedIP: a.FailedIP, Store: a.Store,
-		Logger: opts.Logger, Now: opts.Now,
+		Logger: opts.Logger, Now: opts.Now, Metrics: a.Metrics,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := a.registerMetrics(); err != nil {
+		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	return a, nil
 }

@@ -70,7 +70,8 @@ type Options struct {
 	// DefaultShards; negative is an error. It is lowered to MaxKeys when
 	// larger, so that every shard can hold at least one key.
 	Shards int
-	// Now is the clock. nil means time.Now.
+	// Now is the clock, called once per operation, possibly from many
+	// goroutines at once. nil means time.Now.
 	Now func() time.Time
 }
 
@@ -80,7 +81,7 @@ type Decision struct {
 	Allowed bool
 	// Limit is the limit that was applied (Burst raised to 1 if it was
 	// lower). Limit.Unlimited() reports that no limit applied, in which
-	// case the other fields are zero.
+	// case Allowed is true and the other fields are zero.
 	Limit Limit
 	// Remaining is the number of whole tokens left after this request.
 	Remaining int
@@ -200,7 +201,7 @@ func (s *Set) Blocked(key string, l Limit) (bool, time.Duration) {
 	e, _ := s.lookup(sh, key, l, now, false)
 	var wait time.Duration
 	if e != nil {
-		wait = waitOne(e.lim, l.Rate, now)
+		wait = waitOne(e.lim, l.Rate, now, e.lim.TokensAt(now))
 	}
 	sh.mu.Unlock()
 	if wait <= 0 {
@@ -378,12 +379,12 @@ func (e *entry) setFullAt(now time.Time, tokens float64) {
 // also allows when the missing fraction would arrive within a nanosecond;
 // deciding here keeps RetryAfter on round numbers, e.g. exactly 1s.)
 //
-// full says that the bucket is known to be full (it was just created), which
-// saves asking it.
-func (e *entry) take(now time.Time, full bool) Decision {
+// fresh says that the bucket was just created, so is known to be full,
+// which saves asking it.
+func (e *entry) take(now time.Time, fresh bool) Decision {
 	l := e.limit
 	tokens := float64(l.Burst)
-	if !full {
+	if !fresh {
 		tokens = e.lim.TokensAt(now)
 	}
 	if tokens >= 1 && e.lim.AllowN(now, 1) {
@@ -395,7 +396,7 @@ func (e *entry) take(now time.Time, full bool) Decision {
 		}
 		return d
 	}
-	wait := waitOne(e.lim, l.Rate, now)
+	wait := waitOne(e.lim, l.Rate, now, tokens)
 	return Decision{Limit: l, RetryAfter: wait, Reset: wait}
 }
 
@@ -405,11 +406,11 @@ func allowsAt(lim *rate.Limiter, t time.Time) bool {
 }
 
 // waitOne returns the shortest wait from now after which lim holds one
-// token, or 0 if it holds one now. The estimate from the bucket's state is
-// corrected against the bucket's own arithmetic, so the answer is exact to
-// the nanosecond for any rate at which a nanosecond is still resolvable.
-func waitOne(lim *rate.Limiter, r float64, now time.Time) time.Duration {
-	tokens := lim.TokensAt(now)
+// token, or 0 if it holds one now; tokens is lim.TokensAt(now). The estimate
+// from the bucket's state is corrected against the bucket's own arithmetic,
+// so the answer is exact to the nanosecond for any rate at which a
+// nanosecond is still resolvable.
+func waitOne(lim *rate.Limiter, r float64, now time.Time, tokens float64) time.Duration {
 	if tokens >= 1 {
 		return 0
 	}

@@ -66,7 +66,16 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		info := &reqInfo{id: s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)}
 		w.Header().Set("X-Request-Id", info.id)
 		sw := &statusWriter{ResponseWriter: w}
+		if s.metrics != nil {
+			s.metrics.inFlight.Inc()
+		}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		if s.metrics != nil {
+			s.metrics.inFlight.Dec()
+			if r.URL.Path == "/oauth2/token" {
+				s.metrics.observeToken(info.grant, info.outcome, sw.status, s.now().Sub(start))
+			}
+		}
 		if !s.log.Enabled(r.Context(), slog.LevelInfo) {
 			return
 		}

@@ -36,7 +36,7 @@ func TestReuseOverHTTP(t *testing.T) {
 			t.Fatalf("request %d got %q, request 0 got %q", i, tokens[i], tokens[0])
 		}
 	}
-	if got, _ := g.app.Store.(*bolt.Store).TokenCount(context.Background()); got != 1 {
+	if got, _ := g.app.Backend.(*bolt.Store).TokenCount(context.Background()); got != 1 {
 		t.Fatalf("stored tokens = %d, want 1", got)
 	}
 	g.clk.Advance(90 * time.Second)
@@ -74,7 +74,7 @@ func TestManyConsumersOverHTTP(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	if got, _ := g.app.Store.(*bolt.Store).TokenCount(context.Background()); got != 50 {
+	if got, _ := g.app.Backend.(*bolt.Store).TokenCount(context.Background()); got != 50 {
 		t.Fatalf("stored tokens = %d, want 50", got)
 	}
 }
@@ -90,7 +90,7 @@ func TestReuseOffMintsEveryTime(t *testing.T) {
 		}
 		seen[tj.AccessToken] = true
 	}
-	if got, _ := g.app.Store.(*bolt.Store).TokenCount(context.Background()); got != 10 {
+	if got, _ := g.app.Backend.(*bolt.Store).TokenCount(context.Background()); got != 10 {
 		t.Fatalf("stored tokens = %d, want 10", got)
 	}
 }

@@ -67,6 +67,9 @@ type Options struct {
 	Store    Pinger
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// Metrics, when set, are recorded and served at /metrics on the admin
+	// listener.
+	Metrics *Metrics
 }
 
 // Server holds the handlers. Create it with New.
@@ -81,6 +84,7 @@ type Server struct {
 	log      *slog.Logger
 	now      func() time.Time
 	trusted  []netip.Prefix
+	metrics  *Metrics
 
 	defaultLimit  limiter.Limit
 	failedIPLimit limiter.Limit
@@ -112,7 +116,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		cfg: c, tokens: opts.Tokens, auth: opts.Auth, clients: opts.Clients,
 		consumer: opts.Consumer, failedIP: opts.FailedIP, store: opts.Store,
-		log: opts.Logger, now: opts.Now, trusted: c.Server.TrustedProxyPrefixes(),
+		log: opts.Logger, now: opts.Now, trusted: c.Server.TrustedProxyPrefixes(), metrics: opts.Metrics,
 		defaultLimit:  limiter.Limit{Rate: c.Limits.PerClient.Rate, Burst: c.Limits.PerClient.Burst},
 		failedIPLimit: limiter.Limit{Rate: c.Limits.PerIPFailedAuth.Rate, Burst: c.Limits.PerIPFailedAuth.Burst},
 		idPrefix:      hex.EncodeToString(pfx[:]),
@@ -155,10 +159,13 @@ func allowFor(path string) string {
 }
 
 // AdminHandler is the admin listener's handler (loopback by default):
-// /debug/pprof/ today; /metrics and /admin/ as they are built.
+// /metrics, /debug/pprof/ and the admin API.
 func (s *Server) AdminHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Use(s.recoverer)
+	if s.metrics != nil {
+		r.Handle("/metrics", s.metrics.Handler())
+	}
 	r.HandleFunc("/debug/pprof/*", pprof.Index)
 	r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	r.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,0 +1,35 @@
+package app
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// registerMetrics exposes the counters that the reuse layer, the limiters and
+// client authentication keep themselves.
+func (a *App) registerMetrics() error {
+	counter := func(name, help string, labels prometheus.Labels, f func() uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels},
+			func() float64 { return float64(f()) })
+	}
+	gauge := func(name, help string, f func() int) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+			func() float64 { return float64(f()) })
+	}
+	const reuseHelp = "Tokens handed out by source: reused from the in-process cache (l1), reused from the store (l2), or minted."
+	return a.Metrics.Register(
+		counter("tokengw_tokens_issued_total", reuseHelp, prometheus.Labels{"source": "l1"}, func() uint64 { return a.Reuser.Stats().L1Hits }),
+		counter("tokengw_tokens_issued_total", reuseHelp, prometheus.Labels{"source": "l2"}, func() uint64 { return a.Reuser.Stats().L2Hits }),
+		counter("tokengw_tokens_issued_total", reuseHelp, prometheus.Labels{"source": "minted"}, func() uint64 { return a.Reuser.Stats().Mints }),
+		counter("tokengw_reuse_store_errors_total", "Store failures seen by the reuse layer (re-checks and mints).", nil, func() uint64 { return a.Reuser.Stats().StoreErrors }),
+		gauge("tokengw_reuse_cache_entries", "Entries in the in-process (L1) token cache.", a.Reuser.CacheEntries),
+		gauge("tokengw_reuse_cache_bytes", "Bytes allocated by the in-process (L1) token cache.", a.Reuser.CacheBytes),
+		counter("tokengw_rate_limited_total", "Requests rejected with 429 by reason.", prometheus.Labels{"reason": "consumer"}, a.Consumer.RejectedConsumer),
+		counter("tokengw_rate_limited_total", "Requests rejected with 429 by reason.", prometheus.Labels{"reason": "failed_auth"}, a.FailedIP.RejectedFailedAuth),
+		counter("tokengw_client_auth_failures_total", "Failed client authentications (unknown client, wrong secret).", nil, a.Auth.Failures),
+		counter("tokengw_client_auth_verifications_total", "Secret hash verifications run (cache misses).", nil, a.Auth.Verifications),
+		counter("tokengw_client_auth_cache_hits_total", "Client authentications answered by the verified-credential cache.", nil, a.Auth.CacheHits),
+		counter("tokengw_client_auth_shed_total", "Client authentications shed (503) because hash verification was saturated.", nil, a.Auth.Shed),
+		gauge("tokengw_client_auth_cache_entries", "Entries in the verified-credential cache.", a.Auth.CacheLen),
+		gauge("tokengw_rate_limit_keys", "Token buckets held by the per-client limiter.", a.Consumer.Len),
+	)
+}

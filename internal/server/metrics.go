@@ -1,0 +1,100 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokengw/tokengw/internal/store"
+	"github.com/tokengw/tokengw/internal/store/instrument"
+)
+
+// Metrics are the Prometheus metrics of one gateway, on a registry of its
+// own (no global state), served at /metrics on the admin listener. Names are
+// prefixed tokengw_ and carry their unit.
+type Metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
+	storeOps  *prometheus.HistogramVec
+	inFlight  prometheus.Gauge
+}
+
+// NewMetrics builds the registry with the request and store metrics and the
+// Go runtime and process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokengw_token_requests_total",
+			Help: "Token endpoint requests by grant type, outcome (minted, reused_l1, reused_l2, limited, shed, error) and HTTP status.",
+		}, []string{"grant", "outcome", "status"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokengw_token_request_duration_seconds",
+			Help:    "Token endpoint request duration by outcome.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"outcome"}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokengw_store_operation_duration_seconds",
+			Help:    "Store operation latency by operation, driver and result (ok, not_found, error).",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"op", "driver", "result"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokengw_http_requests_in_flight",
+			Help: "Requests being served on the public listener.",
+		}),
+	}
+	m.reg.MustRegister(m.requests, m.durations, m.storeOps, m.inFlight,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "tokengw"}))
+	return m
+}
+
+// Register adds collectors (counters read from other components).
+func (m *Metrics) Register(cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := m.reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Handler serves the registry in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// StoreObserver records store operation latencies for driver.
+func (m *Metrics) StoreObserver(driver string) instrument.Observer {
+	return func(op string, d time.Duration, err error) {
+		result := "ok"
+		switch {
+		case err == nil:
+		case errors.Is(err, store.ErrNotFound):
+			result = "not_found"
+		default:
+			result = "error"
+		}
+		m.storeOps.WithLabelValues(op, driver, result).Observe(d.Seconds())
+	}
+}
+
+// observeToken records one token endpoint request.
+func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duration) {
+	switch grant {
+	case GrantClientCredentials, "":
+	default:
+		grant = "other" // arbitrary input must not become a label value
+	}
+	if outcome == "" {
+		outcome = "error"
+	}
+	m.requests.WithLabelValues(grant, outcome, strconv.Itoa(status)).Inc()
+	m.durations.WithLabelValues(outcome).Observe(d.Seconds())
+}
