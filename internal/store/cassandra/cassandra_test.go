@@ -1,0 +1,310 @@
+//go:build cassandra
+
+package cassandra_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/store"
+	"github.com/tokengw/tokengw/internal/store/cassandra"
+	"github.com/tokengw/tokengw/internal/store/storetest"
+)
+
+// TestConformance runs the store conformance suite against the real
+// Cassandra on its real clock (TTLs are server-side). Each subtest gets a
+// new Store (a new session) on this run's keyspace, emptied with TRUNCATE.
+func TestConformance(t *testing.T) {
+	cfg := sharedConfig(t)
+	raw := rawSession(t)
+	storetest.Run(t, storetest.Harness{
+		New: func(t *testing.T) store.Store {
+			truncate(t, raw, cfg.Keyspace)
+			return openStore(t, cfg)
+		},
+		Now: time.Now,
+	})
+}
+
+// TestMigrateIdempotent migrates a fresh keyspace twice, checks the table
+// options Migrate promises, and opens a store on it.
+func TestMigrateIdempotent(t *testing.T) {
+	cfg := baseConfig(t, randomKeyspace("tokengw_migrate_"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for i := range 2 {
+		t0 := time.Now()
+		if err := cassandra.Migrate(ctx, cfg); err != nil {
+			t.Fatalf("Migrate #%d: %v", i+1, err)
+		}
+		t.Logf("Migrate #%d: %v", i+1, time.Since(t0).Round(time.Millisecond))
+	}
+	raw := rawSession(t)
+	for _, table := range []string{"tokens", "current_tokens"} {
+		var gcGrace, defaultTTL int
+		var compaction map[string]string
+		err := raw.Query(`SELECT gc_grace_seconds, default_time_to_live, compaction FROM system_schema.tables
+WHERE keyspace_name = ? AND table_name = ?`, cfg.Keyspace, table).Scan(&gcGrace, &defaultTTL, &compaction)
+		if err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if gcGrace != 10800 || defaultTTL != 2592000 ||
+			compaction["class"] != "org.apache.cassandra.db.compaction.TimeWindowCompactionStrategy" ||
+			compaction["compaction_window_unit"] != "HOURS" || compaction["compaction_window_size"] != "1" {
+			t.Fatalf("%s: gc_grace_seconds=%d default_time_to_live=%d compaction=%v", table, gcGrace, defaultTTL, compaction)
+		}
+	}
+	var repl map[string]string
+	if err := raw.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, cfg.Keyspace).Scan(&repl); err != nil {
+		t.Fatal(err)
+	}
+	if repl["replication_factor"] != "1" || repl["class"] != "org.apache.cassandra.locator.SimpleStrategy" {
+		t.Fatalf("replication = %v", repl)
+	}
+	s := openStore(t, cfg)
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// TestOpenWithoutSchema: Open on a keyspace that does not exist, or that has
+// no tables, says to run migrate; Open on a closed port is unavailable.
+func TestOpenWithoutSchema(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	missing := baseConfig(t, "tokengw_no_such_keyspace")
+	_, err := cassandra.Open(ctx, missing, cassandra.Options{})
+	if !errors.Is(err, cassandra.ErrNoSchema) {
+		t.Fatalf("Open(missing keyspace) err = %v, want ErrNoSchema", err)
+	}
+	t.Logf("missing keyspace: %v", err)
+
+	empty := baseConfig(t, randomKeyspace("tokengw_empty_"))
+	raw := rawSession(t)
+	if err := raw.Query(fmt.Sprintf(`CREATE KEYSPACE %s WITH replication = {'class': 'SimpleStrategy', 'replication_factor': '1'}`, empty.Keyspace)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cassandra.Open(ctx, empty, cassandra.Options{})
+	if !errors.Is(err, cassandra.ErrNoSchema) {
+		t.Fatalf("Open(keyspace without tables) err = %v, want ErrNoSchema", err)
+	}
+	t.Logf("empty keyspace: %v", err)
+	if err := raw.Query(fmt.Sprintf(`CREATE TABLE %s.tokens (token_hash blob PRIMARY KEY)`, empty.Keyspace)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cassandra.Open(ctx, empty, cassandra.Options{})
+	if !errors.Is(err, cassandra.ErrNoSchema) {
+		t.Fatalf("Open(keyspace with some tables) err = %v, want ErrNoSchema", err)
+	}
+	t.Logf("partial schema: %v", err)
+
+	down := baseConfig(t, "tokengw")
+	down.Hosts = []string{"127.0.0.1:1"}
+	down.ConnectTimeout = time.Second
+	_, err = cassandra.Open(ctx, down, cassandra.Options{})
+	if !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Open(nothing listening) err = %v, want ErrUnavailable", err)
+	}
+	t.Logf("nothing listening: %v", err)
+}
+
+func hashOf(s string) []byte {
+	h := sha256.Sum256([]byte(s))
+	return h[:]
+}
+
+func tokenFor(client, key, label string, lifetime, window time.Duration) (store.Token, *store.Current) {
+	now := time.Now().Truncate(time.Millisecond)
+	tok := store.Token{Hash: hashOf(fmt.Sprintf("%s-%d", label, now.UnixNano())), ClientID: client, Scope: "read", ReuseKey: key,
+		IssuedAt: now, ExpiresAt: now.Add(lifetime)}
+	return tok, &store.Current{ClientID: client, ReuseKey: key, TokenHash: tok.Hash, Sealed: []byte("sealed-" + label),
+		Scope: tok.Scope, IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, ReuseUntil: tok.IssuedAt.Add(window)}
+}
+
+// TestReplicasRaceForOneSlot: two Stores (two sessions, as two gateway
+// replicas would have) and 50 goroutines race Issue for one reuse slot.
+// Exactly one claims it, every caller sees that winner, and exactly one
+// token is persisted.
+func TestReplicasRaceForOneSlot(t *testing.T) {
+	cfg := sharedConfig(t)
+	truncate(t, rawSession(t), cfg.Keyspace)
+	replicas := []*cassandra.Store{openStore(t, cfg), openStore(t, cfg)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	const n = 50
+	var (
+		wg      sync.WaitGroup
+		claims  atomic.Int32
+		start   = make(chan struct{})
+		winners = make([][]byte, n)
+		errs    = make([]error, n)
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, cur := tokenFor("race", "read", fmt.Sprintf("g%d", i), time.Hour, 30*time.Minute)
+			<-start
+			got, claimed, err := replicas[i%2].Issue(ctx, tok, cur)
+			errs[i], winners[i] = err, got.TokenHash
+			if claimed {
+				claims.Add(1)
+			}
+		}()
+	}
+	t0 := time.Now()
+	close(start)
+	wg.Wait()
+	t.Logf("%d concurrent Issue calls on 2 sessions: %v", n, time.Since(t0).Round(time.Millisecond))
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("Issue %d: %v", i, err)
+		}
+	}
+	if got := claims.Load(); got != 1 {
+		t.Fatalf("%d callers claimed the slot, want exactly 1", got)
+	}
+	for i := range winners {
+		if !bytes.Equal(winners[i], winners[0]) {
+			t.Fatalf("caller %d saw winner %x, caller 0 saw %x", i, winners[i], winners[0])
+		}
+	}
+	for i, r := range replicas {
+		count, err := r.TokenCount(ctx)
+		if err != nil {
+			t.Fatalf("TokenCount: %v", err)
+		}
+		if count != 1 {
+			t.Fatalf("replica %d: TokenCount = %d, want 1", i, count)
+		}
+		cur, err := r.Current(ctx, "race", "read")
+		if err != nil || !bytes.Equal(cur.TokenHash, winners[0]) {
+			t.Fatalf("replica %d: Current = %x, %v; want the winner %x", i, cur.TokenHash, err, winners[0])
+		}
+	}
+}
+
+// TestClaimAfterWindowBeforeTTL: a reuse row whose window has passed but
+// whose TTL (whole seconds) has not is taken over by the next claim, as
+// the memory store would (its row is dead once ReuseUntil passes).
+func TestClaimAfterWindowBeforeTTL(t *testing.T) {
+	cfg := sharedConfig(t)
+	truncate(t, rawSession(t), cfg.Keyspace)
+	s := openStore(t, cfg)
+	ctx := context.Background()
+
+	// A window of 300 ms: the row gets TTL 1 s and outlives its window.
+	t1, c1 := tokenFor("c", "k", "first", time.Hour, 300*time.Millisecond)
+	if _, claimed, err := s.Issue(ctx, t1, c1); err != nil || !claimed {
+		t.Fatalf("Issue: claimed=%v err=%v", claimed, err)
+	}
+	for {
+		_, err := s.Current(ctx, "c", "k")
+		if errors.Is(err, store.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t2, c2 := tokenFor("c", "k", "second", time.Hour, time.Minute)
+	got, claimed, err := s.Issue(ctx, t2, c2)
+	if err != nil || !claimed || !bytes.Equal(got.TokenHash, t2.Hash) {
+		t.Fatalf("Issue after the window: claimed=%v err=%v hash=%x", claimed, err, got.TokenHash)
+	}
+	have, err := s.Current(ctx, "c", "k")
+	if err != nil || !bytes.Equal(have.TokenHash, t2.Hash) || !bytes.Equal(have.Sealed, c2.Sealed) || !have.ReuseUntil.Equal(c2.ReuseUntil) {
+		t.Fatalf("Current = %+v, %v; want the second claim", have, err)
+	}
+	// The takeover carries the new TTL: the row is still there after the
+	// first row's TTL (1 s) would have ended. (A negative check: nothing
+	// to observe but the passing of time.)
+	deadline := c1.IssuedAt.Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := s.Current(ctx, "c", "k"); err != nil {
+		t.Fatalf("Current after the first row's TTL: %v", err)
+	}
+}
+
+// TestRevokeKeepsNewerClaim: revoking a token whose slot has since
+// been claimed by another token leaves that claim alone.
+func TestRevokeKeepsNewerClaim(t *testing.T) {
+	cfg := sharedConfig(t)
+	truncate(t, rawSession(t), cfg.Keyspace)
+	s := openStore(t, cfg)
+	ctx := context.Background()
+	t1, c1 := tokenFor("c", "k", "old", time.Hour, time.Minute)
+	if _, _, err := s.Issue(ctx, t1, c1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClearCurrents(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	t2, c2 := tokenFor("c", "k", "new", time.Hour, time.Minute)
+	if _, claimed, err := s.Issue(ctx, t2, c2); err != nil || !claimed {
+		t.Fatalf("Issue after ClearCurrents: claimed=%v err=%v", claimed, err)
+	}
+	if err := s.Revoke(ctx, t1.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if cur, err := s.Current(ctx, "c", "k"); err != nil || !bytes.Equal(cur.TokenHash, t2.Hash) {
+		t.Fatalf("Current = %x, %v; want the newer claim", cur.TokenHash, err)
+	}
+}
+
+// TestContextErrors: a context error comes back as itself.
+func TestContextErrors(t *testing.T) {
+	s := openStore(t, sharedConfig(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Token(ctx, hashOf("x")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Token(canceled) err = %v, want context.Canceled", err)
+	}
+	tok, cur := tokenFor("c", "k", "ctx", time.Hour, time.Minute)
+	if _, _, err := s.Issue(ctx, tok, cur); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Issue(canceled) err = %v, want context.Canceled", err)
+	}
+	dctx, dcancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer dcancel()
+	if err := s.Ping(dctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping(expired) err = %v, want DeadlineExceeded", err)
+	}
+}
+
+// TestOddKeys: reuse keys are the scope and a fingerprint joined by NUL
+// (reuse.ReuseKey); client ids are anything a client registered. Both are
+// CQL text: they round-trip exactly, and slots that differ only after the
+// NUL are different slots.
+func TestOddKeys(t *testing.T) {
+	cfg := sharedConfig(t)
+	truncate(t, rawSession(t), cfg.Keyspace)
+	s := openStore(t, cfg)
+	ctx := context.Background()
+	client := "client:with %odd+chars/ünï ' \" ;"
+	for _, key := range []string{"read write\x00fp1", "read write\x00fp2", "", "read\x00"} {
+		tok, cur := tokenFor(client, key, "odd"+key, time.Hour, time.Minute)
+		if _, claimed, err := s.Issue(ctx, tok, cur); err != nil || !claimed {
+			t.Fatalf("Issue(%q): claimed=%v err=%v", key, claimed, err)
+		}
+		got, err := s.Current(ctx, client, key)
+		if err != nil || got.ReuseKey != key || got.ClientID != client || !bytes.Equal(got.TokenHash, tok.Hash) {
+			t.Fatalf("Current(%q) = %+v, %v", key, got, err)
+		}
+		tk, err := s.Token(ctx, tok.Hash)
+		if err != nil || tk.ReuseKey != key || tk.ClientID != client {
+			t.Fatalf("Token = %+v, %v", tk, err)
+		}
+	}
+}

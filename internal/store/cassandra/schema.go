@@ -1,0 +1,202 @@
+package cassandra
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/config"
+)
+
+// Table options shared by the two TTL'd tables; docs/cassandra.md says why.
+//
+//   - TimeWindowCompactionStrategy, 1-hour windows: rows of one hour land in
+//     one SSTable, and once everything in it has expired (plus
+//     gc_grace_seconds) Cassandra drops the whole file without reading it;
+//     no tombstone is ever compacted row by row.
+//   - default_time_to_live 30 days: the longest token lifetime the
+//     configuration accepts; a safety net for a row written without a TTL.
+//     Every statement here sets its own TTL.
+//   - gc_grace_seconds 3 hours instead of 10 days: on tokens nothing is
+//     deleted (every cell expires by TTL on each replica by itself), so no
+//     tombstone has to outlive a repair cycle; 3 hours is Cassandra's
+//     default max_hint_window, and hints for a table live at most
+//     gc_grace_seconds, so a lower value would drop hints.
+const ttlTableOptions = `compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'HOURS', 'compaction_window_size': '1'}
+  AND default_time_to_live = 2592000
+  AND gc_grace_seconds = 10800`
+
+// migrateTimeout is the per-statement client timeout for schema changes,
+// which take longer than the request-path timeout.
+const migrateTimeout = 30 * time.Second
+
+// Statements returns the CQL Migrate runs, in order, for a keyspace and a
+// replication map (as in the configuration). It validates both.
+func Statements(keyspace string, replication map[string]string) ([]string, error) {
+	ks, err := keyspaceName(keyspace)
+	if err != nil {
+		return nil, err
+	}
+	repl, err := replicationCQL(replication)
+	if err != nil {
+		return nil, err
+	}
+	return []string{
+		fmt.Sprintf(`CREATE KEYSPACE IF NOT EXISTS %s WITH replication = %s AND durable_writes = true`, ks, repl),
+
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.tokens (
+  token_hash blob PRIMARY KEY,
+  client_id  text,
+  scope      text,
+  reuse_key  text,
+  issued_at  timestamp,
+  expires_at timestamp,
+  revoked    boolean
+) WITH %s
+  AND comment = 'tokengw: issued access tokens, keyed by SHA-256(token); written USING TTL = remaining lifetime'`,
+			ks, ttlTableOptions),
+
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.current_tokens (
+  client_id   text,
+  reuse_key   text,
+  token_hash  blob,
+  sealed      blob,
+  scope       text,
+  issued_at   timestamp,
+  expires_at  timestamp,
+  reuse_until timestamp,
+  PRIMARY KEY ((client_id), reuse_key)
+) WITH %s
+  AND comment = 'tokengw: the token handed out per reuse slot; claimed with INSERT IF NOT EXISTS USING TTL = reuse window'`,
+			ks, ttlTableOptions),
+
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.clients (
+  client_id   text PRIMARY KEY,
+  secret_hash text,
+  scopes      frozen<set<text>>,
+  token_ttl   bigint,
+  limit_rate  double,
+  limit_burst int,
+  introspect  boolean,
+  created_at  timestamp,
+  updated_at  timestamp
+) WITH comment = 'tokengw: run-time client registry; token_ttl in ms (0 = issuer default), limit_* null = default limit'`,
+			ks),
+	}, nil
+}
+
+// Migrate creates the keyspace (replication from cfg.Replication) and the
+// tables if they do not exist, then waits until every node agrees on the
+// schema. It is idempotent. It does not alter an existing keyspace or table:
+// changing replication is an operator's ALTER KEYSPACE followed by a repair.
+func Migrate(ctx context.Context, cfg config.Cassandra) error {
+	stmts, err := Statements(cfg.Keyspace, cfg.Replication)
+	if err != nil {
+		return err
+	}
+	cons, err := parseConsistency(cfg.Consistency)
+	if err != nil {
+		return err
+	}
+	cluster, err := newCluster(cfg, cons)
+	if err != nil {
+		return err
+	}
+	cluster.NumConns = 1
+	cluster.Timeout = max(cluster.Timeout, migrateTimeout)
+	session, err := createSession(ctx, cluster)
+	if err != nil {
+		return connectErr("migrate", cfg.Hosts, err)
+	}
+	defer session.Close()
+	for _, stmt := range stmts {
+		// gocql waits for schema agreement after each schema change it
+		// sees (ClusterConfig.MaxWaitSchemaAgreement).
+		if err := session.Query(stmt).ExecContext(ctx); err != nil {
+			first, _, _ := strings.Cut(stmt, "(")
+			return classify("migrate: "+strings.TrimSpace(first), err)
+		}
+	}
+	if err := session.AwaitSchemaAgreement(ctx); err != nil {
+		return classify("migrate: schema agreement", err)
+	}
+	ks, _ := keyspaceName(cfg.Keyspace)
+	return checkSchema(ctx, session, ks)
+}
+
+// replicationCQL validates a replication map and renders it as a CQL map
+// literal. Only SimpleStrategy and NetworkTopologyStrategy are accepted;
+// every name and number is checked, so nothing from the configuration can
+// inject CQL.
+func replicationCQL(r map[string]string) (string, error) {
+	class := strings.TrimPrefix(strings.TrimSpace(r["class"]), "org.apache.cassandra.locator.")
+	opts := make([]string, 0, len(r))
+	for k := range r {
+		if k != "class" {
+			opts = append(opts, k)
+		}
+	}
+	slices.Sort(opts)
+	var b strings.Builder
+	fmt.Fprintf(&b, "{'class': '%s'", class)
+	switch class {
+	case "SimpleStrategy":
+		if len(opts) != 1 || opts[0] != "replication_factor" {
+			return "", fmt.Errorf("cassandra: replication: SimpleStrategy takes exactly one option, replication_factor; got %v", opts)
+		}
+		n, err := replicationFactor(r["replication_factor"], 1)
+		if err != nil {
+			return "", fmt.Errorf("cassandra: replication.replication_factor: %w", err)
+		}
+		fmt.Fprintf(&b, ", 'replication_factor': '%d'", n)
+	case "NetworkTopologyStrategy":
+		if len(opts) == 0 {
+			return "", fmt.Errorf("cassandra: replication: NetworkTopologyStrategy needs a replication factor per data center (e.g. dc1: 3)")
+		}
+		total := 0
+		for _, dc := range opts {
+			if !validDC(dc) {
+				return "", fmt.Errorf("cassandra: replication: %q is not a data center name (letters, digits, '_', '-', '.')", dc)
+			}
+			n, err := replicationFactor(r[dc], 0)
+			if err != nil {
+				return "", fmt.Errorf("cassandra: replication.%s: %w", dc, err)
+			}
+			total += n
+			fmt.Fprintf(&b, ", '%s': '%d'", dc, n)
+		}
+		if total == 0 {
+			return "", fmt.Errorf("cassandra: replication: every data center has replication factor 0")
+		}
+	default:
+		return "", fmt.Errorf("cassandra: replication.class must be SimpleStrategy or NetworkTopologyStrategy, got %q", r["class"])
+	}
+	b.WriteString("}")
+	return b.String(), nil
+}
+
+func replicationFactor(s string, min int) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < min || n > 99 {
+		return 0, fmt.Errorf("replication factor must be an integer between %d and 99, got %q", min, s)
+	}
+	return n, nil
+}
+
+// validDC accepts data center names as snitches produce them (dc1,
+// us-east-1, DC_2, eu.west) and nothing that could end a CQL string.
+func validDC(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,295 @@
+package cassandra
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+// Statements on tokens and current_tokens. They are constants so that gocql
+// prepares each once per connection and reuses it.
+const (
+	qInsertToken = `INSERT INTO tokens (token_hash, client_id, scope, reuse_key, issued_at, expires_at, revoked)
+VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?`
+	qSelectToken = `SELECT client_id, scope, reuse_key, issued_at, expires_at, revoked FROM tokens WHERE token_hash = ?`
+	qRevokeToken = `UPDATE tokens USING TTL ? SET revoked = true WHERE token_hash = ?`
+	qTokenExpiry = `SELECT expires_at FROM tokens`
+
+	// qClaim is the exclusive claim of a reuse slot: a lightweight
+	// transaction, so among any number of concurrent callers on any number
+	// of replicas exactly one applies it.
+	qClaim = `INSERT INTO current_tokens (client_id, reuse_key, token_hash, sealed, scope, issued_at, expires_at, reuse_until)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL ?`
+	// qTakeover replaces a row whose reuse window has passed but whose TTL
+	// (whole seconds) has not, if it still holds the stale token.
+	qTakeover = `UPDATE current_tokens USING TTL ?
+SET token_hash = ?, sealed = ?, scope = ?, issued_at = ?, expires_at = ?, reuse_until = ?
+WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
+	qSelectCurrent   = `SELECT token_hash, sealed, scope, issued_at, expires_at, reuse_until FROM current_tokens WHERE client_id = ? AND reuse_key = ?`
+	qSelectSlotHash  = `SELECT token_hash FROM current_tokens WHERE client_id = ? AND reuse_key = ?`
+	qReleaseCurrent  = `DELETE FROM current_tokens WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
+	qClearCurrents   = `DELETE FROM current_tokens WHERE client_id = ?`
+	maxClaimAttempts = 3
+)
+
+func (s *Store) errClosed() bool { return s.closed.Load() }
+
+// Issue implements store.Tokens.
+//
+// With cur, the claim comes first (INSERT ... IF NOT EXISTS on
+// current_tokens); a caller that loses persists nothing and gets the
+// winner's row. The winner then writes its token row; if that fails, it
+// gives the slot back (DELETE ... IF token_hash = its own) so the slot does
+// not point at a token nobody may hand out.
+func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
+	if s.errClosed() {
+		return store.Current{}, false, store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Current{}, false, fmt.Errorf("cassandra: issue: %w", err)
+	}
+	if cur == nil {
+		return store.Current{}, false, s.insertToken(ctx, tok)
+	}
+	have, claimed, err := s.claim(ctx, cur)
+	if err != nil {
+		if maybeApplied(err) {
+			// A compare-and-set that timed out or was cut off may have
+			// been applied: take the slot back if it holds this token.
+			s.release(ctx, cur)
+		}
+		return store.Current{}, false, err
+	}
+	if !claimed {
+		return have, false, nil
+	}
+	if err := s.insertToken(ctx, tok); err != nil {
+		s.release(ctx, cur)
+		return store.Current{}, false, err
+	}
+	return cloneCurrent(*cur), true, nil
+}
+
+func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
+	ttl := ttlSeconds(tok.ExpiresAt, s.now())
+	err := s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
+		tok.IssuedAt, tok.ExpiresAt, tok.Revoked, ttl).
+		Idempotent(true).ExecContext(ctx)
+	return classify("issue: insert token", err)
+}
+
+// claim runs the lightweight transaction. It returns (the row, true) when
+// this call claimed the slot, (the live holder, false) when another did.
+func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, bool, error) {
+	for range maxClaimAttempts {
+		ttl := ttlSeconds(cur.ReuseUntil, s.now())
+		prev := map[string]any{}
+		applied, err := s.session.Query(qClaim, cur.ClientID, cur.ReuseKey, cur.TokenHash, cur.Sealed,
+			cur.Scope, cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, ttl).
+			MapScanCASContext(ctx, prev)
+		if err != nil {
+			return store.Current{}, false, classify("issue: claim", err)
+		}
+		if applied {
+			return store.Current{}, true, nil
+		}
+		have := currentFromMap(cur.ClientID, cur.ReuseKey, prev)
+		if s.now().Before(have.ReuseUntil) {
+			return have, false, nil
+		}
+		// The holder's reuse window has passed but its TTL, rounded up to
+		// whole seconds and counted on the server's clock, has not.
+		// Replace it only if it still holds that same stale token.
+		ttl = ttlSeconds(cur.ReuseUntil, s.now())
+		applied, err = s.session.Query(qTakeover, ttl, cur.TokenHash, cur.Sealed, cur.Scope,
+			cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, cur.ClientID, cur.ReuseKey, have.TokenHash).
+			MapScanCASContext(ctx, map[string]any{})
+		if err != nil {
+			return store.Current{}, false, classify("issue: claim", err)
+		}
+		if applied {
+			return store.Current{}, true, nil
+		}
+		// Someone else replaced or deleted the row in between: look again.
+	}
+	return store.Current{}, false, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
+}
+
+// release deletes the slot's row if it still holds cur's token: best
+// effort, in the background, on its own deadline (the caller's context may
+// be what failed, and the caller should not wait a second timeout when
+// Cassandra hangs). Until it lands, or if it fails, the slot names a token
+// that was never handed out, for at most its reuse window.
+func (s *Store) release(ctx context.Context, cur *store.Current) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
+	client, key, hash := cur.ClientID, cur.ReuseKey, bytes.Clone(cur.TokenHash)
+	s.bgMu.Lock()
+	if s.closed.Load() {
+		s.bgMu.Unlock()
+		cancel()
+		return
+	}
+	s.bg.Add(1)
+	s.bgMu.Unlock()
+	go func() {
+		defer s.bg.Done()
+		defer cancel()
+		_, _ = s.session.Query(qReleaseCurrent, client, key, hash).MapScanCASContext(ctx, map[string]any{})
+	}()
+}
+
+// maybeApplied reports whether a failed lightweight transaction might still
+// have been applied: not when the request never left (no connection, a
+// value that does not marshal) or a coordinator refused it up front
+// (unavailable, invalid).
+func maybeApplied(err error) bool {
+	if errors.Is(err, gocql.ErrNoConnections) || errors.Is(err, store.ErrClosed) {
+		return false
+	}
+	var me gocql.MarshalError
+	if errors.As(err, &me) {
+		return false
+	}
+	var re gocql.RequestError
+	if errors.As(err, &re) {
+		switch re.Code() {
+		case gocql.ErrCodeWriteTimeout, gocql.ErrCodeCASWriteUnknown, gocql.ErrCodeWriteFailure, gocql.ErrCodeServer:
+			return true
+		}
+		return false
+	}
+	return true // client-side timeout, cancellation, connection lost mid-request
+}
+
+func currentFromMap(client, key string, m map[string]any) store.Current {
+	c := store.Current{ClientID: client, ReuseKey: key}
+	c.TokenHash, _ = m["token_hash"].([]byte)
+	c.Sealed, _ = m["sealed"].([]byte)
+	c.Scope, _ = m["scope"].(string)
+	c.IssuedAt, _ = m["issued_at"].(time.Time)
+	c.ExpiresAt, _ = m["expires_at"].(time.Time)
+	c.ReuseUntil, _ = m["reuse_until"].(time.Time)
+	return c
+}
+
+func cloneCurrent(c store.Current) store.Current {
+	c.TokenHash = bytes.Clone(c.TokenHash)
+	c.Sealed = bytes.Clone(c.Sealed)
+	return c
+}
+
+// Current implements store.Tokens.
+func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.Current, error) {
+	if s.errClosed() {
+		return store.Current{}, store.ErrClosed
+	}
+	c := store.Current{ClientID: clientID, ReuseKey: reuseKey}
+	err := s.session.Query(qSelectCurrent, clientID, reuseKey).
+		Consistency(s.readCons).Idempotent(true).
+		ScanContext(ctx, &c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return store.Current{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Current{}, classify("current", err)
+	}
+	if !s.now().Before(c.ReuseUntil) {
+		return store.Current{}, store.ErrNotFound
+	}
+	return c, nil
+}
+
+// Token implements store.Tokens.
+func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
+	if s.errClosed() {
+		return store.Token{}, store.ErrClosed
+	}
+	t := store.Token{Hash: bytes.Clone(hash)}
+	err := s.session.Query(qSelectToken, hash).
+		Consistency(s.readCons).Idempotent(true).
+		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return store.Token{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Token{}, classify("token", err)
+	}
+	if !s.now().Before(t.ExpiresAt) {
+		return store.Token{}, store.ErrNotFound
+	}
+	return t, nil
+}
+
+// Revoke implements store.Tokens: the token row is updated with its
+// remaining TTL (no delete, no tombstone), then the reuse row is deleted if
+// it points at this token. That delete is a lightweight transaction
+// (IF token_hash = ?), like every other row-level write on current_tokens,
+// so it cannot remove a newer claim; a quorum read first skips the Paxos
+// round when the row points elsewhere, as it does for most revocations.
+func (s *Store) Revoke(ctx context.Context, hash []byte) error {
+	t, err := s.Token(ctx, hash)
+	if err != nil {
+		return err
+	}
+	ttl := ttlSeconds(t.ExpiresAt, s.now())
+	err = s.session.Query(qRevokeToken, ttl, hash).Idempotent(true).ExecContext(ctx)
+	if err != nil {
+		return classify("revoke", err)
+	}
+	var holder []byte
+	err = s.session.Query(qSelectSlotHash, t.ClientID, t.ReuseKey).
+		Consistency(s.slotReadCons).Idempotent(true).ScanContext(ctx, &holder)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return classify("revoke: read reuse row", err)
+	}
+	if !bytes.Equal(holder, hash) {
+		return nil
+	}
+	_, err = s.session.Query(qReleaseCurrent, t.ClientID, t.ReuseKey, hash).
+		MapScanCASContext(ctx, map[string]any{})
+	return classify("revoke: delete reuse row", err)
+}
+
+// ClearCurrents implements store.Tokens with one partition delete (the
+// reuse rows are partitioned by client). It is the one write on
+// current_tokens that is not a lightweight transaction; it takes the
+// coordinator's timestamp rather than the client's, so that it is ordered
+// against Paxos-written claims by the cluster's clocks alone (docs/cassandra.md).
+func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
+	if s.errClosed() {
+		return store.ErrClosed
+	}
+	err := s.session.Query(qClearCurrents, clientID).
+		DefaultTimestamp(false).Idempotent(true).ExecContext(ctx)
+	return classify("clear currents", err)
+}
+
+// TokenCount counts the unexpired tokens by scanning the whole table (for
+// tests and benchmarks; it reads every row).
+func (s *Store) TokenCount(ctx context.Context) (int, error) {
+	if s.errClosed() {
+		return 0, store.ErrClosed
+	}
+	iter := s.session.Query(qTokenExpiry).Consistency(s.readCons).PageSize(5000).Idempotent(true).IterContext(ctx)
+	now := s.now()
+	n := 0
+	var exp time.Time
+	for iter.Scan(&exp) {
+		if now.Before(exp) {
+			n++
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return 0, classify("token count", err)
+	}
+	return n, nil
+}
