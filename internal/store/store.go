@@ -105,6 +105,32 @@ type Tokens interface {
 	// ClearCurrents deletes every reuse row of a client (secret rotated,
 	// scopes changed, client removed).
 	ClearCurrents(ctx context.Context, clientID string) error
+
+	// RevokeClient marks every live token of a client revoked and deletes the
+	// client's reuse rows; it returns how many tokens it revoked. Unknown
+	// client: 0, nil.
+	//
+	// Live means unexpired by the store's clock (tok.ClientID == clientID,
+	// now < ExpiresAt). Each token is revoked as Revoke does it: kept, with
+	// its expiry unchanged, so Token reports it Revoked until it expires.
+	// Every reuse row of the client is deleted, as ClearCurrents does, so
+	// none of the revoked tokens is handed out again; a later Issue claims
+	// the slot anew. The count is the number of tokens this call turned
+	// from live and unrevoked into revoked: tokens revoked before (by
+	// Revoke or an earlier RevokeClient) are not counted again, so calling
+	// it twice returns 0 the second time unless tokens were issued in
+	// between. Tokens of other clients are untouched, the client's
+	// registration (Clients) too.
+	//
+	// It revokes every token whose Issue returned before the call began.
+	// A token issued concurrently may or may not be revoked; whatever it
+	// revokes, it also leaves no reuse row pointing at it once it returns.
+	// The drivers are free to do the work in several steps (a client may
+	// hold millions of tokens): when it returns an error, the tokens
+	// counted so far are revoked (the int says how many; it is not
+	// undone) and the call may simply be repeated. A context that is
+	// already done changes nothing and returns 0 and the context's error.
+	RevokeClient(ctx context.Context, clientID string) (int, error)
 }
 
 // Clients is the run-time client registry.

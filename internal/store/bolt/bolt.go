@@ -7,8 +7,9 @@
 //	current         client_id 0x00 reuse_key           -> reuse row (one per slot)
 //	clients         client_id                          -> client record
 //	expiry          expires_at (8-byte BE ms) | hash   -> empty   (index of tokens)
+//	by_client       client_id 0x00 expires_at | hash   -> empty   (index of tokens)
 //	current_expiry  reuse_until (8-byte BE ms) | slot  -> empty   (index of reuse rows)
-//	meta            "schema"                           -> layout version
+//	meta            "schema"                           -> layout version (2)
 //
 // Records are a compact binary encoding that starts with a version byte (see
 // codec.go); times are kept to the millisecond, as store.go requires.
@@ -17,17 +18,28 @@
 // fsync, so writes (Issue, Revoke, ClearCurrents, client writes) go through
 // DB.Batch, which folds concurrent writers into one transaction and one
 // fsync; the claim of a reuse slot and the insert of its token share that
-// transaction, so Issue is exclusive per slot. bbolt has no TTL, so expiry is
-// enforced on read against the injected clock, exactly as the memory driver
-// does, and a background sweeper deletes expired rows by walking the expiry
-// indexes from the oldest entry, in bounded chunks so that it never holds the
-// write lock for long. The file lock makes a second process on the same file
+// transaction, so Issue is exclusive per slot. A token's two index entries
+// (expiry, by_client) are written in the transaction that writes the token
+// and deleted in the one that deletes it, so RevokeClient finds a client's
+// live tokens by a range scan of by_client instead of a walk over every
+// token. bbolt has no TTL, so expiry is enforced on read against the
+// injected clock, exactly as the memory driver does, and a background
+// sweeper deletes expired rows by walking the expiry indexes from the
+// oldest entry, in bounded chunks so that it never holds the write lock for
+// long. The file lock makes a second process on the same file
 // fail at Open (ErrLocked) instead of corrupting it.
+//
+// Layout versions: 1 had no by_client bucket. Open upgrades a version-1
+// file in place (it builds by_client from the tokens, in chunks, and then
+// writes version 2) and refuses any version it does not know; a version-2
+// file is refused by a version-1 build, which would write tokens without
+// by_client entries, so that RevokeClient would miss them.
 package bolt
 
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -54,8 +66,12 @@ const (
 	DefaultTimeout       = time.Second
 )
 
-// schemaVersion is the bucket layout written in meta/schema.
-const schemaVersion byte = 1
+// schemaVersion is the bucket layout written in meta/schema. Version 1
+// lacked by_client; Open upgrades such a file (migrateV1).
+const (
+	schemaVersion byte = 2
+	schemaV1      byte = 1
+)
 
 // Bucket names, and meta's key.
 const (
@@ -63,6 +79,7 @@ const (
 	bucketCurrent       = "current"
 	bucketClients       = "clients"
 	bucketExpiry        = "expiry"
+	bucketByClient      = "by_client"
 	bucketCurrentExpiry = "current_expiry"
 	bucketMeta          = "meta"
 	keySchema           = "schema"
@@ -79,7 +96,10 @@ type Options struct {
 	SweepInterval time.Duration
 
 	// SweepChunk bounds how many index entries one sweep transaction
-	// deletes, so the sweeper never holds the write lock for long.
+	// deletes, so the sweeper never holds the write lock for long. It
+	// bounds the other long-running writes the same way: the tokens one
+	// RevokeClient transaction revokes, and the tokens one transaction
+	// indexes when Open upgrades a version-1 file.
 	// 0 means DefaultSweepChunk (1000).
 	SweepChunk int
 
@@ -160,7 +180,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.MaxBatchSize > 0 {
 		db.MaxBatchSize = opts.MaxBatchSize
 	}
-	if err := db.Update(initSchema); err != nil {
+	if err := initSchema(db, opts.SweepChunk); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
@@ -182,19 +202,77 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// initSchema creates the buckets and checks the layout version.
-func initSchema(tx *bbolt.Tx) error {
-	for _, name := range []string{bucketTokens, bucketCurrent, bucketClients, bucketExpiry, bucketCurrentExpiry, bucketMeta} {
-		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-			return err
+// initSchema creates the buckets, checks the layout version and upgrades a
+// version-1 file.
+func initSchema(db *bbolt.DB, chunk int) error {
+	var version byte
+	err := db.Update(func(tx *bbolt.Tx) error {
+		for _, name := range []string{bucketTokens, bucketCurrent, bucketClients, bucketExpiry, bucketByClient, bucketCurrentExpiry, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
+				return err
+			}
 		}
+		meta := tx.Bucket([]byte(bucketMeta))
+		switch v := meta.Get([]byte(keySchema)); {
+		case v == nil:
+			if k, _ := tx.Bucket([]byte(bucketTokens)).Cursor().First(); k != nil {
+				version = schemaV1 // tokens but no version: index them to be safe
+				return nil
+			}
+			version = schemaVersion // a new file
+			return meta.Put([]byte(keySchema), []byte{schemaVersion})
+		case len(v) == 1 && (v[0] == schemaVersion || v[0] == schemaV1):
+			version = v[0]
+			return nil
+		default:
+			return fmt.Errorf("unsupported schema version %v (this build reads %d and upgrades %d)", v, schemaVersion, schemaV1)
+		}
+	})
+	if err != nil || version == schemaVersion {
+		return err
 	}
-	meta := tx.Bucket([]byte(bucketMeta))
-	switch v := meta.Get([]byte(keySchema)); {
-	case v == nil:
-		return meta.Put([]byte(keySchema), []byte{schemaVersion})
-	case len(v) != 1 || v[0] != schemaVersion:
-		return fmt.Errorf("unsupported schema version %v (this build reads %d)", v, schemaVersion)
+	return migrateV1(db, chunk)
+}
+
+// migrateV1 upgrades a version-1 file: it adds a by_client entry for every
+// token, at most chunk tokens per transaction, and then writes version 2.
+// Open holds the file lock, so nothing else writes meanwhile; an upgrade cut
+// short (a crash) leaves version 1 and is redone from the start at the next
+// Open (the entries are idempotent puts). Tokens that do not decode get no
+// entry: RevokeClient cannot revoke them, as Revoke cannot.
+func migrateV1(db *bbolt.DB, chunk int) error {
+	var after []byte // the last token key indexed
+	for done := false; !done; {
+		err := db.Update(func(tx *bbolt.Tx) error {
+			tokens, byClient := tx.Bucket([]byte(bucketTokens)), tx.Bucket([]byte(bucketByClient))
+			c := tokens.Cursor()
+			k, v := c.First()
+			if after != nil {
+				k, v = c.Seek(after)
+				if k != nil && bytes.Equal(k, after) {
+					k, v = c.Next()
+				}
+			}
+			for n := 0; k != nil; k, v = c.Next() {
+				if n == chunk {
+					return nil
+				}
+				n++
+				after = bytes.Clone(k)
+				t, err := decodeToken(k, v)
+				if err != nil || !validClientID(t.ClientID) {
+					continue
+				}
+				if err := byClient.Put(byClientKey(t.ClientID, t.ExpiresAt, k), nil); err != nil {
+					return err
+				}
+			}
+			done = true
+			return tx.Bucket([]byte(bucketMeta)).Put([]byte(keySchema), []byte{schemaVersion})
+		})
+		if err != nil {
+			return fmt.Errorf("upgrade schema %d to %d: %w", schemaV1, schemaVersion, err)
+		}
 	}
 	return nil
 }
@@ -262,6 +340,9 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	if len(tok.Hash) == 0 {
 		return store.Current{}, false, errors.New("bolt: issue: empty token hash")
 	}
+	if !validClientID(tok.ClientID) {
+		return store.Current{}, false, fmt.Errorf("bolt: issue: client id %q contains NUL", tok.ClientID)
+	}
 	var ck, cv []byte
 	if cur != nil {
 		if !bytes.Equal(cur.TokenHash, tok.Hash) {
@@ -309,7 +390,7 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 			}
 			claimed = true
 		}
-		return putToken(tx, hash, tv, tok.ExpiresAt)
+		return putToken(tx, hash, tv, tok.ClientID, tok.ExpiresAt)
 	})
 	switch {
 	case err != nil:
@@ -325,23 +406,29 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	}
 }
 
-// putToken writes a tokens row and its expiry index entry, dropping the
-// index entry of a row it replaces.
-func putToken(tx *bbolt.Tx, hash, v []byte, expiresAt time.Time) error {
-	tokens, idx := tx.Bucket([]byte(bucketTokens)), tx.Bucket([]byte(bucketExpiry))
+// putToken writes a tokens row and its index entries (expiry, by_client),
+// dropping the entries of a row it replaces.
+func putToken(tx *bbolt.Tx, hash, v []byte, clientID string, expiresAt time.Time) error {
+	tokens, idx, byClient := tx.Bucket([]byte(bucketTokens)), tx.Bucket([]byte(bucketExpiry)), tx.Bucket([]byte(bucketByClient))
 	if old := tokens.Get(hash); old != nil {
-		ms, err := tokenExpiry(old)
+		t, err := decodeToken(hash, old)
 		if err != nil {
 			return err
 		}
-		if err := idx.Delete(expiryKey(time.UnixMilli(ms), hash)); err != nil {
+		if err := idx.Delete(expiryKey(t.ExpiresAt, hash)); err != nil {
+			return err
+		}
+		if err := byClient.Delete(byClientKey(t.ClientID, t.ExpiresAt, hash)); err != nil {
 			return err
 		}
 	}
 	if err := tokens.Put(hash, v); err != nil {
 		return err
 	}
-	return idx.Put(expiryKey(expiresAt, hash), nil)
+	if err := idx.Put(expiryKey(expiresAt, hash), nil); err != nil {
+		return err
+	}
+	return byClient.Put(byClientKey(clientID, expiresAt, hash), nil)
 }
 
 // Current implements store.Tokens.
@@ -529,6 +616,121 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 		return s.fail("clear currents", err)
 	}
 	return ctxErr
+}
+
+// RevokeClient implements store.Tokens. It walks the client's by_client
+// entries from now on (expiry order) and revokes at most SweepChunk tokens
+// per write transaction; every transaction also deletes the client's reuse
+// rows, so no committed state has a reuse row pointing at a token revoked
+// here. A token row that does not decode is deleted (an unknown token is as
+// inactive as a revoked one), and is counted; entries that point at no
+// token, or at a token row rewritten since, are dropped.
+func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) {
+	if err := s.begin(ctx); err != nil {
+		return 0, err
+	}
+	if !validClientID(clientID) {
+		return 0, nil // Issue refuses such ids: no token can belong to it
+	}
+	prefix := append([]byte(clientID), 0)
+	// Live: now < expires_at, in milliseconds: expires_ms >= now_ms+1.
+	now := s.now()
+	seek := byClientKey(clientID, time.UnixMilli(now.UnixMilli()+1), nil)
+	total := 0
+	for first := true; ; first = false {
+		if !first { // the first check was above
+			if err := s.begin(ctx); err != nil {
+				return total, err
+			}
+		}
+		var (
+			n    int
+			next []byte
+		)
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			var err error
+			n, next, err = s.revokeChunk(tx, clientID, prefix, seek, now)
+			if err != nil {
+				return err
+			}
+			return clearCurrents(tx, clientID)
+		})
+		if err != nil {
+			return total, s.fail("revoke client", err)
+		}
+		total += n
+		if next == nil {
+			return total, nil
+		}
+		seek = next
+	}
+}
+
+// revokeChunk revokes up to s.chunk of the tokens whose by_client entries
+// start at seek (within prefix). next is where the next chunk starts, nil
+// when the client's entries are exhausted.
+func (s *Store) revokeChunk(tx *bbolt.Tx, clientID string, prefix, seek []byte, now time.Time) (n int, next []byte, err error) {
+	tokens, byClient := tx.Bucket([]byte(bucketTokens)), tx.Bucket([]byte(bucketByClient))
+	type entry struct {
+		key  []byte
+		hash []byte
+		exp  uint64
+	}
+	var entries []entry
+	c := byClient.Cursor()
+	for k, _ := c.Seek(seek); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(entries) == s.chunk {
+			next = bytes.Clone(k)
+			break
+		}
+		rest := k[len(prefix):]
+		if len(rest) < 8 {
+			entries = append(entries, entry{key: bytes.Clone(k)}) // malformed: dropped
+			continue
+		}
+		entries = append(entries, entry{key: bytes.Clone(k), hash: bytes.Clone(rest[8:]), exp: binary.BigEndian.Uint64(rest)})
+	}
+	for _, e := range entries {
+		var v []byte
+		if len(e.hash) > 0 {
+			v = tokens.Get(e.hash)
+		}
+		if v == nil { // nothing to revoke: drop the stale entry
+			if err := byClient.Delete(e.key); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		t, derr := decodeToken(e.hash, v)
+		if derr != nil {
+			// Undecodable: delete the row, which makes the token unknown
+			// (inactive); the sweeper drops its expiry entry.
+			if err := tokens.Delete(e.hash); err != nil {
+				return 0, nil, err
+			}
+			if err := byClient.Delete(e.key); err != nil {
+				return 0, nil, err
+			}
+			n++
+			continue
+		}
+		if t.ClientID != clientID || indexMilli(t.ExpiresAt.UnixMilli()) != e.exp {
+			// Left over from a row rewritten since (it has its own entry).
+			if err := byClient.Delete(e.key); err != nil {
+				return 0, nil, err
+			}
+			continue
+		}
+		if t.Revoked || !now.Before(t.ExpiresAt) {
+			continue
+		}
+		t.Revoked = true // same expiry: both index entries stay valid
+		if err := tokens.Put(e.hash, encodeToken(t)); err != nil {
+			return 0, nil, err
+		}
+		n++
+	}
+	return n, next, nil
 }
 
 // Client implements store.Clients.

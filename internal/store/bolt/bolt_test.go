@@ -2,11 +2,13 @@ package bolt_test
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -217,7 +219,7 @@ func TestSweep(t *testing.T) {
 	if n, err := s.Sweep(ctx); err != nil || n != 3 {
 		t.Fatalf("Sweep after the reuse window = %d, %v; want 3 reuse rows", n, err)
 	}
-	wantLens(t, s, map[string]int{bolt.BucketTokens: 7, bolt.BucketExpiry: 7, bolt.BucketCurrent: 1, bolt.BucketCurrentExpiry: 1})
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 7, bolt.BucketExpiry: 7, bolt.BucketByClient: 7, bolt.BucketCurrent: 1, bolt.BucketCurrentExpiry: 1})
 	for _, tok := range short {
 		if _, err := s.Token(ctx, tok.Hash); err != nil {
 			t.Fatalf("token swept with its reuse row: %v", err)
@@ -232,7 +234,7 @@ func TestSweep(t *testing.T) {
 	if n, err := s.Sweep(ctx); err != nil || n != 5 {
 		t.Fatalf("Sweep after 1m = %d, %v; want 5 tokens", n, err)
 	}
-	wantLens(t, s, map[string]int{bolt.BucketTokens: 2, bolt.BucketExpiry: 2, bolt.BucketCurrent: 1, bolt.BucketCurrentExpiry: 1})
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 2, bolt.BucketExpiry: 2, bolt.BucketByClient: 2, bolt.BucketCurrent: 1, bolt.BucketCurrentExpiry: 1})
 	for _, tok := range long {
 		if _, err := s.Token(ctx, tok.Hash); err != nil {
 			t.Fatalf("live token swept: %v", err)
@@ -250,7 +252,7 @@ func TestSweep(t *testing.T) {
 	if n, err := s.Sweep(ctx); err != nil || n != 3 {
 		t.Fatalf("Sweep after 1h = %d, %v; want 3", n, err)
 	}
-	wantLens(t, s, map[string]int{bolt.BucketTokens: 0, bolt.BucketExpiry: 0, bolt.BucketCurrent: 0, bolt.BucketCurrentExpiry: 0})
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 0, bolt.BucketExpiry: 0, bolt.BucketByClient: 0, bolt.BucketCurrent: 0, bolt.BucketCurrentExpiry: 0})
 }
 
 func wantLens(t *testing.T, s *bolt.Store, want map[string]int) {
@@ -319,7 +321,7 @@ func TestBackgroundSweeper(t *testing.T) {
 			t.Fatalf("the background sweeper deleted %d of the 2 expired rows", total)
 		}
 	}
-	wantLens(t, s, map[string]int{bolt.BucketTokens: 0, bolt.BucketExpiry: 0, bolt.BucketCurrent: 0, bolt.BucketCurrentExpiry: 0})
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 0, bolt.BucketExpiry: 0, bolt.BucketByClient: 0, bolt.BucketCurrent: 0, bolt.BucketCurrentExpiry: 0})
 
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -410,6 +412,7 @@ func TestClosed(t *testing.T) {
 		"Token":         func() error { _, err := s.Token(ctx, tok.Hash); return err },
 		"Revoke":        func() error { return s.Revoke(ctx, tok.Hash) },
 		"ClearCurrents": func() error { return s.ClearCurrents(ctx, "c") },
+		"RevokeClient":  func() error { _, err := s.RevokeClient(ctx, "c"); return err },
 		"Client":        func() error { _, err := s.Client(ctx, "c"); return err },
 		"Clients":       func() error { _, err := s.Clients(ctx); return err },
 		"CreateClient":  func() error { return s.CreateClient(ctx, store.Client{ID: "c"}) },
@@ -529,21 +532,227 @@ func TestCorruptRecord(t *testing.T) {
 	}
 }
 
-// TestSchemaVersion: a file written by a newer layout is refused at Open.
+// TestSchemaVersion: a new file is written with layout 2; a file written
+// by a newer layout is refused at Open.
 func TestSchemaVersion(t *testing.T) {
 	path := dbPath(t)
 	s, err := bolt.Open(path, bolt.Options{SweepInterval: -1})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	bolt.PutRaw(t, s, bolt.BucketMeta, []byte(bolt.KeySchema), []byte{2})
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if v := bolt.SchemaOf(t, path); !bytes.Equal(v, []byte{2}) {
+		t.Fatalf("schema of a new file = %v, want [2]", v)
+	}
+	s = open(t, path, bolt.Options{SweepInterval: -1})
+	bolt.PutRaw(t, s, bolt.BucketMeta, []byte(bolt.KeySchema), []byte{3})
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
 	if s, err := bolt.Open(path, bolt.Options{SweepInterval: -1}); err == nil {
 		_ = s.Close()
-		t.Fatalf("Open of a schema-2 file succeeded")
+		t.Fatalf("Open of a schema-3 file succeeded")
 	}
+}
+
+// TestUpgradeV1File: testdata/v1.db.gz was written by tokengw before the
+// by_client index (layout 1, commit df077fe) at 2026-11-24T08:00Z:
+//
+//	alpha-1, alpha-2  client alpha, 1h, reuse slots k1, k2 (30m window)
+//	alpha-3           client alpha, 1h, no reuse
+//	alpha-4           client alpha, 1h, revoked
+//	alpha-5           client alpha, 1m
+//	beta-1            client beta, 1h, reuse slot k1
+//	beta-2            client beta, 1h
+//	client alpha registered
+//
+// (token hashes are SHA-256 of the labels). Open upgrades it in place to
+// layout 2, and everything works on it, RevokeClient included.
+func TestUpgradeV1File(t *testing.T) {
+	ctx := context.Background()
+	path := dbPath(t)
+	gz, err := os.Open(filepath.Join("testdata", "v1.db.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gz.Close()
+	zr, err := gzip.NewReader(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if v := bolt.SchemaOf(t, path); !bytes.Equal(v, []byte{1}) {
+		t.Fatalf("testdata schema = %v, want [1]", v)
+	}
+	c := newClock() // 08:00
+	c.Advance(5 * time.Minute)
+	s := open(t, path, bolt.Options{Now: c.Now, SweepInterval: -1, SweepChunk: 2})
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 7, bolt.BucketExpiry: 7, bolt.BucketByClient: 7})
+	h := func(label string) []byte { x := sha256.Sum256([]byte(label)); return x[:] }
+
+	// What was there still is.
+	if cl, err := s.Client(ctx, "alpha"); err != nil || cl.SecretHash != "$2a$10$abc" {
+		t.Fatalf("Client(alpha) = %+v, %v", cl, err)
+	}
+	if cur, err := s.Current(ctx, "beta", "k1"); err != nil || !bytes.Equal(cur.TokenHash, h("beta-1")) {
+		t.Fatalf("Current(beta,k1) = %x, %v", cur.TokenHash, err)
+	}
+	if tok, err := s.Token(ctx, h("alpha-4")); err != nil || !tok.Revoked {
+		t.Fatalf("Token(alpha-4) = %+v, %v; want revoked", tok, err)
+	}
+
+	// alpha-1, 2, 3 are live and unrevoked; 4 is revoked, 5 has expired.
+	n, err := s.RevokeClient(ctx, "alpha")
+	if err != nil || n != 3 {
+		t.Fatalf("RevokeClient(alpha) = %d, %v; want 3", n, err)
+	}
+	for _, label := range []string{"alpha-1", "alpha-2", "alpha-3", "alpha-4"} {
+		if tok, err := s.Token(ctx, h(label)); err != nil || !tok.Revoked {
+			t.Fatalf("Token(%s) = %+v, %v; want revoked", label, tok, err)
+		}
+	}
+	for _, label := range []string{"beta-1", "beta-2"} {
+		if tok, err := s.Token(ctx, h(label)); err != nil || tok.Revoked {
+			t.Fatalf("Token(%s) = %+v, %v; want live", label, tok, err)
+		}
+	}
+	if _, err := s.Current(ctx, "alpha", "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Current(alpha,k1) after RevokeClient: %v", err)
+	}
+	// New tokens are indexed; the sweeper drops the old ones' entries.
+	tok := token(c.Now(), "alpha", "k1", time.Hour)
+	tok.Hash = h("alpha-new") // token() could make "alpha-1"'s
+	issue(t, s, tok, currentOf(tok, time.Minute))
+	if n, err := s.Sweep(ctx); err != nil || n != 1 { // alpha-5
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	}
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 7, bolt.BucketExpiry: 7, bolt.BucketByClient: 7})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if v := bolt.SchemaOf(t, path); !bytes.Equal(v, []byte{2}) {
+		t.Fatalf("schema after the upgrade = %v, want [2]", v)
+	}
+	// Reopened: no second upgrade, the index is intact.
+	s = open(t, path, bolt.Options{Now: c.Now, SweepInterval: -1})
+	if n, err := s.RevokeClient(ctx, "alpha"); err != nil || n != 1 {
+		t.Fatalf("RevokeClient(alpha) after reopen = %d, %v; want 1 (the new token)", n, err)
+	}
+}
+
+// TestUpgradeManyTokens: the upgrade of a layout-1 file indexes every token,
+// over many chunks, and RevokeClient finds all of them after it.
+func TestUpgradeManyTokens(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	path := dbPath(t)
+	s, err := bolt.Open(path, bolt.Options{Now: c.Now, SweepInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const perClient = 50
+	var wg sync.WaitGroup
+	for i := range 2 * perClient {
+		wg.Go(func() {
+			client := []string{"a", "b"}[i%2]
+			tok := token(c.Now(), client, fmt.Sprintf("k%d", i), time.Hour)
+			var cur *store.Current
+			if i%3 == 0 {
+				cur = currentOf(tok, time.Minute)
+			}
+			issue(t, s, tok, cur)
+		})
+	}
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bolt.MakeV1(t, path)
+	s = open(t, path, bolt.Options{Now: c.Now, SweepInterval: -1, SweepChunk: 7})
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 2 * perClient, bolt.BucketByClient: 2 * perClient})
+	if n, err := s.RevokeClient(ctx, "a"); err != nil || n != perClient {
+		t.Fatalf("RevokeClient(a) = %d, %v; want %d", n, err, perClient)
+	}
+	if n, err := s.RevokeClient(ctx, "b"); err != nil || n != perClient {
+		t.Fatalf("RevokeClient(b) = %d, %v; want %d", n, err, perClient)
+	}
+}
+
+// TestRevokeClientChunks: RevokeClient over several transactions counts
+// each live, unrevoked token once, leaves expired and revoked ones, drops
+// index entries that point at nothing and deletes a token row that does
+// not decode (an unknown token is inactive).
+func TestRevokeClientChunks(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s := open(t, dbPath(t), bolt.Options{Now: c.Now, SweepInterval: -1, SweepChunk: 3})
+	var live []store.Token
+	for i := range 10 {
+		tok := token(c.Now(), "c", fmt.Sprintf("k%d", i), time.Hour+time.Duration(i)*time.Second)
+		var cur *store.Current
+		if i < 4 {
+			cur = currentOf(tok, 30*time.Minute)
+		}
+		issue(t, s, tok, cur)
+		live = append(live, tok)
+	}
+	if err := s.Revoke(ctx, live[5].Hash); err != nil {
+		t.Fatal(err)
+	}
+	expired := token(c.Now(), "c", "", time.Minute)
+	issue(t, s, expired, nil)
+	other := token(c.Now(), "c2", "k0", time.Hour)
+	issue(t, s, other, currentOf(other, 30*time.Minute))
+	exp := c.Now().Add(2 * time.Hour).Truncate(time.Millisecond)
+	orphan := hashOf("orphan")
+	bolt.PutRaw(t, s, bolt.BucketByClient, bolt.ByClientKey("c", exp, orphan), nil)
+	corrupt := hashOf("corrupt")
+	bolt.PutRaw(t, s, bolt.BucketTokens, corrupt, []byte{1})
+	bolt.PutRaw(t, s, bolt.BucketByClient, bolt.ByClientKey("c", exp, corrupt), nil)
+	c.Advance(time.Minute)
+
+	n, err := s.RevokeClient(ctx, "c")
+	if err != nil || n != 9+1 { // 10 live, one of them revoked before; the corrupt row
+		t.Fatalf("RevokeClient = %d, %v; want 10", n, err)
+	}
+	for _, tok := range live {
+		if got, err := s.Token(ctx, tok.Hash); err != nil || !got.Revoked {
+			t.Fatalf("Token = %+v, %v; want revoked", got, err)
+		}
+	}
+	if _, err := s.Token(ctx, corrupt); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Token(corrupt) after RevokeClient: %v, want ErrNotFound", err)
+	}
+	if got, err := s.Token(ctx, other.Hash); err != nil || got.Revoked {
+		t.Fatalf("Token(other client) = %+v, %v", got, err)
+	}
+	if _, err := s.Current(ctx, "c2", "k0"); err != nil {
+		t.Fatalf("Current(c2) after RevokeClient(c): %v", err)
+	}
+	// 10 live + the expired one + c2's; the orphan and corrupt entries went.
+	wantLens(t, s, map[string]int{bolt.BucketByClient: 12, bolt.BucketCurrent: 1, bolt.BucketCurrentExpiry: 1})
+	if n, err := s.RevokeClient(ctx, "c"); err != nil || n != 0 {
+		t.Fatalf("second RevokeClient = %d, %v; want 0", n, err)
+	}
+	// The sweeper removes the expired token's entry; the revoked ones stay
+	// indexed until they expire.
+	if n, err := s.Sweep(ctx); err != nil || n != 1 {
+		t.Fatalf("Sweep = %d, %v; want 1", n, err)
+	}
+	wantLens(t, s, map[string]int{bolt.BucketByClient: 11})
+	c.Advance(2 * time.Hour)
+	if _, err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 0, bolt.BucketExpiry: 0, bolt.BucketByClient: 0})
 }
 
 // TestNulClientID: client ids are VSCHAR; one with NUL cannot hold a slot
@@ -554,6 +763,12 @@ func TestNulClientID(t *testing.T) {
 	tok := token(time.Now(), "a\x00b", "k", time.Hour)
 	if _, _, err := s.Issue(ctx, tok, currentOf(tok, time.Minute)); err == nil {
 		t.Fatalf("Issue with a NUL in the client id succeeded")
+	}
+	if _, _, err := s.Issue(ctx, tok, nil); err == nil {
+		t.Fatalf("Issue without reuse, with a NUL in the client id succeeded")
+	}
+	if n, err := s.RevokeClient(ctx, "a\x00b"); err != nil || n != 0 {
+		t.Fatalf("RevokeClient(a\\x00b) = %d, %v; want 0, nil", n, err)
 	}
 	ok := token(time.Now(), "a", "b\x00k", time.Hour)
 	issue(t, s, ok, currentOf(ok, time.Minute))
@@ -639,7 +854,7 @@ func TestReissueSameHash(t *testing.T) {
 	issue(t, s, tok, nil)
 	tok.ExpiresAt = tok.ExpiresAt.Add(time.Hour)
 	issue(t, s, tok, nil)
-	wantLens(t, s, map[string]int{bolt.BucketTokens: 1, bolt.BucketExpiry: 1})
+	wantLens(t, s, map[string]int{bolt.BucketTokens: 1, bolt.BucketExpiry: 1, bolt.BucketByClient: 1})
 	c.Advance(time.Minute)
 	if n, err := s.Sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("Sweep = %d, %v; want 0", n, err)

@@ -25,8 +25,9 @@ import (
 //	            [limit rate (float64 bits, 8 bytes BE), limit burst (varint)],
 //	            created_at, updated_at               (key: client_id)
 //
-// Index keys are 8-byte big-endian unix milliseconds followed by the key of
-// the row they point at, so a cursor walks them in expiry order.
+// Expiry index keys are 8-byte big-endian unix milliseconds followed by the
+// key of the row they point at, so a cursor walks them in expiry order.
+// by_client keys put the client id and a NUL before that (byClientKey).
 
 const (
 	recordV1 byte = 1
@@ -309,6 +310,19 @@ func splitSlotKey(k []byte) (clientID, reuseKey string, ok bool) {
 // validClientID reports whether id can be part of a slot key.
 func validClientID(id string) bool {
 	return strings.IndexByte(id, 0) < 0
+}
+
+// byClientKey is a by_client index key: client_id 0x00, 8-byte big-endian
+// unix milliseconds of the expiry (as expiryKey), token hash. client_id 0x00
+// is a prefix that matches one client's entries only (validClientID), and
+// within it the entries sort by expiry, so a client's live tokens are one
+// range starting at now.
+func byClientKey(clientID string, expiresAt time.Time, hash []byte) []byte {
+	k := make([]byte, 0, len(clientID)+1+8+len(hash))
+	k = append(k, clientID...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, indexMilli(expiresAt.UnixMilli()))
+	return append(k, hash...)
 }
 
 // expiryKey is an index key: 8-byte big-endian unix milliseconds (times

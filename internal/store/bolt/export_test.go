@@ -1,7 +1,9 @@
 package bolt
 
 import (
+	"bytes"
 	"testing"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -12,6 +14,7 @@ const (
 	BucketCurrent       = bucketCurrent
 	BucketClients       = bucketClients
 	BucketExpiry        = bucketExpiry
+	BucketByClient      = bucketByClient
 	BucketCurrentExpiry = bucketCurrentExpiry
 	BucketMeta          = bucketMeta
 	KeySchema           = keySchema
@@ -44,3 +47,44 @@ func PutRaw(t testing.TB, s *Store, bucket string, key, value []byte) {
 
 // SlotKey is the current bucket's key of a slot.
 func SlotKey(clientID, reuseKey string) []byte { return slotKey(clientID, reuseKey) }
+
+// ByClientKey is the by_client bucket's key of a token.
+func ByClientKey(clientID string, expiresAt time.Time, hash []byte) []byte {
+	return byClientKey(clientID, expiresAt, hash)
+}
+
+// MakeV1 turns the closed database file at path into the version-1 layout
+// (the same buckets and records, without by_client).
+func MakeV1(t testing.TB, path string) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatalf("MakeV1: %v", err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.DeleteBucket([]byte(bucketByClient)); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte(bucketMeta)).Put([]byte(keySchema), []byte{schemaV1})
+	})
+	if err != nil {
+		t.Fatalf("MakeV1: %v", err)
+	}
+}
+
+// SchemaOf reads the layout version of the closed database file at path.
+func SchemaOf(t testing.TB, path string) []byte {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("SchemaOf: %v", err)
+	}
+	defer db.Close()
+	var v []byte
+	_ = db.View(func(tx *bbolt.Tx) error {
+		v = bytes.Clone(tx.Bucket([]byte(bucketMeta)).Get([]byte(keySchema)))
+		return nil
+	})
+	return v
+}

@@ -15,6 +15,9 @@ type sweepTarget struct {
 	// expiry decodes a row's expiry (unix ms) to check that the index
 	// entry is the row's own and not left over from a replaced row.
 	expiry func(key, v []byte) (int64, error)
+	// unindex, if set, deletes the row's other index entries (in the
+	// sweep's transaction) before the row goes.
+	unindex func(tx *bbolt.Tx, key, v []byte) error
 }
 
 // sweepTargets lists what Sweep walks: tokens, then reuse rows.
@@ -22,7 +25,7 @@ func sweepTargets() [2]sweepTarget {
 	return [...]sweepTarget{
 		{index: bucketExpiry, rows: bucketTokens, expiry: func(_, v []byte) (int64, error) {
 			return tokenExpiry(v)
-		}},
+		}, unindex: unindexToken},
 		{index: bucketCurrentExpiry, rows: bucketCurrent, expiry: func(k, v []byte) (int64, error) {
 			c, err := decodeCurrent(k, v)
 			return c.ReuseUntil.UnixMilli(), err
@@ -30,12 +33,23 @@ func sweepTargets() [2]sweepTarget {
 	}
 }
 
-// Sweep deletes the tokens and reuse rows that have expired by the store's
-// clock, walking the expiry indexes oldest first, at most SweepChunk index
-// entries per write transaction, until none is left or ctx ends. It returns
-// the number of rows (tokens plus reuse rows) deleted. Revoked tokens are
-// deleted once expired, like the others. The background sweeper calls it
-// every SweepInterval; tests and operators may call it at any time.
+// unindexToken deletes a token's by_client entry. A row whose client id
+// does not decode has no entry this can find; it is deleted all the same.
+func unindexToken(tx *bbolt.Tx, hash, v []byte) error {
+	t, err := decodeToken(hash, v)
+	if err != nil {
+		return nil
+	}
+	return tx.Bucket([]byte(bucketByClient)).Delete(byClientKey(t.ClientID, t.ExpiresAt, hash))
+}
+
+// Sweep deletes the tokens (with their by_client entries) and reuse rows
+// that have expired by the store's clock, walking the expiry indexes oldest
+// first, at most SweepChunk index entries per write transaction, until none
+// is left or ctx ends. It returns the number of rows (tokens plus reuse
+// rows) deleted. Revoked tokens are deleted once expired, like the others.
+// The background sweeper calls it every SweepInterval; tests and operators
+// may call it at any time.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
 	total := 0
 	for _, target := range sweepTargets() {
@@ -92,6 +106,11 @@ func (s *Store) sweepChunk(target sweepTarget) (deleted int, more bool, err erro
 				// Undecodable rows are left for an operator; a row
 				// rewritten with another expiry has its own entry.
 				continue
+			}
+			if target.unindex != nil {
+				if err := target.unindex(tx, rowKey, v); err != nil {
+					return err
+				}
 			}
 			if err := rows.Delete(rowKey); err != nil {
 				return err

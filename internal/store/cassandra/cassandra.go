@@ -17,17 +17,20 @@
 // The schema (created by Migrate, never by Open) and the reasons for it are
 // in docs/cassandra.md. In short:
 //
-//	tokens          token_hash PRIMARY KEY            written USING TTL = remaining lifetime
-//	current_tokens  ((client_id), reuse_key)          INSERT IF NOT EXISTS USING TTL = reuse window
-//	clients         client_id PRIMARY KEY             lightweight transactions (IF [NOT] EXISTS)
+//	tokens            token_hash PRIMARY KEY                  written USING TTL = remaining lifetime
+//	tokens_by_client  ((client_id), expires_at, token_hash)   written with each token, same TTL
+//	current_tokens    ((client_id), reuse_key)                INSERT IF NOT EXISTS USING TTL = reuse window
+//	clients           client_id PRIMARY KEY                   lightweight transactions (IF [NOT] EXISTS)
 //
 // Issue claims a reuse slot with a lightweight transaction on
 // current_tokens (Paxos, so exactly one of any number of concurrent
-// replicas wins) and only then writes the token row. Expiry is Cassandra's:
-// rows carry a TTL and disappear on their own; tokens and current_tokens
-// use TimeWindowCompactionStrategy so expired data leaves in whole SSTables
-// instead of as a pile of tombstones. Reads still compare the stored
-// expiry with Options.Now, because TTLs are whole seconds.
+// replicas wins) and only then writes the token row and its
+// tokens_by_client row, which RevokeClient reads to find a client's live
+// tokens. Expiry is Cassandra's: rows carry a TTL and disappear on their
+// own; the three TTL'd tables use TimeWindowCompactionStrategy so expired
+// data leaves in whole SSTables instead of as a pile of tombstones. Reads
+// still compare the stored expiry with Options.Now, because TTLs are whole
+// seconds.
 //
 // Errors: store.ErrNotFound for missing rows; connection failures, client
 // and server timeouts, unavailable replicas and overloaded coordinators
@@ -58,8 +61,8 @@ var _ store.Store = (*Store)(nil)
 // missing: run `tokengw migrate` first.
 var ErrNoSchema = errors.New("cassandra: schema missing (run tokengw migrate)")
 
-// Tables, in the order Migrate creates them.
-var tables = []string{"tokens", "current_tokens", "clients"}
+// Tables, in the order Migrate creates them. Open requires every one.
+var tables = []string{"tokens", "tokens_by_client", "current_tokens", "clients"}
 
 // Driver tuning that is not in the configuration.
 const (

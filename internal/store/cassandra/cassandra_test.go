@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,7 +48,7 @@ func TestMigrateIdempotent(t *testing.T) {
 		t.Logf("Migrate #%d: %v", i+1, time.Since(t0).Round(time.Millisecond))
 	}
 	raw := rawSession(t)
-	for _, table := range []string{"tokens", "current_tokens"} {
+	for _, table := range []string{"tokens", "tokens_by_client", "current_tokens"} {
 		var gcGrace, defaultTTL int
 		var compaction map[string]string
 		err := raw.Query(`SELECT gc_grace_seconds, default_time_to_live, compaction FROM system_schema.tables
@@ -71,6 +72,128 @@ WHERE keyspace_name = ? AND table_name = ?`, cfg.Keyspace, table).Scan(&gcGrace,
 	s := openStore(t, cfg)
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// TestMigrateUpgrade: a keyspace migrated by the previous version (tokens,
+// current_tokens, clients; no tokens_by_client) is refused by Open with
+// ErrNoSchema naming the missing table; Migrate adds it, keeps the data,
+// and Open then succeeds.
+func TestMigrateUpgrade(t *testing.T) {
+	cfg := baseConfig(t, randomKeyspace("tokengw_upgrade_"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stmts, err := cassandra.Statements(cfg.Keyspace, cfg.Replication)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawSession(t)
+	for _, stmt := range stmts {
+		if strings.Contains(stmt, ".tokens_by_client (") {
+			continue // the previous schema
+		}
+		if err := raw.Query(stmt).Exec(); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	hash := hashOf("upgrade")
+	if err := raw.Query(fmt.Sprintf(`INSERT INTO %s.tokens (token_hash, client_id, scope, reuse_key, issued_at, expires_at, revoked)
+VALUES (?, 'old', 'read', '', ?, ?, false) USING TTL 3600`, cfg.Keyspace), hash, time.Now(), time.Now().Add(time.Hour)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cassandra.Open(ctx, cfg, cassandra.Options{})
+	if !errors.Is(err, cassandra.ErrNoSchema) || !strings.Contains(err.Error(), "tokens_by_client") {
+		t.Fatalf("Open(previous schema) err = %v, want ErrNoSchema naming tokens_by_client", err)
+	}
+	t.Logf("previous schema: %v", err)
+	if err := cassandra.Migrate(ctx, cfg); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	s := openStore(t, cfg)
+	if tok, err := s.Token(ctx, hash); err != nil || tok.ClientID != "old" {
+		t.Fatalf("Token after the upgrade = %+v, %v", tok, err)
+	}
+	// A token minted before the upgrade has no index row: RevokeClient
+	// cannot find it (docs/cassandra.md, "Upgrading").
+	tok, cur := tokenFor("old", "k", "new", time.Hour, time.Minute)
+	if _, claimed, err := s.Issue(ctx, tok, cur); err != nil || !claimed {
+		t.Fatalf("Issue: claimed=%v err=%v", claimed, err)
+	}
+	if n, err := s.RevokeClient(ctx, "old"); err != nil || n != 1 {
+		t.Fatalf("RevokeClient = %d, %v; want 1", n, err)
+	}
+	if old, err := s.Token(ctx, hash); err != nil || old.Revoked {
+		t.Fatalf("Token(minted before the upgrade) = %+v, %v; want it untouched", old, err)
+	}
+}
+
+// TestRevokeClientIndexRows: RevokeClient reads tokens_by_client page by
+// page (more rows than a page), skips index rows whose token row is
+// missing without writing one, and the index rows carry the token's TTL.
+func TestRevokeClientIndexRows(t *testing.T) {
+	cfg := sharedConfig(t)
+	raw := rawSession(t)
+	truncate(t, raw, cfg.Keyspace)
+	s := openStore(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	const n = 2500 // pageSize is 1000
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	sem := make(chan struct{}, 64)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tok, _ := tokenFor("many", "", fmt.Sprintf("m%d", i), time.Hour, 0)
+			_, _, errs[i] = s.Issue(ctx, tok, nil)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	// The index row expires with its token (its TTL is on the row marker:
+	// the table has only key columns, so TTL() cannot show it).
+	short, _ := tokenFor("short", "", "short", time.Second, 0)
+	if _, _, err := s.Issue(ctx, short, nil); err != nil {
+		t.Fatal(err)
+	}
+	countShort := func() int {
+		var c int
+		if err := raw.Query(fmt.Sprintf(`SELECT COUNT(*) FROM %s.tokens_by_client WHERE client_id = 'short'`, cfg.Keyspace)).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := countShort(); c != 1 {
+		t.Fatalf("index rows of a new token: %d, want 1", c)
+	}
+	for deadline := time.Now().Add(20 * time.Second); countShort() != 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the index row outlived its token's TTL by 20 s")
+		}
+	}
+	orphan := hashOf("orphan")
+	if err := raw.Query(fmt.Sprintf(`INSERT INTO %s.tokens_by_client (client_id, expires_at, token_hash) VALUES ('many', ?, ?) USING TTL 3600`, cfg.Keyspace),
+		time.Now().Add(time.Hour), orphan).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	got, err := s.RevokeClient(ctx, "many")
+	if err != nil || got != n {
+		t.Fatalf("RevokeClient = %d, %v; want %d", got, err, n)
+	}
+	t.Logf("RevokeClient of %d tokens: %v", n, time.Since(t0).Round(time.Millisecond))
+	var cnt int
+	if err := raw.Query(fmt.Sprintf(`SELECT COUNT(*) FROM %s.tokens WHERE token_hash = ?`, cfg.Keyspace), orphan).Scan(&cnt); err != nil || cnt != 0 {
+		t.Fatalf("the orphan index row made a tokens row: count %d, %v", cnt, err)
+	}
+	if got, err := s.RevokeClient(ctx, "many"); err != nil || got != 0 {
+		t.Fatalf("second RevokeClient = %d, %v; want 0", got, err)
 	}
 }
 

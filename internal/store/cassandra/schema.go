@@ -11,7 +11,8 @@ import (
 	"github.com/tokengw/tokengw/internal/config"
 )
 
-// Table options shared by the two TTL'd tables; docs/cassandra.md says why.
+// Table options shared by the TTL'd tables (tokens, tokens_by_client,
+// current_tokens); docs/cassandra.md says why.
 //
 //   - TimeWindowCompactionStrategy, 1-hour windows: rows of one hour land in
 //     one SSTable, and once everything in it has expired (plus
@@ -20,9 +21,10 @@ import (
 //   - default_time_to_live 30 days: the longest token lifetime the
 //     configuration accepts; a safety net for a row written without a TTL.
 //     Every statement here sets its own TTL.
-//   - gc_grace_seconds 3 hours instead of 10 days: on tokens nothing is
-//     deleted (every cell expires by TTL on each replica by itself), so no
-//     tombstone has to outlive a repair cycle; 3 hours is Cassandra's
+//   - gc_grace_seconds 3 hours instead of 10 days: on tokens and
+//     tokens_by_client nothing is deleted (every cell expires by TTL on
+//     each replica by itself), so no tombstone has to outlive a repair
+//     cycle; 3 hours is Cassandra's
 //     default max_hint_window, and hints for a table live at most
 //     gc_grace_seconds, so a lower value would drop hints.
 const ttlTableOptions = `compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'HOURS', 'compaction_window_size': '1'}
@@ -59,6 +61,16 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
   AND comment = 'tokengw: issued access tokens, keyed by SHA-256(token); written USING TTL = remaining lifetime'`,
 			ks, ttlTableOptions),
 
+		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.tokens_by_client (
+  client_id  text,
+  expires_at timestamp,
+  token_hash blob,
+  PRIMARY KEY ((client_id), expires_at, token_hash)
+) WITH CLUSTERING ORDER BY (expires_at ASC, token_hash ASC)
+  AND %s
+  AND comment = 'tokengw: every token of a client by expiry, for revoking them all; written USING TTL = remaining lifetime with the token'`,
+			ks, ttlTableOptions),
+
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s.current_tokens (
   client_id   text,
   reuse_key   text,
@@ -90,7 +102,9 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
 
 // Migrate creates the keyspace (replication from cfg.Replication) and the
 // tables if they do not exist, then waits until every node agrees on the
-// schema. It is idempotent. It does not alter an existing keyspace or table:
+// schema. It is idempotent, and it is also the upgrade: a keyspace made by
+// an earlier version gets the tables added since (tokens_by_client) and
+// keeps its data. It does not alter an existing keyspace or table:
 // changing replication is an operator's ALTER KEYSPACE followed by a repair.
 func Migrate(ctx context.Context, cfg config.Cassandra) error {
 	stmts, err := Statements(cfg.Keyspace, cfg.Replication)

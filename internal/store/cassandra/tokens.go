@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tokengw/tokengw/internal/store"
 )
@@ -20,6 +22,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?) USING TTL ?`
 	qSelectToken = `SELECT client_id, scope, reuse_key, issued_at, expires_at, revoked FROM tokens WHERE token_hash = ?`
 	qRevokeToken = `UPDATE tokens USING TTL ? SET revoked = true WHERE token_hash = ?`
 	qTokenExpiry = `SELECT expires_at FROM tokens`
+
+	// tokens_by_client: every token of a client, clustered by expiry, so
+	// that the client's live tokens are one slice of one partition.
+	qInsertByClient = `INSERT INTO tokens_by_client (client_id, expires_at, token_hash) VALUES (?, ?, ?) USING TTL ?`
+	qLiveByClient   = `SELECT expires_at, token_hash FROM tokens_by_client WHERE client_id = ? AND expires_at > ?`
 
 	// qClaim is the exclusive claim of a reuse slot: a lightweight
 	// transaction, so among any number of concurrent callers on any number
@@ -76,12 +83,28 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	return cloneCurrent(*cur), true, nil
 }
 
+// insertToken writes the token row and its tokens_by_client row, both with
+// the token's remaining lifetime as TTL. They are two statements on two
+// partitions, sent concurrently, not a batch: a logged batch over two
+// partitions costs a batchlog write and removal on two more replicas for
+// every mint, and the atomicity it buys is not needed. Issue fails unless
+// both succeed, so every token handed out has its index row; an index row
+// whose token row failed points at nothing and RevokeClient skips it.
 func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 	ttl := ttlSeconds(tok.ExpiresAt, s.now())
+	index := make(chan error, 1)
+	go func() {
+		index <- s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl).
+			Idempotent(true).ExecContext(ctx)
+	}()
 	err := s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
 		tok.IssuedAt, tok.ExpiresAt, tok.Revoked, ttl).
 		Idempotent(true).ExecContext(ctx)
-	return classify("issue: insert token", err)
+	ierr := <-index
+	if err != nil {
+		return classify("issue: insert token", err)
+	}
+	return classify("issue: insert token index", ierr)
 }
 
 // claim runs the lightweight transaction. It returns (the row, true) when
@@ -271,6 +294,89 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 	err := s.session.Query(qClearCurrents, clientID).
 		DefaultTimestamp(false).Idempotent(true).ExecContext(ctx)
 	return classify("clear currents", err)
+}
+
+// revokeParallel bounds the tokens RevokeClient revokes concurrently (each
+// is a read and, when live, an update).
+const revokeParallel = 32
+
+// RevokeClient implements store.Tokens:
+//
+//  1. ClearCurrents, so that the client's reuse rows stop handing out the
+//     tokens about to be revoked;
+//  2. the client's live index rows, SELECT ... FROM tokens_by_client WHERE
+//     client_id = ? AND expires_at > now, paged; for each, the token row is
+//     read (an index row whose token is missing, expired or already revoked
+//     is skipped) and updated as Revoke does: USING TTL <remaining> SET
+//     revoked = true, up to revokeParallel at a time;
+//  3. ClearCurrents again: a slot claimed during step 2 may hold a token
+//     that step 2 revoked.
+//
+// The updates are idempotent and so is the whole; a failed call can be
+// repeated. Two concurrent calls may both count one token.
+func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) {
+	if s.errClosed() {
+		return 0, store.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("cassandra: revoke client: %w", err)
+	}
+	if err := s.ClearCurrents(ctx, clientID); err != nil {
+		return 0, err
+	}
+	var revoked atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(revokeParallel)
+	iter := s.session.Query(qLiveByClient, clientID, s.now()).
+		Consistency(s.readCons).PageSize(pageSize).Idempotent(true).IterContext(gctx)
+	var (
+		exp  time.Time
+		hash []byte
+	)
+	for iter.Scan(&exp, &hash) {
+		h := bytes.Clone(hash)
+		g.Go(func() error {
+			ok, err := s.revokeOne(gctx, clientID, h)
+			if ok {
+				revoked.Add(1)
+			}
+			return err
+		})
+	}
+	ierr := iter.Close()
+	err := g.Wait()
+	n := int(revoked.Load())
+	switch {
+	case err != nil:
+		return n, err
+	case ierr != nil:
+		return n, classify("revoke client: read index", ierr)
+	}
+	return n, s.ClearCurrents(ctx, clientID)
+}
+
+// revokeOne revokes one token of clientID found in tokens_by_client,
+// reporting whether it was live and not yet revoked.
+func (s *Store) revokeOne(ctx context.Context, clientID string, hash []byte) (bool, error) {
+	var t store.Token
+	err := s.session.Query(qSelectToken, hash).
+		Consistency(s.readCons).Idempotent(true).
+		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return false, nil // the token row was never written, or has expired
+	}
+	if err != nil {
+		return false, classify("revoke client: read token", err)
+	}
+	now := s.now()
+	if t.ClientID != clientID || t.Revoked || !now.Before(t.ExpiresAt) {
+		return false, nil
+	}
+	err = s.session.Query(qRevokeToken, ttlSeconds(t.ExpiresAt, now), hash).Idempotent(true).ExecContext(ctx)
+	if err != nil {
+		return false, classify("revoke client: revoke token", err)
+	}
+	return true, nil
 }
 
 // TokenCount counts the unexpired tokens by scanning the whole table (for

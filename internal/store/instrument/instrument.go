@@ -78,6 +78,14 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 	return err
 }
 
+// RevokeClient implements store.Tokens.
+func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) {
+	start := s.now()
+	n, err := s.s.RevokeClient(ctx, clientID)
+	s.done("revoke_client", start, err)
+	return n, err
+}
+
 // Client implements store.Clients.
 func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
 	start := s.now()

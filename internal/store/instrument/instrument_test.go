@@ -41,7 +41,7 @@ func TestConformanceAndObservation(t *testing.T) {
 		Now:     c.Now,
 		Advance: c.Advance,
 	})
-	for _, op := range []string{"issue", "current", "token", "revoke", "clear_currents", "client", "clients", "create_client", "update_client", "delete_client", "ping"} {
+	for _, op := range []string{"issue", "current", "token", "revoke", "clear_currents", "revoke_client", "client", "clients", "create_client", "update_client", "delete_client", "ping"} {
 		if ops[op] == 0 {
 			t.Errorf("operation %q never observed", op)
 		}

@@ -182,6 +182,35 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 	return nil
 }
 
+// RevokeClient implements store.Tokens: one pass over every token under
+// the lock (this driver is for tests and throwaway runs).
+func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, store.ErrClosed
+	}
+	now := s.now()
+	n := 0
+	for k, t := range s.tokens {
+		if t.ClientID != clientID || t.Revoked || !now.Before(t.ExpiresAt) {
+			continue
+		}
+		t.Revoked = true
+		s.tokens[k] = t
+		n++
+	}
+	for k := range s.currents {
+		if k.client == clientID {
+			delete(s.currents, k)
+		}
+	}
+	return n, nil
+}
+
 // Client implements store.Clients.
 func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
 	if err := ctx.Err(); err != nil {

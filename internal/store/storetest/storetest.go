@@ -111,6 +111,10 @@ func Run(t *testing.T, h Harness) {
 		{"Revoke", testRevoke},
 		{"RevokeOtherTokenKeepsCurrent", testRevokeOtherKeepsCurrent},
 		{"ClearCurrents", testClearCurrents},
+		{"RevokeClient", testRevokeClient},
+		{"RevokeClientSkipsExpired", testRevokeClientSkipsExpired},
+		{"RevokeClientConcurrentIssue", testRevokeClientConcurrentIssue},
+		{"RevokeClientCanceledContext", testRevokeClientCanceled},
 		{"Clients", testClients},
 		{"DeleteClientClearsCurrents", testDeleteClientClearsCurrents},
 		{"CanceledContext", testCanceledContext},
@@ -360,6 +364,212 @@ func testClearCurrents(t *testing.T, f *fixture) {
 	}
 }
 
+// issueClaim issues tok claiming its reuse slot for 30 minutes.
+func (f *fixture) issueClaim(t *testing.T, tok store.Token) {
+	t.Helper()
+	if _, claimed, err := f.s.Issue(f.ctx, tok, current(tok, 30*time.Minute)); err != nil || !claimed {
+		t.Fatalf("Issue(%s,%s): claimed=%v err=%v", tok.ClientID, tok.ReuseKey, claimed, err)
+	}
+}
+
+func (f *fixture) issuePlain(t *testing.T, tok store.Token) {
+	t.Helper()
+	if _, _, err := f.s.Issue(f.ctx, tok, nil); err != nil {
+		t.Fatalf("Issue(%s): %v", tok.ClientID, err)
+	}
+}
+
+// wantRevoked checks that Token returns tok, unchanged but for Revoked.
+func (f *fixture) wantRevoked(t *testing.T, tok store.Token, revoked bool) {
+	t.Helper()
+	got, err := f.s.Token(f.ctx, tok.Hash)
+	if err != nil {
+		t.Fatalf("Token(%s,%q): %v", tok.ClientID, tok.ReuseKey, err)
+	}
+	want := tok
+	want.Revoked = revoked
+	sameToken(t, got, want)
+}
+
+func testRevokeClient(t *testing.T, f *fixture) {
+	// Client rc: two reuse slots, a token without reuse, one revoked
+	// before. Clients rc2 (rc is a prefix of its id) and other: untouched.
+	var mine []store.Token
+	for _, key := range []string{"k1", "k2"} {
+		tok := f.token("rc", key, time.Hour)
+		f.issueClaim(t, tok)
+		mine = append(mine, tok)
+	}
+	plain := f.token("rc", "", time.Hour)
+	f.issuePlain(t, plain)
+	mine = append(mine, plain)
+	already := f.token("rc", "", time.Hour)
+	f.issuePlain(t, already)
+	if err := f.s.Revoke(f.ctx, already.Hash); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	var theirs []store.Token
+	for _, client := range []string{"rc2", "other"} {
+		tok := f.token(client, "k1", time.Hour)
+		f.issueClaim(t, tok)
+		theirs = append(theirs, tok)
+		tok = f.token(client, "", time.Hour)
+		f.issuePlain(t, tok)
+		theirs = append(theirs, tok)
+	}
+
+	n, err := f.s.RevokeClient(f.ctx, "rc")
+	if err != nil || n != len(mine) {
+		t.Fatalf("RevokeClient = %d, %v; want %d, nil (the token revoked before is not counted)", n, err, len(mine))
+	}
+	for _, tok := range append(mine, already) {
+		f.wantRevoked(t, tok, true)
+	}
+	for _, k := range []string{"k1", "k2"} {
+		if _, err := f.s.Current(f.ctx, "rc", k); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Current(rc,%s) after RevokeClient: err = %v, want ErrNotFound", k, err)
+		}
+	}
+	for _, tok := range theirs {
+		f.wantRevoked(t, tok, false)
+		if tok.ReuseKey == "" {
+			continue
+		}
+		if got, err := f.s.Current(f.ctx, tok.ClientID, tok.ReuseKey); err != nil || !bytes.Equal(got.TokenHash, tok.Hash) {
+			t.Fatalf("Current(%s,%s) after RevokeClient(rc) = %x, %v; want it kept", tok.ClientID, tok.ReuseKey, got.TokenHash, err)
+		}
+	}
+
+	// Idempotent: nothing left to revoke.
+	if n, err := f.s.RevokeClient(f.ctx, "rc"); err != nil || n != 0 {
+		t.Fatalf("second RevokeClient = %d, %v; want 0, nil", n, err)
+	}
+	// The slot is free again: a new token claims it and is live.
+	fresh := f.token("rc", "k1", time.Hour)
+	f.issueClaim(t, fresh)
+	f.wantRevoked(t, fresh, false)
+	if got, err := f.s.Current(f.ctx, "rc", "k1"); err != nil || !bytes.Equal(got.TokenHash, fresh.Hash) {
+		t.Fatalf("Current(rc,k1) after a new claim = %x, %v", got.TokenHash, err)
+	}
+	// Only the token issued since then is counted by a third call.
+	if n, err := f.s.RevokeClient(f.ctx, "rc"); err != nil || n != 1 {
+		t.Fatalf("third RevokeClient = %d, %v; want 1, nil", n, err)
+	}
+	f.wantRevoked(t, fresh, true)
+
+	if n, err := f.s.RevokeClient(f.ctx, "nobody"); err != nil || n != 0 {
+		t.Fatalf("RevokeClient(unknown) = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// testRevokeClientSkipsExpired: an expired token is not live: it is not
+// counted (and stays gone).
+func testRevokeClientSkipsExpired(t *testing.T, f *fixture) {
+	w := f.window()
+	short := f.token("rc", "", w)
+	f.issuePlain(t, short)
+	long := f.token("rc", "", time.Hour)
+	f.issuePlain(t, long)
+	f.waitUntil(t, w, func() bool {
+		_, err := f.s.Token(f.ctx, short.Hash)
+		return errors.Is(err, store.ErrNotFound)
+	})
+	if n, err := f.s.RevokeClient(f.ctx, "rc"); err != nil || n != 1 {
+		t.Fatalf("RevokeClient = %d, %v; want 1 (the expired token is not live)", n, err)
+	}
+	f.wantRevoked(t, long, true)
+	if _, err := f.s.Token(f.ctx, short.Hash); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Token(expired) after RevokeClient: err = %v, want ErrNotFound", err)
+	}
+}
+
+// testRevokeClientConcurrentIssue: RevokeClient while the client keeps
+// minting on several slots. Every token issued before the call is revoked,
+// and once it has returned no reuse row hands out a revoked token.
+func testRevokeClientConcurrentIssue(t *testing.T, f *fixture) {
+	const slots = 4
+	var before []store.Token
+	for i := range slots {
+		tok := f.token("rc", fmt.Sprintf("k%d", i), time.Hour)
+		f.issueClaim(t, tok)
+		before = append(before, tok)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make([]error, slots)
+	for i := range slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok := f.token("rc", fmt.Sprintf("k%d", i), time.Hour)
+				var cur *store.Current
+				if j%2 == 0 {
+					cur = current(tok, 30*time.Minute)
+				} else {
+					tok.ReuseKey = ""
+				}
+				if _, _, err := f.s.Issue(f.ctx, tok, cur); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	n, err := f.s.RevokeClient(f.ctx, "rc")
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("RevokeClient: %v", err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	if n < slots {
+		t.Fatalf("RevokeClient = %d, want at least the %d tokens issued before it", n, slots)
+	}
+	for _, tok := range before {
+		f.wantRevoked(t, tok, true)
+	}
+	for i := range slots {
+		cur, err := f.s.Current(f.ctx, "rc", fmt.Sprintf("k%d", i))
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Current: %v", err)
+		}
+		tok, err := f.s.Token(f.ctx, cur.TokenHash)
+		if err != nil {
+			t.Fatalf("Token(current of k%d): %v", i, err)
+		}
+		if tok.Revoked {
+			t.Fatalf("after RevokeClient the reuse row of k%d hands out a revoked token", i)
+		}
+	}
+}
+
+// testRevokeClientCanceled: a done context changes nothing.
+func testRevokeClientCanceled(t *testing.T, f *fixture) {
+	tok := f.token("rc", "k", time.Hour)
+	f.issueClaim(t, tok)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	n, err := f.s.RevokeClient(ctx, "rc")
+	if !errors.Is(err, context.Canceled) || n != 0 {
+		t.Fatalf("RevokeClient(canceled) = %d, %v; want 0, context.Canceled", n, err)
+	}
+	f.wantRevoked(t, tok, false)
+	if got, err := f.s.Current(f.ctx, "rc", "k"); err != nil || !bytes.Equal(got.TokenHash, tok.Hash) {
+		t.Fatalf("Current after a canceled RevokeClient = %x, %v; want the row kept", got.TokenHash, err)
+	}
+}
+
 func sameClient(t *testing.T, got, want store.Client) {
 	t.Helper()
 	ok := got.ID == want.ID && got.SecretHash == want.SecretHash && fmt.Sprint(got.Scopes) == fmt.Sprint(want.Scopes) &&
@@ -463,6 +673,9 @@ func testClose(t *testing.T, f *fixture) {
 	}
 	if _, err := f.s.Token(f.ctx, hashOf("x")); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("Token after Close err = %v, want ErrClosed", err)
+	}
+	if n, err := f.s.RevokeClient(f.ctx, "c1"); !errors.Is(err, store.ErrClosed) || n != 0 {
+		t.Fatalf("RevokeClient after Close = %d, %v; want 0, ErrClosed", n, err)
 	}
 	if err := f.s.Ping(f.ctx); err == nil {
 		t.Fatalf("Ping after Close succeeded")
