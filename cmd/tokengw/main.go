@@ -4,6 +4,8 @@
 //	tokengw serve --config FILE       serve the token endpoint
 //	tokengw migrate --config FILE     create the store's schema (idempotent)
 //	tokengw hash-secret               read a secret on stdin, print its PHC hash
+//	tokengw client add|list|remove|rotate-secret --config FILE
+//	                                  manage the clients kept in the store
 //	tokengw version                   print the version
 package main
 
@@ -33,6 +35,8 @@ commands:
   serve --config FILE     serve the token endpoint until SIGINT/SIGTERM
   migrate --config FILE   create the store's schema (idempotent)
   hash-secret             read a client secret on stdin, print its PHC hash (argon2id)
+  client add|list|remove|rotate-secret --config FILE
+                          manage the clients kept in the store (tokengw client help)
   version                 print the version
 
 Every config key can be overridden by an environment variable:
@@ -59,6 +63,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = migrate(ctx, args[1:], stdout, stderr)
 	case "hash-secret":
 		err = hashSecret(stdin, stdout)
+	case "client":
+		err = client(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tokengw", version)
 	case "help", "-h", "--help":

@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/tokengw/tokengw/internal/clientauth"
 	"github.com/tokengw/tokengw/internal/config"
+	"github.com/tokengw/tokengw/internal/introspect"
 	"github.com/tokengw/tokengw/internal/issue"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/reuse"
@@ -32,6 +34,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock of every component. Default time.Now.
 	Now func() time.Time
+	// Store, when set, is used instead of opening the configured driver,
+	// and stays the caller's: Close does not close it. Tests share one
+	// store between two Apps to play two replicas.
+	Store store.Store
 }
 
 // App is a wired gateway.
@@ -48,8 +54,13 @@ type App struct {
 	FailedIP *limiter.Set
 	Server   *server.Server
 	Metrics  *server.Metrics
-	log      *slog.Logger
+	// Clients manages run-time clients (the admin API).
+	Clients *server.ClientManager
+	// Introspect is the introspection cache (RFC 7662).
+	Introspect *introspect.Cache
+	log        *slog.Logger
 
+	ownStore  bool // opened by New, closed by Close
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -62,18 +73,22 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a = &App{Config: cfg, log: opts.Logger}
+	built := &App{Config: cfg, log: opts.Logger}
+	a = built
 	defer func() {
 		if err != nil {
-			a.Close()
-			a = nil
+			// a is nil here (every error return sets it): close what was built.
+			built.Close()
 		}
 	}()
 
 	a.Metrics = server.NewMetrics()
-	raw, err := OpenStore(ctx, cfg, opts.Now)
-	if err != nil {
-		return nil, err
+	raw := opts.Store
+	if raw == nil {
+		if raw, err = OpenStore(ctx, cfg, opts.Now); err != nil {
+			return nil, err
+		}
+		built.ownStore = true
 	}
 	a.Backend = raw
 	a.Store = instrument.Wrap(raw, a.Metrics.StoreObserver(cfg.Store.Driver), nil)
@@ -98,12 +113,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
+	a.Introspect, err = introspect.New(introspect.Options{
+		Store: a.Store, LocalTTL: cfg.Reuse.LocalTTL, StoreTimeout: cfg.Server.Timeouts.Store, Now: opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
 	for i, c := range cfg.Clients {
 		if err := clientauth.ValidHash(c.SecretHash); err != nil {
 			return nil, fmt.Errorf("config: clients[%d].secret_hash: %w", i, err)
 		}
 	}
-	if a.Registry, err = server.NewRegistry(cfg.Clients, a.Store); err != nil {
+	if a.Registry, err = NewRegistry(cfg, a.Store, opts.Now); err != nil {
 		return nil, err
 	}
 	pctx, cancel := context.WithTimeout(ctx, cfg.Server.Timeouts.Store*5)
@@ -112,7 +133,30 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	if a.Auth, err = clientauth.New(clientauth.Options{Lookup: a.Registry, Now: opts.Now}); err != nil {
+	// Unknown ids are verified against a dummy hash with the parameters of
+	// generated secrets, so they take as long as known ones.
+	dummy, err := clientauth.HashSecret(rand.Text(), Argon2Params(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	a.Auth, err = clientauth.New(clientauth.Options{
+		Lookup:              a.Registry,
+		CacheEntries:        cfg.Auth.CacheEntries,
+		DisableCache:        cfg.Auth.CacheEntries == 0,
+		CacheMaxAge:         cfg.Auth.CacheMaxAge,
+		MaxConcurrentVerify: cfg.Auth.MaxConcurrentVerify,
+		VerifyQueueTimeout:  cfg.Auth.VerifyQueueTimeout,
+		DummyHash:           dummy,
+		Now:                 opts.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.Clients, err = server.NewClientManager(server.ClientManagerOptions{
+		Registry: a.Registry, Store: a.Store, Argon2: Argon2Params(cfg), Invalidate: a.Auth.Invalidate,
+		Timeout: cfg.Server.Timeouts.Store, Logger: opts.Logger, Now: opts.Now,
+	})
+	if err != nil {
 		return nil, err
 	}
 	if a.Consumer, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
@@ -124,7 +168,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	a.Server, err = server.New(server.Options{
 		Config: cfg, Tokens: a.Reuser, Auth: a.Auth, Clients: a.Registry,
 		Consumer: a.Consumer, FailedIP: a.FailedIP, Store: a.Store,
-		Logger: opts.Logger, Now: opts.Now, Metrics: a.Metrics,
+		Logger: opts.Logger, Now: opts.Now, Metrics: a.Metrics, Admin: a.Clients,
+		TokenStore: a.Store, Evictor: a.Reuser, Introspector: a.Introspect,
 	})
 	if err != nil {
 		return nil, err
@@ -133,6 +178,25 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	return a, nil
+}
+
+// NewRegistry builds the client registry: the configured clients, then the
+// store's, cached for auth.client_refresh.
+func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*server.Registry, error) {
+	refresh := cfg.Auth.ClientRefresh
+	if refresh == 0 {
+		refresh = -1 // configured 0: ask the store on every request
+	}
+	return server.NewRegistry(cfg.Clients, st, server.RegistryOptions{
+		Refresh: refresh, MaxEntries: cfg.Auth.ClientCacheEntries, Timeout: cfg.Server.Timeouts.Store, Now: now,
+	})
+}
+
+// Argon2Params are the argon2id parameters of generated secrets
+// (auth.argon2), validated by config.Load.
+func Argon2Params(cfg *config.Config) clientauth.Argon2Params {
+	g := cfg.Auth.Argon2
+	return clientauth.Argon2Params{Memory: uint32(g.MemoryKiB), Time: uint32(g.Time), Threads: uint8(g.Threads)}
 }
 
 // OpenStore opens the configured store driver.
@@ -205,7 +269,7 @@ func (a *App) Close() error {
 		if a.Reuser != nil {
 			errs = append(errs, a.Reuser.Close())
 		}
-		if a.Store != nil {
+		if a.Store != nil && a.ownStore {
 			errs = append(errs, a.Store.Close())
 		}
 		a.closeErr = errors.Join(errs...)

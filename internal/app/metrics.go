@@ -30,6 +30,9 @@ func (a *App) registerMetrics() error {
 		counter("tokengw_client_auth_cache_hits_total", "Client authentications answered by the verified-credential cache.", nil, a.Auth.CacheHits),
 		counter("tokengw_client_auth_shed_total", "Client authentications shed (503) because hash verification was saturated.", nil, a.Auth.Shed),
 		gauge("tokengw_client_auth_cache_entries", "Entries in the verified-credential cache.", a.Auth.CacheLen),
+		counter("tokengw_introspection_lookups_total", "Introspection lookups by source.", prometheus.Labels{"source": "cache"}, a.Introspect.Hits),
+		counter("tokengw_introspection_lookups_total", "Introspection lookups by source.", prometheus.Labels{"source": "store"}, a.Introspect.Misses),
+		gauge("tokengw_introspection_cache_entries", "Entries in the introspection cache.", a.Introspect.Len),
 		gauge("tokengw_rate_limit_keys", "Token buckets held by the per-client limiter.", a.Consumer.Len),
 	)
 }

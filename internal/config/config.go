@@ -39,6 +39,7 @@ type Config struct {
 	Issuer  Issuer   `koanf:"issuer"`
 	Reuse   Reuse    `koanf:"reuse"`
 	Limits  Limits   `koanf:"limits"`
+	Auth    Auth     `koanf:"auth"`
 	Store   Store    `koanf:"store"`
 	Clients []Client `koanf:"clients"`
 	Log     Log      `koanf:"log"`
@@ -95,6 +96,26 @@ type Rate struct {
 type Limits struct {
 	PerClient       Rate `koanf:"per_client"`
 	PerIPFailedAuth Rate `koanf:"per_ip_failed_auth"`
+}
+
+// Auth is client authentication: the hashes tokengw makes for generated
+// secrets, the verified-credential cache, the cap on concurrent hash
+// verifications, and the cache of store-managed clients.
+type Auth struct {
+	Argon2              Argon2        `koanf:"argon2"`                // parameters of the hashes tokengw makes
+	CacheEntries        int           `koanf:"cache_entries"`         // verified-credential cache bound, entries; 0 = off
+	CacheMaxAge         time.Duration `koanf:"cache_max_age"`         // re-verify a cached credential after this; 0 = never
+	MaxConcurrentVerify int           `koanf:"max_concurrent_verify"` // hash verifications at once; 0 = number of CPUs
+	VerifyQueueTimeout  time.Duration `koanf:"verify_queue_timeout"`  // wait for a verification slot before 503
+	ClientRefresh       time.Duration `koanf:"client_refresh"`        // store-managed clients are re-read after this; 0 = every request
+	ClientCacheEntries  int           `koanf:"client_cache_entries"`  // bound of the store-client cache (known and unknown ids each)
+}
+
+// Argon2 are argon2id cost parameters (RFC 9106).
+type Argon2 struct {
+	MemoryKiB int `koanf:"memory_kib"` // m, KiB
+	Time      int `koanf:"time"`       // t, passes
+	Threads   int `koanf:"threads"`    // p, lanes
 }
 
 // Store selects and configures the storage driver.
@@ -168,6 +189,15 @@ func Defaults() map[string]any {
 		"limits.per_client.burst":         0,
 		"limits.per_ip_failed_auth.rate":  0.2,
 		"limits.per_ip_failed_auth.burst": 10,
+		"auth.argon2.memory_kib":          19456,
+		"auth.argon2.time":                2,
+		"auth.argon2.threads":             1,
+		"auth.cache_entries":              100000,
+		"auth.cache_max_age":              "0s",
+		"auth.max_concurrent_verify":      0,
+		"auth.verify_queue_timeout":       "1s",
+		"auth.client_refresh":             "5s",
+		"auth.client_cache_entries":       100000,
 		"store.driver":                    "bolt",
 		"store.seal_keys":                 []string{},
 		"store.bolt.path":                 "data/tokengw.db",
@@ -314,6 +344,9 @@ func (c *Config) Validate() error {
 	if s.MaxInFlight < 0 {
 		add(bad("server.max_in_flight", "must be >= 0, got %d", s.MaxInFlight))
 	}
+	if s.AdminToken != "" && len(s.AdminToken) < MinAdminTokenLen {
+		add(bad("server.admin_token", "must be at least %d characters (generate one with: head -c32 /dev/urandom | base64), got %d", MinAdminTokenLen, len(s.AdminToken)))
+	}
 	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
 		add(bad("server.tls_cert_file", "tls_cert_file and tls_key_file go together"))
 	}
@@ -342,6 +375,8 @@ func (c *Config) Validate() error {
 
 	add(rate("limits.per_client", c.Limits.PerClient))
 	add(rate("limits.per_ip_failed_auth", c.Limits.PerIPFailedAuth))
+
+	add(c.Auth.validate())
 
 	st := c.Store
 	switch st.Driver {
@@ -426,6 +461,57 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		add(bad("log.format", "must be json or text, got %q", c.Log.Format))
+	}
+	return errors.Join(errs...)
+}
+
+// MinAdminTokenLen is the shortest server.admin_token accepted.
+const MinAdminTokenLen = 16
+
+// Caps of the auth section.
+const (
+	maxArgon2MemoryKiB = 1 << 21 // 2 GiB
+	maxArgon2Time      = 100
+	maxArgon2Threads   = 64
+	maxCacheEntries    = 10_000_000
+	maxClientRefresh   = 10 * time.Minute
+)
+
+func (a Auth) validate() error {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	g := a.Argon2
+	if g.Time < 1 || g.Time > maxArgon2Time {
+		add(bad("auth.argon2.time", "must be between 1 and %d passes, got %d", maxArgon2Time, g.Time))
+	}
+	if g.Threads < 1 || g.Threads > maxArgon2Threads {
+		add(bad("auth.argon2.threads", "must be between 1 and %d, got %d", maxArgon2Threads, g.Threads))
+	} else if g.MemoryKiB < 8*g.Threads || g.MemoryKiB > maxArgon2MemoryKiB {
+		// RFC 9106 §3.1: "Memory size m MUST be an integer number of
+		// kibibytes from 8*p to 2^(32)-1."
+		add(bad("auth.argon2.memory_kib", "must be between 8*threads (%d) and %d KiB, got %d", 8*g.Threads, maxArgon2MemoryKiB, g.MemoryKiB))
+	}
+	if a.CacheEntries < 0 || a.CacheEntries > maxCacheEntries {
+		add(bad("auth.cache_entries", "must be between 0 (cache off) and %d, got %d", maxCacheEntries, a.CacheEntries))
+	}
+	if a.CacheMaxAge < 0 {
+		add(bad("auth.cache_max_age", "must be >= 0 (0 = no age limit), got %v", a.CacheMaxAge))
+	}
+	if a.MaxConcurrentVerify < 0 || a.MaxConcurrentVerify > 4096 {
+		add(bad("auth.max_concurrent_verify", "must be between 0 (number of CPUs) and 4096, got %d", a.MaxConcurrentVerify))
+	}
+	if a.VerifyQueueTimeout <= 0 {
+		add(bad("auth.verify_queue_timeout", "must be a positive duration, got %v", a.VerifyQueueTimeout))
+	}
+	if a.ClientRefresh < 0 || a.ClientRefresh > maxClientRefresh {
+		add(bad("auth.client_refresh", "must be between 0 (no caching) and %v, got %v", maxClientRefresh, a.ClientRefresh))
+	}
+	if a.ClientCacheEntries < 1 || a.ClientCacheEntries > maxCacheEntries {
+		add(bad("auth.client_cache_entries", "must be between 1 and %d, got %d", maxCacheEntries, a.ClientCacheEntries))
 	}
 	return errors.Join(errs...)
 }

@@ -104,6 +104,19 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"client bad grant", "clients: [{id: a, secret_hash: $x, grant_types: [password]}]\n", nil, "clients[0].grant_types[0]"},
 		{"unknown client key", "clients: [{id: a, secret_hash: $x, scope: [read]}]\n", nil, "scope"},
 		{"bad log level", "log: {level: loud}\n", nil, "log.level"},
+		{"short admin token", "server: {admin_token: short}\n", nil, "server.admin_token"},
+		{"argon2 time 0", "auth: {argon2: {time: 0}}\n", nil, "auth.argon2.time"},
+		{"argon2 threads 0", "auth: {argon2: {threads: 0}}\n", nil, "auth.argon2.threads"},
+		{"argon2 memory below 8p", "auth: {argon2: {memory_kib: 15, threads: 2}}\n", nil, "auth.argon2.memory_kib"},
+		{"argon2 memory too big", "", []string{"TOKENGW_AUTH__ARGON2__MEMORY_KIB=4000000"}, "auth.argon2.memory_kib"},
+		{"negative cache entries", "auth: {cache_entries: -1}\n", nil, "auth.cache_entries"},
+		{"negative cache max age", "auth: {cache_max_age: -1s}\n", nil, "auth.cache_max_age"},
+		{"negative verify cap", "auth: {max_concurrent_verify: -2}\n", nil, "auth.max_concurrent_verify"},
+		{"zero verify queue timeout", "auth: {verify_queue_timeout: 0s}\n", nil, "auth.verify_queue_timeout"},
+		{"client refresh too long", "auth: {client_refresh: 1h}\n", nil, "auth.client_refresh"},
+		{"negative client refresh", "", []string{"TOKENGW_AUTH__CLIENT_REFRESH=-1s"}, "auth.client_refresh"},
+		{"zero client cache", "auth: {client_cache_entries: 0}\n", nil, "auth.client_cache_entries"},
+		{"unknown auth key", "auth: {cache_size: 3}\n", nil, "auth.cache_size"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -123,6 +136,33 @@ func TestErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("error %q does not name %q", err, tc.key)
 			}
 		})
+	}
+}
+
+func TestAuthDefaultsAndEnv(t *testing.T) {
+	c, err := Load("", []string{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Auth{
+		Argon2:       Argon2{MemoryKiB: 19456, Time: 2, Threads: 1},
+		CacheEntries: 100000, VerifyQueueTimeout: time.Second,
+		ClientRefresh: 5 * time.Second, ClientCacheEntries: 100000,
+	}
+	if c.Auth != want || c.Server.AdminToken != "" {
+		t.Fatalf("auth defaults = %+v, want %+v", c.Auth, want)
+	}
+	c, err = Load("", []string{
+		"TOKENGW_AUTH__ARGON2__MEMORY_KIB=1024", "TOKENGW_AUTH__ARGON2__TIME=1", "TOKENGW_AUTH__CACHE_ENTRIES=0",
+		"TOKENGW_AUTH__CLIENT_REFRESH=0s", "TOKENGW_AUTH__MAX_CONCURRENT_VERIFY=3",
+		"TOKENGW_SERVER__ADMIN_TOKEN=0123456789abcdef",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.Argon2.MemoryKiB != 1024 || c.Auth.Argon2.Time != 1 || c.Auth.CacheEntries != 0 ||
+		c.Auth.ClientRefresh != 0 || c.Auth.MaxConcurrentVerify != 3 || c.Server.AdminToken != "0123456789abcdef" {
+		t.Fatalf("env overrides = %+v", c.Auth)
 	}
 }
 

@@ -15,10 +15,14 @@ import (
 func metadata(c *config.Config) ([]byte, error) {
 	iss := strings.TrimSuffix(c.Issuer.URL, "/")
 	md := map[string]any{
-		"issuer":                                iss,
-		"token_endpoint":                        iss + "/oauth2/token",
-		"grant_types_supported":                 []string{GrantClientCredentials},
-		"token_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"issuer":                                        iss,
+		"token_endpoint":                                iss + "/oauth2/token",
+		"grant_types_supported":                         []string{GrantClientCredentials},
+		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint":                           iss + "/oauth2/revoke",
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
+		"introspection_endpoint":                        iss + "/oauth2/introspect",
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		// No authorization endpoint: this server issues no response types.
 		"response_types_supported": []string{},
 	}

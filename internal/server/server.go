@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -70,6 +71,14 @@ type Options struct {
 	// Metrics, when set, are recorded and served at /metrics on the admin
 	// listener.
 	Metrics *Metrics
+	// Admin, when set and server.admin_token is not empty, is served as the
+	// client API at /admin/clients on the admin listener.
+	Admin *ClientManager
+	// TokenStore, Evictor and Introspector serve revocation (RFC 7009) and
+	// introspection (RFC 7662).
+	TokenStore   TokenStore
+	Evictor      Evictor
+	Introspector Introspector
 }
 
 // Server holds the handlers. Create it with New.
@@ -85,6 +94,12 @@ type Server struct {
 	now      func() time.Time
 	trusted  []netip.Prefix
 	metrics  *Metrics
+	admin    *ClientManager
+	issuer   string
+
+	tokenStore   TokenStore
+	evictor      Evictor
+	introspector Introspector
 
 	defaultLimit  limiter.Limit
 	failedIPLimit limiter.Limit
@@ -99,8 +114,9 @@ type Server struct {
 // New validates opts and builds a Server.
 func New(opts Options) (*Server, error) {
 	if opts.Config == nil || opts.Tokens == nil || opts.Auth == nil || opts.Clients == nil ||
-		opts.Consumer == nil || opts.FailedIP == nil || opts.Store == nil {
-		return nil, errors.New("server: Config, Tokens, Auth, Clients, Consumer, FailedIP and Store are required")
+		opts.Consumer == nil || opts.FailedIP == nil || opts.Store == nil ||
+		opts.TokenStore == nil || opts.Evictor == nil || opts.Introspector == nil {
+		return nil, errors.New("server: Config, Tokens, Auth, Clients, Consumer, FailedIP, Store, TokenStore, Evictor and Introspector are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -116,7 +132,9 @@ func New(opts Options) (*Server, error) {
 	s := &Server{
 		cfg: c, tokens: opts.Tokens, auth: opts.Auth, clients: opts.Clients,
 		consumer: opts.Consumer, failedIP: opts.FailedIP, store: opts.Store,
-		log: opts.Logger, now: opts.Now, trusted: c.Server.TrustedProxyPrefixes(), metrics: opts.Metrics,
+		log: opts.Logger, now: opts.Now, trusted: c.Server.TrustedProxyPrefixes(), metrics: opts.Metrics, admin: opts.Admin,
+		tokenStore: opts.TokenStore, evictor: opts.Evictor, introspector: opts.Introspector,
+		issuer:        strings.TrimSuffix(c.Issuer.URL, "/"),
 		defaultLimit:  limiter.Limit{Rate: c.Limits.PerClient.Rate, Burst: c.Limits.PerClient.Burst},
 		failedIPLimit: limiter.Limit{Rate: c.Limits.PerIPFailedAuth.Rate, Burst: c.Limits.PerIPFailedAuth.Burst},
 		idPrefix:      hex.EncodeToString(pfx[:]),
@@ -145,6 +163,8 @@ func (s *Server) Handler() http.Handler {
 		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "method not allowed"})
 	})
 	r.Post("/oauth2/token", s.token)
+	r.Post("/oauth2/revoke", s.revoke)
+	r.Post("/oauth2/introspect", s.introspect)
 	r.Get("/.well-known/oauth-authorization-server", s.discovery)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
@@ -152,7 +172,8 @@ func (s *Server) Handler() http.Handler {
 }
 
 func allowFor(path string) string {
-	if path == "/oauth2/token" {
+	switch path {
+	case "/oauth2/token", "/oauth2/revoke", "/oauth2/introspect":
 		return http.MethodPost
 	}
 	return "GET, HEAD"
@@ -171,6 +192,13 @@ func (s *Server) AdminHandler() http.Handler {
 	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// The client API exists only with an admin token: without one, /admin/
+	// is not mounted at all.
+	if s.admin != nil && s.cfg.Server.AdminToken != "" {
+		api := newAdminAPI(s.admin, s.cfg.Server.AdminToken, s.log)
+		r.Handle("/admin", api)
+		r.Handle("/admin/*", api)
+	}
 	return r
 }
 

@@ -20,15 +20,8 @@ import (
 // token serves POST /oauth2/token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	info := infoFrom(r.Context())
-	ipKey := ipLimitKey(limiter.ClientIP(r, s.trusted))
-
-	// A caller that has spent its budget of failed authentications waits,
-	// whatever it sends now.
-	if blocked, wait := s.failedIP.Blocked(ipKey, s.failedIPLimit); blocked {
-		info.outcome = "limited"
-		oauth.WriteError(w, oauth.ErrRateLimited.
-			WithDescription("too many failed client authentications from this address").
-			WithRetryAfter(wait))
+	ipKey, blocked := s.ipBlocked(w, r, info)
+	if blocked {
 		return
 	}
 
@@ -48,19 +41,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	creds, err := clientauth.FromRequest(r, form)
+	client, err := s.authClient(r, form, ipKey)
 	if err != nil {
-		if errors.Is(err, oauth.ErrInvalidClient) {
-			s.failedIP.Strike(ipKey, s.failedIPLimit)
-		}
-		s.fail(w, info, err)
-		return
-	}
-	client, err := s.auth.Authenticate(r.Context(), creds)
-	if err != nil {
-		if errors.Is(err, oauth.ErrInvalidClient) {
-			s.failedIP.Strike(ipKey, s.failedIPLimit)
-		}
 		s.fail(w, info, err)
 		return
 	}
@@ -128,6 +110,36 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn:   expiresIn,
 		Scope:       scope.String(),
 	})
+}
+
+// ipBlocked answers 429 to a caller that has spent its budget of failed
+// authentications, whatever it sends now. It returns the caller's bucket key.
+func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (string, bool) {
+	ipKey := ipLimitKey(limiter.ClientIP(r, s.trusted))
+	if blocked, wait := s.failedIP.Blocked(ipKey, s.failedIPLimit); blocked {
+		info.outcome = "limited"
+		oauth.WriteError(w, oauth.ErrRateLimited.
+			WithDescription("too many failed client authentications from this address").
+			WithRetryAfter(wait))
+		return ipKey, true
+	}
+	return ipKey, false
+}
+
+// authClient authenticates the client of a request (RFC 6749 §2.3.1); a
+// failure costs the caller's IP one token of its failed-auth bucket.
+func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (store.Client, error) {
+	creds, err := clientauth.FromRequest(r, form)
+	if err == nil {
+		var client store.Client
+		if client, err = s.auth.Authenticate(r.Context(), creds); err == nil {
+			return client, nil
+		}
+	}
+	if errors.Is(err, oauth.ErrInvalidClient) {
+		s.failedIP.Strike(ipKey, s.failedIPLimit)
+	}
+	return store.Client{}, err
 }
 
 // ipLimitKey is the failed-authentication bucket of a caller: its IPv4

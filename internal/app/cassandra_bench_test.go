@@ -1,0 +1,106 @@
+//go:build cassandra
+
+package app_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkCassandraToken: POST /oauth2/token through the whole gateway
+// (HTTP, client authentication, reuse, the Cassandra store) against the
+// real Cassandra of TOKENGW_TEST_CASSANDRA. Run it with
+//
+//	TOKENGW_TEST_CASSANDRA=127.0.0.1:9042 go test -tags cassandra -run '^$' -bench . -benchtime 5s ./internal/app/
+//
+// The cases:
+//   - reuse-off: every request mints: one INSERT INTO tokens ... USING TTL
+//     (Issue without a reuse slot) before the answer.
+//   - reuse-on: one consumer; the first request mints (lightweight
+//     transaction on the reuse slot), the rest are L1 hits, with a store
+//     re-check (one read) every reuse.local_ttl (default 5 s).
+//
+// Requests come from 16 goroutines per GOMAXPROCS (TOKENGW_BENCH_PARALLELISM
+// overrides the 16) over keep-alive connections. Besides ns/op it reports
+// requests per second, the latency of single requests (p50-ms, p99-ms) and
+// mints/op from the gateway's counters.
+func BenchmarkCassandraToken(b *testing.B) {
+	addr := cassandraAddr(b)
+	par := 16
+	if n, err := strconv.Atoi(os.Getenv("TOKENGW_BENCH_PARALLELISM")); err == nil && n > 0 {
+		par = n
+	}
+	for _, bc := range []struct {
+		name  string
+		reuse bool
+	}{{"reuse-off", false}, {"reuse-on", true}} {
+		// One keyspace and gateway per case, shared by every run of the
+		// sub-benchmark (the testing package calls its function several
+		// times with growing b.N) and released when the parent ends.
+		var (
+			once sync.Once
+			gw   *replica
+			hc   *http.Client
+		)
+		b.Run(bc.name, func(sb *testing.B) {
+			once.Do(func() {
+				ks := newKeyspaceCleanup(sb, addr, b.Cleanup)
+				cfg := gatewayConfig(sb, addr, ks, newSealKey(), "TOKENGW_REUSE__ENABLED="+strconv.FormatBool(bc.reuse))
+				gw = startReplicaCleanup(sb, cfg, b.Cleanup)
+				hc = newHTTPClient(b, par*runtime.GOMAXPROCS(0))
+				// Warm up: the verified-credential cache, prepared
+				// statements, the connection pool.
+				mustMint(sb, hc, gw, "demo", demoSecret, "read write")
+			})
+			if gw == nil {
+				sb.Fatal("setup failed in an earlier run")
+			}
+			benchTokens(sb, hc, gw, par)
+		})
+	}
+}
+
+func benchTokens(b *testing.B, hc *http.Client, gw *replica, par int) {
+	var (
+		mu  sync.Mutex
+		all = make([]time.Duration, 0, 1024)
+	)
+	ctx := context.Background()
+	before := gw.app.Reuser.Stats().Mints
+	b.SetParallelism(par)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			t0 := time.Now()
+			tr, err := requestToken(ctx, hc, gw, "demo", demoSecret, "read write")
+			if err != nil || tr.Status != http.StatusOK || tr.AccessToken == "" {
+				b.Errorf("token request: %v %v", err, tr)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		all = append(all, local...)
+		mu.Unlock()
+	})
+	b.StopTimer()
+	if len(all) == 0 {
+		return
+	}
+	slices.Sort(all)
+	q := func(p float64) float64 {
+		return float64(all[int(p*float64(len(all)-1))]) / float64(time.Millisecond)
+	}
+	b.ReportMetric(q(0.50), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+	b.ReportMetric(float64(gw.app.Reuser.Stats().Mints-before)/float64(b.N), "mints/op")
+}

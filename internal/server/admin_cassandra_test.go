@@ -1,0 +1,142 @@
+//go:build cassandra
+
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/tokengw/tokengw/internal/store/cassandra"
+)
+
+// TestAdminTwoReplicasCassandra: two gateways (two app.App, each with its
+// own session) on one Cassandra keyspace. A client added, rotated and
+// removed through replica A's admin API holds on A at once and on B once
+// auth.client_refresh has passed. The gateways' clock is injected (the
+// registry's bound is judged by it); Cassandra's TTLs run on real time,
+// which the few seconds the test advances do not disturb.
+//
+// It needs TOKENGW_TEST_CASSANDRA (host:port; `make test` sets it) and
+// fails without it: with the cassandra build tag the caller asked for it.
+func TestAdminTwoReplicasCassandra(t *testing.T) {
+	addr := os.Getenv("TOKENGW_TEST_CASSANDRA")
+	if addr == "" {
+		t.Fatal("TOKENGW_TEST_CASSANDRA is not set: this test needs a real Cassandra (host:port); " +
+			"`make test`, or `bash scripts/cassandra.sh start` and export TOKENGW_TEST_CASSANDRA=127.0.0.1:9042")
+	}
+	b := make([]byte, 6)
+	rand.Read(b)
+	ks := "tokengw_test_admin_" + hex.EncodeToString(b)
+	seal := make([]byte, 32)
+	rand.Read(seal)
+
+	cfg := testConfig(t, adminEnv(
+		"TOKENGW_STORE__DRIVER=cassandra",
+		"TOKENGW_STORE__CASSANDRA__HOSTS="+addr,
+		"TOKENGW_STORE__CASSANDRA__KEYSPACE="+ks,
+		"TOKENGW_STORE__CASSANDRA__TIMEOUT=10s",
+		"TOKENGW_STORE__CASSANDRA__NUM_CONNS=1",
+		"TOKENGW_STORE__SEAL_KEYS="+base64.StdEncoding.EncodeToString(seal),
+		"TOKENGW_SERVER__TIMEOUTS__STORE=10s",
+	)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := cassandra.Migrate(ctx, cfg.Store.Cassandra); err != nil {
+		t.Fatalf("migrate %s on %s (is Cassandra running? bash scripts/cassandra.sh start): %v", ks, addr, err)
+	}
+	t.Cleanup(func() { dropKeyspace(t, addr, ks) })
+
+	clk := &clock{t: time.Now()}
+	a := startAdmin(t, cfg, clk, nil)
+	repB := startAdmin(t, cfg, clk, nil)
+	bound := cfg.Auth.ClientRefresh
+	if bound != 5*time.Second {
+		t.Fatalf("auth.client_refresh = %v, want the default 5s", bound)
+	}
+
+	// B has looked the id up and cached "unknown".
+	if code, _ := repB.token(t, "svc", "nothing-yet"); code != 401 {
+		t.Fatalf("B before create: %d", code)
+	}
+	_, s1 := a.create(t, `{"id": "svc", "scopes": ["read"]}`)
+	if code, _ := a.token(t, "svc", s1); code != 200 {
+		t.Fatalf("A right after create: %d", code)
+	}
+	if code, _ := repB.token(t, "svc", s1); code != 401 {
+		t.Fatalf("B within the bound: %d (its cached unknown answer should hold)", code)
+	}
+	clk.Advance(bound)
+	code, tb := repB.token(t, "svc", s1)
+	if code != 200 {
+		t.Fatalf("B after the bound: %d %+v", code, tb)
+	}
+	// The replicas share the reuse row: A hands out B's token.
+	if _, ta := a.token(t, "svc", s1); ta.AccessToken != tb.AccessToken {
+		t.Fatal("A and B hold different tokens for one reuse slot")
+	}
+
+	rot := a.do(t, "POST", "/admin/clients/svc/secret", adminToken, "")
+	s2 := rot.str("secret")
+	if rot.status != 200 || s2 == "" {
+		t.Fatalf("rotate: %d %s", rot.status, rot.raw)
+	}
+	if code, _ := a.token(t, "svc", s1); code != 401 {
+		t.Fatalf("A, old secret right after rotation: %d", code)
+	}
+	code, t2 := a.token(t, "svc", s2)
+	if code != 200 || t2.AccessToken == tb.AccessToken {
+		t.Fatalf("A, new secret: %d, old token reused %v", code, t2.AccessToken == tb.AccessToken)
+	}
+	if code, _ := repB.token(t, "svc", s1); code != 200 {
+		t.Fatalf("B, old secret within the bound: %d", code)
+	}
+	clk.Advance(bound)
+	if code, _ := repB.token(t, "svc", s1); code != 401 {
+		t.Fatalf("B, old secret after the bound: %d", code)
+	}
+	if code, _ := repB.token(t, "svc", s2); code != 200 {
+		t.Fatalf("B, new secret after the bound: %d", code)
+	}
+
+	if r := a.do(t, "DELETE", "/admin/clients/svc", adminToken, ""); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.raw)
+	}
+	if code, _ := a.token(t, "svc", s2); code != 401 {
+		t.Fatalf("A after delete: %d", code)
+	}
+	clk.Advance(bound)
+	if code, _ := repB.token(t, "svc", s2); code != 401 {
+		t.Fatalf("B after delete and the bound: %d", code)
+	}
+}
+
+func dropKeyspace(t *testing.T, addr, ks string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Errorf("drop %s: %v", ks, err)
+		return
+	}
+	c := gocql.NewCluster(host)
+	c.Port, _ = strconv.Atoi(port)
+	c.Consistency = gocql.One
+	c.Timeout = 30 * time.Second
+	c.NumConns = 1
+	s, err := c.CreateSession()
+	if err != nil {
+		t.Errorf("drop %s: %v", ks, err)
+		return
+	}
+	defer s.Close()
+	if err := s.Query("DROP KEYSPACE IF EXISTS " + ks).Exec(); err != nil {
+		t.Errorf("drop %s: %v", ks, err)
+	}
+}

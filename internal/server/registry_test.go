@@ -1,0 +1,310 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/config"
+	"github.com/tokengw/tokengw/internal/server"
+	"github.com/tokengw/tokengw/internal/store"
+	"github.com/tokengw/tokengw/internal/store/memory"
+)
+
+// countingClients is a real memory store that counts the Client lookups
+// reaching it and, when gate is set, holds each one until released.
+type countingClients struct {
+	*memory.Store
+	calls   atomic.Int64
+	mu      sync.Mutex
+	entered chan struct{} // receives when a gated lookup starts
+	release chan struct{} // a gated lookup returns when this is closed
+}
+
+func (c *countingClients) Client(ctx context.Context, id string) (store.Client, error) {
+	c.calls.Add(1)
+	c.mu.Lock()
+	entered, release := c.entered, c.release
+	c.mu.Unlock()
+	if entered != nil {
+		entered <- struct{}{}
+		<-release
+	}
+	return c.Store.Client(ctx, id)
+}
+
+func (c *countingClients) gate() (entered, release chan struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entered, c.release = make(chan struct{}), make(chan struct{})
+	return c.entered, c.release
+}
+
+func (c *countingClients) ungate() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entered, c.release = nil, nil
+}
+
+func newCounting(clk *clock) *countingClients {
+	return &countingClients{Store: memory.New(memory.Options{Now: clk.Now})}
+}
+
+func mustRegistry(t *testing.T, static []config.Client, st store.Clients, opts server.RegistryOptions) *server.Registry {
+	t.Helper()
+	r, err := server.NewRegistry(static, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestRegistryRefreshBound: a change made in the store by someone else
+// (another replica, the CLI) is seen exactly when the refresh bound has
+// passed, for new, changed and removed clients alike, and not a moment
+// before; in between, lookups do not reach the store.
+func TestRegistryRefreshBound(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	const bound = 5 * time.Second
+	reg := mustRegistry(t, nil, st, server.RegistryOptions{Refresh: bound, Now: clk.Now})
+
+	// Unknown: cached as unknown for the bound.
+	if _, err := reg.Client(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unknown id: %v", err)
+	}
+	if err := st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$h1", Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(bound - time.Millisecond)
+	if _, err := reg.Client(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("within the bound a negative answer is kept: %v", err)
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Fatalf("store lookups = %d, want 1", n)
+	}
+	clk.Advance(time.Millisecond)
+	c, err := reg.Client(ctx, "svc")
+	if err != nil || c.SecretHash != "$h1" {
+		t.Fatalf("after the bound: %+v %v", c, err)
+	}
+
+	// Changed: the old registration until the bound, then the new one.
+	if err := st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$h2", Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if c, _ := reg.Client(ctx, "svc"); c.SecretHash != "$h1" {
+			t.Fatalf("changed before the bound: %+v", c)
+		}
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Fatalf("store lookups = %d, want 2: hits must not reach the store", n)
+	}
+	clk.Advance(bound)
+	if c, _ := reg.Client(ctx, "svc"); c.SecretHash != "$h2" {
+		t.Fatalf("after the bound: %+v", c)
+	}
+
+	// Removed: still answered until the bound, then unknown.
+	if err := st.DeleteClient(ctx, "svc"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(bound - time.Millisecond)
+	if _, err := reg.Client(ctx, "svc"); err != nil {
+		t.Fatalf("removed, within the bound: %v", err)
+	}
+	clk.Advance(time.Millisecond)
+	if _, err := reg.Client(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("removed, after the bound: %v", err)
+	}
+}
+
+// TestRegistryInvalidate: a change made on this replica is seen at once.
+func TestRegistryInvalidate(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	reg := mustRegistry(t, nil, st, server.RegistryOptions{Now: clk.Now})
+	if _, err := reg.Client(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$h1"})
+	reg.Invalidate("svc")
+	if c, err := reg.Client(ctx, "svc"); err != nil || c.SecretHash != "$h1" {
+		t.Fatalf("after Invalidate: %+v %v", c, err)
+	}
+	st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$h2"})
+	reg.Invalidate("svc")
+	if c, _ := reg.Client(ctx, "svc"); c.SecretHash != "$h2" {
+		t.Fatalf("after Invalidate: %+v", c)
+	}
+	st.DeleteClient(ctx, "svc")
+	reg.Invalidate("svc")
+	if _, err := reg.Client(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("after delete + Invalidate: %v", err)
+	}
+}
+
+// TestRegistryInvalidateDuringLookup: a lookup that read the store before an
+// invalidation does not cache what it read.
+func TestRegistryInvalidateDuringLookup(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	reg := mustRegistry(t, nil, st, server.RegistryOptions{Now: clk.Now})
+	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$old"})
+
+	entered, release := st.gate()
+	done := make(chan store.Client)
+	go func() {
+		c, _ := reg.Client(ctx, "svc")
+		done <- c
+	}()
+	<-entered // the lookup began, and is held before it reads the store
+	st.ungate()
+	// Change and invalidate while it is in flight: whatever it reads, it
+	// must not cache, since it began before the invalidation.
+	st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$new"})
+	reg.Invalidate("svc")
+	close(release)
+	<-done
+	if c, _ := reg.Client(ctx, "svc"); c.SecretHash != "$new" {
+		t.Fatalf("after Invalidate: %+v", c)
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Fatalf("store lookups = %d, want 2: the in-flight answer must not be cached", n)
+	}
+}
+
+// TestRegistryUnknownFloodIsBounded: a flood of unknown ids keeps at most
+// MaxEntries of them and does not evict known clients.
+func TestRegistryUnknownFloodIsBounded(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	reg := mustRegistry(t, nil, st, server.RegistryOptions{MaxEntries: 50, Now: clk.Now})
+	for i := range 20 {
+		st.CreateClient(ctx, store.Client{ID: fmt.Sprintf("known-%d", i), SecretHash: "$h"})
+		if _, err := reg.Client(ctx, fmt.Sprintf("known-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5000 {
+		if _, err := reg.Client(ctx, fmt.Sprintf("unknown-%d", i)); !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	known, unknown := reg.CachedEntries()
+	if known != 20 || unknown > 50 || unknown < 1 {
+		t.Fatalf("cached known=%d unknown=%d, want 20 and at most 50", known, unknown)
+	}
+	before := st.calls.Load()
+	for i := range 20 {
+		reg.Client(ctx, fmt.Sprintf("known-%d", i))
+	}
+	if st.calls.Load() != before {
+		t.Fatal("known clients were evicted by the flood of unknown ids")
+	}
+	// Known entries have their own bound.
+	for i := 20; i < 200; i++ {
+		st.CreateClient(ctx, store.Client{ID: fmt.Sprintf("known-%d", i), SecretHash: "$h"})
+		reg.Client(ctx, fmt.Sprintf("known-%d", i))
+	}
+	if known, _ := reg.CachedEntries(); known > 50 {
+		t.Fatalf("cached known = %d, want at most 50", known)
+	}
+}
+
+// TestRegistryNoCache: refresh off asks the store every time.
+func TestRegistryNoCache(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	reg := mustRegistry(t, nil, st, server.RegistryOptions{Refresh: -1, Now: clk.Now})
+	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$h"})
+	for range 5 {
+		if _, err := reg.Client(ctx, "svc"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := st.calls.Load(); n != 5 {
+		t.Fatalf("store lookups = %d, want 5", n)
+	}
+}
+
+// TestRegistryStoreErrors: a store that cannot answer is unavailability
+// (503 upstream), never "unknown client", and is not cached.
+func TestRegistryStoreErrors(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	reg := mustRegistry(t, nil, st, server.RegistryOptions{Now: clk.Now})
+	st.Store.Close()
+	for range 2 {
+		_, err := reg.Client(ctx, "svc")
+		if !errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("closed store: %v", err)
+		}
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Fatalf("store lookups = %d, want 2 (errors are not cached)", n)
+	}
+}
+
+// TestRegistryStaticFirst: configured clients never reach the store, and
+// their fingerprints (and cached store clients') are the precomputed ones.
+func TestRegistryStaticFirst(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	reg := mustRegistry(t, []config.Client{{ID: "demo", SecretHash: "$d", Scopes: []string{"write", "read"}}}, st,
+		server.RegistryOptions{Now: clk.Now})
+	c, err := reg.Client(ctx, "demo")
+	if err != nil || strings.Join(c.Scopes, " ") != "read write" || st.calls.Load() != 0 {
+		t.Fatalf("static: %+v %v, store calls %d", c, err, st.calls.Load())
+	}
+	if !reg.IsStatic("demo") || reg.IsStatic("svc") {
+		t.Fatal("IsStatic")
+	}
+	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$s", Scopes: []string{"read"}, TokenTTL: time.Minute})
+	sc, _ := reg.Client(ctx, "svc")
+	for _, c := range []store.Client{c, sc} {
+		if got, want := reg.FingerprintOf(c), server.Fingerprint(c); got != want {
+			t.Fatalf("FingerprintOf(%s) = %s, want %s", c.ID, got, want)
+		}
+	}
+	changed := sc
+	changed.TokenTTL = time.Hour
+	if reg.FingerprintOf(changed) == reg.FingerprintOf(sc) {
+		t.Fatal("fingerprint ignores the lifetime")
+	}
+}
+
+// TestCheckOverlap names the ids defined both in the configuration and in
+// the store.
+func TestCheckOverlap(t *testing.T) {
+	ctx := context.Background()
+	st := memory.New(memory.Options{})
+	st.CreateClient(ctx, store.Client{ID: "demo", SecretHash: "$h"})
+	st.CreateClient(ctx, store.Client{ID: "other", SecretHash: "$h"})
+	reg := mustRegistry(t, []config.Client{{ID: "demo", SecretHash: "$d"}}, st, server.RegistryOptions{})
+	err := reg.CheckOverlap(ctx)
+	if err == nil || !strings.Contains(err.Error(), `"demo"`) || !strings.Contains(err.Error(), "both") {
+		t.Fatalf("CheckOverlap = %v", err)
+	}
+	reg = mustRegistry(t, []config.Client{{ID: "demo", SecretHash: "$d"}, {ID: "other", SecretHash: "$d"}}, st, server.RegistryOptions{})
+	if err := reg.CheckOverlap(ctx); err == nil || !strings.Contains(err.Error(), `"demo", "other"`) {
+		t.Fatalf("CheckOverlap = %v", err)
+	}
+	reg = mustRegistry(t, []config.Client{{ID: "third", SecretHash: "$d"}}, st, server.RegistryOptions{})
+	if err := reg.CheckOverlap(ctx); err != nil {
+		t.Fatalf("no overlap: %v", err)
+	}
+}
