@@ -154,6 +154,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	}
 	a.Clients, err = server.NewClientManager(server.ClientManagerOptions{
 		Registry: a.Registry, Store: a.Store, Argon2: Argon2Params(cfg), Invalidate: a.Auth.Invalidate,
+		OnRevokeTokens: func(id string) {
+			a.Reuser.EvictClient(id)
+			a.Introspect.ForgetClient(id)
+		},
 		Timeout: cfg.Server.Timeouts.Store, Logger: opts.Logger, Now: opts.Now,
 	})
 	if err != nil {

@@ -101,16 +101,17 @@ func TestCassandraTwoReplicasMintOneToken(t *testing.T) {
 
 // A token minted through one replica is handed out by the other (from the
 // shared reuse row, with a recomputed expires_in), in both directions; after
-// both replicas restart (new processes: empty L1 caches, new sessions), the
-// live tokens are still the ones handed out and nothing is minted.
+// both replicas restart (new Apps: empty L1 caches, new Cassandra sessions,
+// new HTTP servers), the live tokens are still the ones handed out and
+// nothing is minted.
 func TestCassandraReuseAcrossReplicasAndRestart(t *testing.T) {
 	addr := cassandraAddr(t)
 	ks := newKeyspace(t, addr)
 	seal := newSealKey()
-	cfg := func() (*replica, *replica) {
+	startBoth := func() (*replica, *replica) {
 		return startReplica(t, gatewayConfig(t, addr, ks, seal)), startReplica(t, gatewayConfig(t, addr, ks, seal))
 	}
-	a, b := cfg()
+	a, b := startBoth()
 	hc := newHTTPClient(t, 4)
 
 	// demo/read minted through A, reused through B.
@@ -144,7 +145,7 @@ func TestCassandraReuseAcrossReplicasAndRestart(t *testing.T) {
 	// Restart both.
 	a.close()
 	b.close()
-	a, b = cfg()
+	a, b = startBoth()
 	for _, c := range []struct {
 		r              *replica
 		id, sec, scope string

@@ -140,6 +140,18 @@ func (c *Cache) Forget(hash []byte) {
 	c.mu.Unlock()
 }
 
+// ForgetClient drops every cached answer about a client's tokens (all of
+// them were revoked). It scans the cache: an operator action, not a hot path.
+func (c *Cache) ForgetClient(clientID string) {
+	c.mu.Lock()
+	for k, e := range c.entries {
+		if e.info.ClientID == clientID {
+			delete(c.entries, k)
+		}
+	}
+	c.mu.Unlock()
+}
+
 // Len is the number of cached entries.
 func (c *Cache) Len() int {
 	c.mu.RLock()

@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -125,6 +126,10 @@ type Reuser struct {
 	cache *bigcache.BigCache
 	group singleflight.Group
 	close sync.Once
+	// gens holds a generation per client (string -> *atomic.Uint64); an L1
+	// entry written under an older generation is ignored. EvictClient bumps
+	// it, dropping every L1 entry of the client at once.
+	gens sync.Map
 
 	l1Hits, l2Hits, mints, storeErrs atomic.Uint64
 }
@@ -211,6 +216,14 @@ func ReuseKey(req Request) string {
 }
 
 func cacheKey(clientID, reuseKey string) string { return clientID + "\x00" + reuseKey }
+
+// clientOf is the client id of a cache key (client ids hold no NUL).
+func clientOf(ck string) string {
+	if i := strings.IndexByte(ck, 0); i >= 0 {
+		return ck[:i]
+	}
+	return ck
+}
 
 // Token returns a token for req: a reused one when the policy allows, else a
 // newly minted and persisted one. A token is returned only once the store
@@ -359,6 +372,20 @@ func (r *Reuser) mint(ctx context.Context, req Request, rk string) (Result, erro
 	return res, nil
 }
 
+// EvictClient drops every L1 entry of a client at once (all its tokens were
+// revoked).
+func (r *Reuser) EvictClient(clientID string) {
+	g, _ := r.gens.LoadOrStore(clientID, new(atomic.Uint64))
+	g.(*atomic.Uint64).Add(1)
+}
+
+func (r *Reuser) gen(clientID string) uint64 {
+	if g, ok := r.gens.Load(clientID); ok {
+		return g.(*atomic.Uint64).Load()
+	}
+	return 0
+}
+
 // Evict drops a reuse slot from this process's L1 (a revoked token: the
 // store's row is deleted by the revocation itself).
 func (r *Reuser) Evict(clientID, reuseKey string) {
@@ -367,19 +394,22 @@ func (r *Reuser) Evict(clientID, reuseKey string) {
 	}
 }
 
-// entry is an L1 value: times as unix milliseconds, then the token.
+// entry is an L1 value: times as unix milliseconds, the client's
+// generation, then the token.
 type entry struct {
 	iat, exp, checked time.Time
+	gen               uint64
 	token             string
 }
 
-const entryHeader = 3 * 8
+const entryHeader = 4 * 8
 
 func (r *Reuser) setL1(ck string, res Result, checked time.Time) {
 	b := make([]byte, entryHeader+len(res.Token))
 	binary.BigEndian.PutUint64(b[0:], uint64(res.IssuedAt.UnixMilli()))
 	binary.BigEndian.PutUint64(b[8:], uint64(res.ExpiresAt.UnixMilli()))
 	binary.BigEndian.PutUint64(b[16:], uint64(checked.UnixNano()))
+	binary.BigEndian.PutUint64(b[24:], r.gen(clientOf(ck)))
 	copy(b[entryHeader:], res.Token)
 	_ = r.cache.Set(ck, b) // a full cache evicts its oldest entries; never an error worth failing on
 }
@@ -388,6 +418,9 @@ func (r *Reuser) l1(ck string) (entry, bool) {
 	b, err := r.cache.Get(ck)
 	if err != nil || len(b) <= entryHeader {
 		return entry{}, false
+	}
+	if binary.BigEndian.Uint64(b[24:]) != r.gen(clientOf(ck)) {
+		return entry{}, false // the client's tokens were revoked since
 	}
 	return entry{
 		iat:     time.UnixMilli(int64(binary.BigEndian.Uint64(b[0:]))),

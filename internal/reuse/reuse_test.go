@@ -340,3 +340,28 @@ func TestSealedCopyIsNotTheToken(t *testing.T) {
 		t.Fatal("the reuse row holds the bearer token in clear")
 	}
 }
+
+func TestEvictClientDropsAllItsL1Entries(t *testing.T) {
+	e := newEnv(t, true)
+	a, _ := e.r.Token(context.Background(), req("c1"))
+	r2 := req("c1")
+	r2.Scope = "read"
+	b, _ := e.r.Token(context.Background(), r2)
+	other, _ := e.r.Token(context.Background(), req("c2"))
+	if n, err := e.mem.RevokeClient(context.Background(), "c1"); err != nil || n != 2 {
+		t.Fatalf("RevokeClient = %d, %v", n, err)
+	}
+	e.r.EvictClient("c1")
+	a2, _ := e.r.Token(context.Background(), req("c1"))
+	b2, _ := e.r.Token(context.Background(), r2)
+	if a2.Token == a.Token || b2.Token == b.Token || a2.Outcome != Minted {
+		t.Fatal("a revoked client's token was handed out from L1")
+	}
+	if o, _ := e.r.Token(context.Background(), req("c2")); o.Token != other.Token || o.Outcome != L1Hit {
+		t.Fatal("another client's L1 entry was dropped")
+	}
+	// New entries of c1 are cached again.
+	if a3, _ := e.r.Token(context.Background(), req("c1")); a3.Token != a2.Token || a3.Outcome != L1Hit {
+		t.Fatalf("after EvictClient: %v", a3.Outcome)
+	}
+}

@@ -37,6 +37,7 @@ import (
 type ClientStore interface {
 	store.Clients
 	ClearCurrents(ctx context.Context, clientID string) error
+	RevokeClient(ctx context.Context, clientID string) (int, error)
 }
 
 // Errors of ClientManager, matched with errors.Is (next to store.ErrNotFound,
@@ -124,6 +125,10 @@ type ClientManagerOptions struct {
 	// Invalidate, when set, forgets a client's verified credentials on this
 	// process (clientauth.Authenticator.Invalidate).
 	Invalidate func(clientID string)
+	// OnRevokeTokens, when set, runs after every live token of a client was
+	// revoked, to drop this process's cached copies at once (reuse L1,
+	// introspection cache).
+	OnRevokeTokens func(clientID string)
 	// Timeout bounds each store operation. 0 means 5s.
 	Timeout time.Duration
 	// Logger records what changed (never a secret). Default: discard.
@@ -139,6 +144,7 @@ type ClientManager struct {
 	store      ClientStore
 	params     clientauth.Argon2Params
 	invalidate func(string)
+	onRevoke   func(string)
 	timeout    time.Duration
 	log        *slog.Logger
 	now        func() time.Time
@@ -168,13 +174,16 @@ func NewClientManager(opts ClientManagerOptions) (*ClientManager, error) {
 	if opts.Invalidate == nil {
 		opts.Invalidate = func(string) {}
 	}
+	if opts.OnRevokeTokens == nil {
+		opts.OnRevokeTokens = func(string) {}
+	}
 	// Fail now, not on the first request, when the parameters are unusable
 	// (clientauth.HashSecret checks the upper bounds).
 	if p := opts.Argon2; p.Time < 1 || p.Threads < 1 || p.Memory < 8*uint32(p.Threads) {
 		return nil, fmt.Errorf("server: argon2 parameters m=%d t=%d p=%d: RFC 9106 needs t >= 1, p >= 1, m >= 8p", p.Memory, p.Time, p.Threads)
 	}
 	return &ClientManager{
-		reg: opts.Registry, store: opts.Store, params: opts.Argon2, invalidate: opts.Invalidate,
+		reg: opts.Registry, store: opts.Store, params: opts.Argon2, invalidate: opts.Invalidate, onRevoke: opts.OnRevokeTokens,
 		timeout: opts.Timeout, log: opts.Logger, now: opts.Now,
 	}, nil
 }
@@ -184,6 +193,22 @@ func NewClientManager(opts ClientManagerOptions) (*ClientManager, error) {
 func (m *ClientManager) forget(id string) {
 	m.reg.Invalidate(id)
 	m.invalidate(id)
+}
+
+// RevokeTokens revokes every live token of a client, configured or
+// run-time (the client itself stays registered), and returns how many it
+// revoked. On this process the tokens stop being handed out or reported
+// active at once; on other replicas within reuse.local_ttl.
+func (m *ClientManager) RevokeTokens(ctx context.Context, id string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	n, err := m.store.RevokeClient(ctx, id)
+	m.onRevoke(id) // also after a partial failure: what was revoked stays revoked
+	if err != nil {
+		return n, err
+	}
+	m.log.Info("admin: revoked the tokens of a client", "client_id", id, "revoked", n)
+	return n, nil
 }
 
 // Create registers a client from spec with a generated secret, which it
@@ -432,6 +457,14 @@ func (a *adminAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.write(w)
 		return
 	}
+	if r.URL.Path == "/admin/tokens" {
+		if r.Method != http.MethodDelete {
+			a.methodNotAllowed(w, "DELETE")
+			return
+		}
+		a.revokeTokens(w, r)
+		return
+	}
 	// Route on the escaped path: client ids may hold '/', '%' or spaces,
 	// escaped in the URL by the caller.
 	const prefix = "/admin/clients"
@@ -666,6 +699,23 @@ func (a *adminAPI) remove(w http.ResponseWriter, r *http.Request, id string) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// revokeTokens serves DELETE /admin/tokens?client_id=ID: every live token of
+// the client is revoked.
+func (a *adminAPI) revokeTokens(w http.ResponseWriter, r *http.Request) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	ids := q["client_id"]
+	if err != nil || len(ids) != 1 || ids[0] == "" {
+		badRequest("exactly one client_id query parameter is required").write(w)
+		return
+	}
+	n, err := a.m.RevokeTokens(r.Context(), ids[0])
+	if err != nil {
+		a.fail(w, r, "revoke tokens", ids[0], err)
+		return
+	}
+	oauth.WriteJSON(w, http.StatusOK, map[string]any{"client_id": ids[0], "revoked": n})
 }
 
 // fail maps a management error to a response; internal detail goes to the
