@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/tokengw/tokengw/internal/oauth"
 	"github.com/tokengw/tokengw/internal/store"
 )
@@ -74,6 +76,7 @@ type Authenticator struct {
 	queueTimeout time.Duration
 	dummy        string
 	verify       func(phc, secret string) (bool, error) // VerifySecret; tests wrap it
+	flight       singleflight.Group                     // concurrent verifications of one credential
 
 	hits, verifications, failures, shed atomic.Uint64
 }
@@ -180,7 +183,27 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 			return client, nil
 		}
 	}
-	ok, err := a.verifySlot(ctx, client.SecretHash, c.Secret)
+	var ok bool
+	if a.cache != nil {
+		// Concurrent first requests with the same credentials (a client
+		// fleet starting at once) share one verification instead of
+		// queueing one slow hash each. The key is the HMAC above: it names
+		// (id, secret, stored hash) without holding the secret.
+		for try := 0; ; try++ {
+			v, verr, shared := a.flight.Do(string(mac[:]), func() (any, error) {
+				return a.verifySlot(ctx, client.SecretHash, c.Secret)
+			})
+			ok, err = v.(bool), verr
+			// The verification ran under another caller's context: if that
+			// caller went away, this one (still here) tries again.
+			if !shared || err == nil || ctx.Err() != nil || try == 2 ||
+				!(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+				break
+			}
+		}
+	} else {
+		ok, err = a.verifySlot(ctx, client.SecretHash, c.Secret)
+	}
 	switch {
 	case err == nil && ok:
 		if a.cache != nil {

@@ -350,7 +350,7 @@ func TestConcurrencyCapSheds(t *testing.T) {
 		{"app", "s", MethodBasic},      // right secret, not cached
 		{"app", "wrong", MethodBasic},  // wrong secret
 		{"nobody", "s", MethodBasic},   // unknown id: the dummy hash needs a slot too
-		{"slow", "block", MethodBasic}, // same client
+		{"slow", "other", MethodBasic}, // same client, other secret
 	} {
 		_, err := a.Authenticate(context.Background(), c)
 		if !errors.Is(err, oauth.ErrTemporarilyUnavailable) || oauth.AsError(err).RetryAfter <= 0 {
@@ -464,5 +464,84 @@ func BenchmarkAuthenticate(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestConcurrentSameCredentialsShareOneVerification: a fleet of callers with
+// the same credentials arriving together costs one hash, not one each.
+func TestConcurrentSameCredentialsShareOneVerification(t *testing.T) {
+	reg := newRegistry()
+	reg.set(t, "fleet", "s")
+	a := newAuth(t, reg, Options{MaxConcurrentVerify: 1, VerifyQueueTimeout: time.Minute})
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a.verify = func(phc, secret string) (bool, error) {
+		once.Do(func() { close(entered) })
+		<-release
+		return VerifySecret(phc, secret)
+	}
+	const n = 20
+	errs := make(chan error, n)
+	go func() {
+		_, err := a.Authenticate(context.Background(), Credentials{"fleet", "s", MethodBasic})
+		errs <- err
+	}()
+	<-entered // the first verification is running
+	for range n - 1 {
+		go func() {
+			_, err := a.Authenticate(context.Background(), Credentials{"fleet", "s", MethodBasic})
+			errs <- err
+		}()
+	}
+	close(release)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Callers that arrived after the shared verification ended hit the
+	// cache; none ran a hash of its own.
+	if v := a.Verifications(); v != 1 {
+		t.Fatalf("verifications = %d, want 1", v)
+	}
+}
+
+// TestSharedVerificationOutlivesItsCaller: when the caller that runs a
+// shared verification goes away, the others still get their answer.
+func TestSharedVerificationOutlivesItsCaller(t *testing.T) {
+	reg := newRegistry()
+	reg.set(t, "fleet", "s")
+	reg.set(t, "holder", "h")
+	a := newAuth(t, reg, Options{MaxConcurrentVerify: 1, VerifyQueueTimeout: time.Minute})
+	held, releaseHold := make(chan struct{}), make(chan struct{})
+	a.verify = func(phc, secret string) (bool, error) {
+		if secret == "h" {
+			close(held)
+			<-releaseHold
+		}
+		return VerifySecret(phc, secret)
+	}
+	go a.Authenticate(context.Background(), Credentials{"holder", "h", MethodBasic})
+	<-held // the only slot is taken: the fleet's leader will wait for it
+	ctx, cancel := context.WithCancel(context.Background())
+	leader := make(chan error, 1)
+	go func() {
+		_, err := a.Authenticate(ctx, Credentials{"fleet", "s", MethodBasic})
+		leader <- err
+	}()
+	follower := make(chan error, 1)
+	go func() {
+		_, err := a.Authenticate(context.Background(), Credentials{"fleet", "s", MethodBasic})
+		follower <- err
+	}()
+	cancel()
+	close(releaseHold)
+	// The canceled caller is shed (or, if it had joined the other's
+	// verification, answered); the other caller is answered either way.
+	if err := <-leader; err != nil && !errors.Is(err, oauth.ErrTemporarilyUnavailable) {
+		t.Fatalf("canceled caller: %v", err)
+	}
+	if err := <-follower; err != nil {
+		t.Fatalf("follower: %v", err)
 	}
 }
