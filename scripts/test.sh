@@ -2,7 +2,8 @@
 # `make test`: vet and gofmt, every Go test with the race detector (the
 # Cassandra integration tests included, against a real Cassandra that this
 # script starts when nothing answers on 127.0.0.1:9042 and stops again
-# afterwards), then every fuzz target for a short time.
+# afterwards), then, alone, the test that stops and restarts that Cassandra
+# under a running gateway, then every fuzz target for a short time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,7 +17,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== vet and gofmt"
-go vet -tags cassandra ./...
+go vet -tags cassandra,cassandra_outage ./...
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
@@ -33,6 +34,17 @@ export TOKENGW_TEST_CASSANDRA=${TOKENGW_TEST_CASSANDRA:-127.0.0.1:9042}
 
 echo "== go test -race (with the cassandra integration tests)"
 go test -race -count=1 -timeout 20m -tags cassandra ./...
+
+# The outage test stops and restarts the Cassandra node (keeping its data),
+# so it runs alone, after every other test that uses it. It can only do that
+# to the node scripts/cassandra.sh manages on 127.0.0.1:9042.
+echo "== go test -race: Cassandra outage under a running gateway (stops and restarts the node)"
+status=$(bash scripts/cassandra.sh status 2>/dev/null || true)
+if [ "$TOKENGW_TEST_CASSANDRA" = 127.0.0.1:9042 ] && [[ "$status" == *"(pid "* ]]; then
+  go test -race -count=1 -timeout 10m -tags cassandra_outage -run TestCassandraOutage ./internal/app/
+else
+  echo "NOT RUN: the Cassandra at $TOKENGW_TEST_CASSANDRA is not the node scripts/cassandra.sh manages on 127.0.0.1:9042"
+fi
 
 echo "== fuzz (${FUZZTIME:-10s} per target)"
 FUZZTIME=${FUZZTIME:-10s} bash scripts/fuzz.sh

@@ -167,7 +167,9 @@ func New(ctx context.Context, opts Options) (*Reuser, error) {
 		HardMaxCacheSize:   opts.CacheSizeMB,
 		Logger:             nopLogger{},
 	}
-	c, err := bigcache.New(ctx, cfg)
+	// The cache's clean-up goroutine lives until Close, not until a
+	// caller's context ends.
+	c, err := bigcache.New(context.Background(), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("reuse: cache: %w", err)
 	}
@@ -290,9 +292,13 @@ func (r *Reuser) resolve(ctx context.Context, req Request, rk, ck string) (Resul
 		r.storeErrs.Add(1)
 		if haveL1 {
 			// The store cannot answer the re-check: the entry was persisted
-			// when minted and is still live, so serve it.
+			// when minted and is still live, so serve it, and trust it for
+			// another local_ttl rather than making every request wait for a
+			// store that is down or hung.
+			res := Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit}
+			r.setL1(ck, res, now)
 			r.l1Hits.Add(1)
-			return Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit}, nil
+			return res, nil
 		}
 		// Fall through to mint: the mint needs the store too and will report.
 	}

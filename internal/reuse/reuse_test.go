@@ -365,3 +365,21 @@ func TestEvictClientDropsAllItsL1Entries(t *testing.T) {
 		t.Fatalf("after EvictClient: %v", a3.Outcome)
 	}
 }
+
+func TestStoreDownRecheckBacksOff(t *testing.T) {
+	e := newEnv(t, true)
+	a, _ := e.r.Token(context.Background(), req("c1"))
+	e.st.set(true)
+	e.clk.Advance(10 * time.Second)
+	e.r.Token(context.Background(), req("c1")) // re-check fails: served from L1
+	errsAfterFirst := e.r.Stats().StoreErrors
+	for range 4 {
+		e.clk.Advance(time.Second) // still within local_ttl of the failed re-check
+		if b, err := e.r.Token(context.Background(), req("c1")); err != nil || b.Token != a.Token {
+			t.Fatal("live token not served while the store is down")
+		}
+	}
+	if got := e.r.Stats().StoreErrors; got != errsAfterFirst {
+		t.Fatalf("store re-checked %d more times within local_ttl of a failed re-check", got-errsAfterFirst)
+	}
+}
