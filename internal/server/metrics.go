@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,10 @@ import (
 // own (no global state), served at /metrics on the admin listener. Names are
 // prefixed tokengw_ and carry their unit.
 type Metrics struct {
+	// series caches the resolved children of requests and durations per
+	// label combination, so the hot path skips the label hashing.
+	series sync.Map // tokenSeries -> *tokenChildren
+
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
 	durations *prometheus.HistogramVec
@@ -95,6 +100,28 @@ func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duratio
 	if outcome == "" {
 		outcome = "error"
 	}
-	m.requests.WithLabelValues(grant, outcome, strconv.Itoa(status)).Inc()
-	m.durations.WithLabelValues(outcome).Observe(d.Seconds())
+	key := tokenSeries{grant, outcome, status}
+	c, ok := m.series.Load(key)
+	if !ok {
+		c, _ = m.series.LoadOrStore(key, &tokenChildren{
+			requests: m.requests.WithLabelValues(grant, outcome, strconv.Itoa(status)),
+			duration: m.durations.WithLabelValues(outcome),
+		})
+	}
+	tc := c.(*tokenChildren)
+	tc.requests.Inc()
+	tc.duration.Observe(d.Seconds())
+}
+
+// tokenSeries is one label combination of the token request metrics; the
+// values are bounded (grant and outcome are from fixed sets, status codes
+// are few), so the cache is too.
+type tokenSeries struct {
+	grant, outcome string
+	status         int
+}
+
+type tokenChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
