@@ -28,6 +28,8 @@ import (
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+
+	"github.com/tokengw/tokengw/internal/oauth"
 )
 
 // EnvPrefix starts every environment override.
@@ -435,7 +437,7 @@ func (c *Config) Validate() error {
 			add(bad(key+".secret_hash", "must be a PHC hash (tokengw hash-secret makes one)"))
 		}
 		for j, sc := range cl.Scopes {
-			if !validScopeToken(sc) {
+			if !oauth.ValidScopeToken(sc) {
 				add(bad(fmt.Sprintf("%s.scopes[%d]", key, j), "%q is not a valid scope token (RFC 6749 §3.3)", sc))
 			}
 		}
@@ -514,18 +516,6 @@ func (a Auth) validate() error {
 		add(bad("auth.client_cache_entries", "must be between 1 and %d, got %d", maxCacheEntries, a.ClientCacheEntries))
 	}
 	return errors.Join(errs...)
-}
-
-func validScopeToken(t string) bool {
-	if t == "" {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 func hostPort(key, v string, emptyOK bool) error {

@@ -28,7 +28,7 @@ func ParseScope(raw string) (Scope, bool) {
 		if p == "" {
 			continue
 		}
-		if !validScopeToken(p) {
+		if !ValidScopeToken(p) {
 			return Scope{}, false
 		}
 		toks = append(toks, p)
@@ -51,7 +51,12 @@ func NewScope(tokens ...string) Scope {
 	return Scope{s: strings.Join(t, " ")}
 }
 
-func validScopeToken(t string) bool {
+// ValidScopeToken reports whether t is one RFC 6749 §3.3 scope token:
+// "scope-token = 1*( %x21 / %x23-5B / %x5D-7E )".
+func ValidScopeToken(t string) bool {
+	if t == "" {
+		return false
+	}
 	for i := 0; i < len(t); i++ {
 		c := t[i]
 		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {

@@ -370,7 +370,7 @@ func validSpec(s ClientSpec) (store.Client, error) {
 		if len(sc) > MaxScopeLen {
 			return store.Client{}, &SpecError{fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("longer than %d bytes", MaxScopeLen)}
 		}
-		if !validScopeToken(sc) {
+		if !oauth.ValidScopeToken(sc) {
 			return store.Client{}, &SpecError{fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3: printable ASCII except space, \" and \\)", sc)}
 		}
 	}
@@ -391,19 +391,6 @@ func validSpec(s ClientSpec) (store.Client, error) {
 		c.Limit = &lim
 	}
 	return c, nil
-}
-
-// validScopeToken: RFC 6749 §3.3 "scope-token = 1*( %x21 / %x23-5B / %x5D-7E )".
-func validScopeToken(t string) bool {
-	if t == "" {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // ---- the admin HTTP API ----

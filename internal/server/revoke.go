@@ -34,14 +34,8 @@ var _ Introspector = (*introspect.Cache)(nil)
 
 // revoke serves POST /oauth2/revoke (RFC 7009).
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	info := infoFrom(r.Context())
-	ipKey, blocked := s.ipBlocked(w, r, info)
-	if blocked {
-		return
-	}
-	form, oerr := s.readForm(w, r)
-	if oerr != nil {
-		s.fail(w, info, oerr)
+	info, ipKey, form, ok := s.begin(w, r)
+	if !ok {
 		return
 	}
 	// RFC 7009 §2.1: "The client also includes its authentication
@@ -119,14 +113,8 @@ type introspectResponse struct {
 // introspect serves POST /oauth2/introspect (RFC 7662). Callers are clients
 // registered with introspect: true, or the operator with the admin token.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	info := infoFrom(r.Context())
-	ipKey, blocked := s.ipBlocked(w, r, info)
-	if blocked {
-		return
-	}
-	form, oerr := s.readForm(w, r)
-	if oerr != nil {
-		s.fail(w, info, oerr)
+	info, ipKey, form, ok := s.begin(w, r)
+	if !ok {
 		return
 	}
 	// RFC 7662 §2.1: "the endpoint MUST also require some form of

@@ -19,15 +19,8 @@ import (
 
 // token serves POST /oauth2/token.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	info := infoFrom(r.Context())
-	ipKey, blocked := s.ipBlocked(w, r, info)
-	if blocked {
-		return
-	}
-
-	form, oerr := s.readForm(w, r)
-	if oerr != nil {
-		s.fail(w, info, oerr)
+	info, ipKey, form, ok := s.begin(w, r)
+	if !ok {
 		return
 	}
 	grant := form.Get("grant_type")
@@ -110,6 +103,22 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		ExpiresIn:   expiresIn,
 		Scope:       scope.String(),
 	})
+}
+
+// begin is the start of every POST endpoint: the caller-IP block check and
+// the form. ok is false when a response was written already.
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey string, form url.Values, ok bool) {
+	info = infoFrom(r.Context())
+	ipKey, blocked := s.ipBlocked(w, r, info)
+	if blocked {
+		return info, ipKey, nil, false
+	}
+	form, oerr := s.readForm(w, r)
+	if oerr != nil {
+		s.fail(w, info, oerr)
+		return info, ipKey, nil, false
+	}
+	return info, ipKey, form, true
 }
 
 // ipBlocked answers 429 to a caller that has spent its budget of failed
