@@ -48,3 +48,19 @@ docker: ## build the container image (needs a Docker engine)
 
 clean: ## remove build output
 	rm -rf bin
+
+# The reference experiment of docs/benchmarks.md, on this machine: the reference
+# server and tokengw (reuse on/off x 1/50 consumers x bolt/cassandra), 200 workers
+# x 2 minutes each (about 30 minutes). Results: loadtest/results and the generated
+# section of docs/benchmarks.md. A smoke run (results in a temporary directory):
+#   make loadtest LOADTEST_DURATION=5s LOADTEST_CONCURRENCY=20
+LOADTEST_DURATION    ?= 2m
+LOADTEST_CONCURRENCY ?= 200
+LOADTEST_CONSUMERS   ?= 1,50
+LOADTEST_STORES      ?= bolt,cassandra
+LOADTEST_FLAGS       ?=
+
+.PHONY: loadtest
+loadtest: build ## the reference experiment (reference server, reuse on/off, 1/50 consumers, bolt/cassandra) -> docs/benchmarks.md
+	$(GO) run ./loadtest experiment --bin $(BIN) --build=false --duration $(LOADTEST_DURATION) \
+		--concurrency $(LOADTEST_CONCURRENCY) --consumers $(LOADTEST_CONSUMERS) --stores $(LOADTEST_STORES) $(LOADTEST_FLAGS)

@@ -30,7 +30,7 @@ else
   started=1
   bash scripts/cassandra.sh start
 fi
-export TOKENGW_TEST_CASSANDRA=${TOKENGW_TEST_CASSANDRA:-127.0.0.1:9042}
+export TEST_CASSANDRA_ADDR=${TEST_CASSANDRA_ADDR:-127.0.0.1:9042}
 
 echo "== go test -race (with the cassandra integration tests)"
 go test -race -count=1 -timeout 20m -tags cassandra ./...
@@ -40,10 +40,10 @@ go test -race -count=1 -timeout 20m -tags cassandra ./...
 # to the node scripts/cassandra.sh manages on 127.0.0.1:9042.
 echo "== go test -race: Cassandra outage under a running gateway (stops and restarts the node)"
 status=$(bash scripts/cassandra.sh status 2>/dev/null || true)
-if [ "$TOKENGW_TEST_CASSANDRA" = 127.0.0.1:9042 ] && [[ "$status" == *"(pid "* ]]; then
+if [ "$TEST_CASSANDRA_ADDR" = 127.0.0.1:9042 ] && [[ "$status" == *"(pid "* ]]; then
   go test -race -count=1 -timeout 10m -tags cassandra_outage -run TestCassandraOutage ./internal/app/
 else
-  echo "NOT RUN: the Cassandra at $TOKENGW_TEST_CASSANDRA is not the node scripts/cassandra.sh manages on 127.0.0.1:9042"
+  echo "NOT RUN: the Cassandra at $TEST_CASSANDRA_ADDR is not the node scripts/cassandra.sh manages on 127.0.0.1:9042"
 fi
 
 echo "== fuzz (${FUZZTIME:-10s} per target)"

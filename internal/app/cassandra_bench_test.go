@@ -16,9 +16,9 @@ import (
 
 // BenchmarkCassandraToken: POST /oauth2/token through the whole gateway
 // (HTTP, client authentication, reuse, the Cassandra store) against the
-// real Cassandra of TOKENGW_TEST_CASSANDRA. Run it with
+// real Cassandra of TEST_CASSANDRA_ADDR. Run it with
 //
-//	TOKENGW_TEST_CASSANDRA=127.0.0.1:9042 go test -tags cassandra -run '^$' -bench . -benchtime 5s ./internal/app/
+//	TEST_CASSANDRA_ADDR=127.0.0.1:9042 go test -tags cassandra -run '^$' -bench . -benchtime 5s ./internal/app/
 //
 // The cases:
 //   - reuse-off: every request mints: one INSERT INTO tokens ... USING TTL
@@ -27,14 +27,14 @@ import (
 //     transaction on the reuse slot), the rest are L1 hits, with a store
 //     re-check (one read) every reuse.local_ttl (default 5 s).
 //
-// Requests come from 16 goroutines per GOMAXPROCS (TOKENGW_BENCH_PARALLELISM
+// Requests come from 16 goroutines per GOMAXPROCS (TEST_BENCH_PARALLELISM
 // overrides the 16) over keep-alive connections. Besides ns/op it reports
 // requests per second, the latency of single requests (p50-ms, p99-ms) and
 // mints/op from the gateway's counters.
 func BenchmarkCassandraToken(b *testing.B) {
 	addr := cassandraAddr(b)
 	par := 16
-	if n, err := strconv.Atoi(os.Getenv("TOKENGW_BENCH_PARALLELISM")); err == nil && n > 0 {
+	if n, err := strconv.Atoi(os.Getenv("TEST_BENCH_PARALLELISM")); err == nil && n > 0 {
 		par = n
 	}
 	for _, bc := range []struct {

@@ -8,7 +8,7 @@ package app_test
 // the cassandra driver, a real HTTP server (httptest) on the app's handler,
 // real HTTP requests, a real Cassandra. Nothing is mocked.
 //
-// The Cassandra is the one named by TOKENGW_TEST_CASSANDRA (host:port;
+// The Cassandra is the one named by TEST_CASSANDRA_ADDR (host:port;
 // `make test` starts one and sets it). The tests fail, not skip, without
 // it: the build tag says the caller asked for them. Every test migrates its
 // own keyspace (tokengw_it_<random>) and drops it at the end.
@@ -40,7 +40,7 @@ import (
 	"github.com/tokengw/tokengw/internal/store/cassandra"
 )
 
-const envAddr = "TOKENGW_TEST_CASSANDRA"
+const envAddr = "TEST_CASSANDRA_ADDR"
 
 // Clients of every test gateway. The secrets are hashed with cheap argon2id
 // parameters so the tests spend their time on Cassandra, not on hashing.
@@ -81,7 +81,7 @@ func testClients(t testing.TB) []config.Client {
 	}
 }
 
-// cassandraAddr returns TOKENGW_TEST_CASSANDRA after checking that
+// cassandraAddr returns TEST_CASSANDRA_ADDR after checking that
 // something listens there.
 func cassandraAddr(t testing.TB) string {
 	t.Helper()

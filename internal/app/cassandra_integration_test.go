@@ -5,7 +5,7 @@ package app_test
 // Integration tests of tokengw replicas sharing one Cassandra keyspace
 // (issues 5 and 7). Run with
 //
-//	TOKENGW_TEST_CASSANDRA=127.0.0.1:9042 go test -race -count=1 -tags cassandra ./internal/app/
+//	TEST_CASSANDRA_ADDR=127.0.0.1:9042 go test -race -count=1 -tags cassandra ./internal/app/
 //
 // The outage test (Cassandra stopped under a running gateway) is in
 // cassandra_outage_test.go, behind its own build tag, because it stops the

@@ -7,7 +7,7 @@ package app_test
 // starts it again keeping its data, so it has its own build tag and must
 // never run concurrently with other Cassandra tests:
 //
-//	TOKENGW_TEST_CASSANDRA=127.0.0.1:9042 go test -race -count=1 -tags cassandra_outage -run TestCassandraOutage ./internal/app/
+//	TEST_CASSANDRA_ADDR=127.0.0.1:9042 go test -race -count=1 -tags cassandra_outage -run TestCassandraOutage ./internal/app/
 //
 // scripts/test.sh runs it as a separate step after the main `go test`.
 // It needs the node to be the one scripts/cassandra.sh manages (the script

@@ -25,13 +25,13 @@ import (
 // registry's bound is judged by it); Cassandra's TTLs run on real time,
 // which the few seconds the test advances do not disturb.
 //
-// It needs TOKENGW_TEST_CASSANDRA (host:port; `make test` sets it) and
+// It needs TEST_CASSANDRA_ADDR (host:port; `make test` sets it) and
 // fails without it: with the cassandra build tag the caller asked for it.
 func TestAdminTwoReplicasCassandra(t *testing.T) {
-	addr := os.Getenv("TOKENGW_TEST_CASSANDRA")
+	addr := os.Getenv("TEST_CASSANDRA_ADDR")
 	if addr == "" {
-		t.Fatal("TOKENGW_TEST_CASSANDRA is not set: this test needs a real Cassandra (host:port); " +
-			"`make test`, or `bash scripts/cassandra.sh start` and export TOKENGW_TEST_CASSANDRA=127.0.0.1:9042")
+		t.Fatal("TEST_CASSANDRA_ADDR is not set: this test needs a real Cassandra (host:port); " +
+			"`make test`, or `bash scripts/cassandra.sh start` and export TEST_CASSANDRA_ADDR=127.0.0.1:9042")
 	}
 	b := make([]byte, 6)
 	rand.Read(b)

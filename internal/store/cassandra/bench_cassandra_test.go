@@ -19,16 +19,16 @@ import (
 )
 
 // Benchmarks of the store's three hot statements against the real
-// Cassandra of TOKENGW_TEST_CASSANDRA:
+// Cassandra of TEST_CASSANDRA_ADDR:
 //
 //	go test -tags cassandra -run '^$' -bench . -benchtime 10000x ./internal/store/cassandra/
 //
 // Each runs 16 goroutines per GOMAXPROCS (a gateway has many requests in
-// flight; TOKENGW_BENCH_PARALLELISM overrides the 16) and reports, besides
+// flight; TEST_BENCH_PARALLELISM overrides the 16) and reports, besides
 // ns/op, the throughput (ops/s) and the latency of single operations
 // (p50-ms, p99-ms).
 func benchParallelism() int {
-	if n, err := strconv.Atoi(os.Getenv("TOKENGW_BENCH_PARALLELISM")); err == nil && n > 0 {
+	if n, err := strconv.Atoi(os.Getenv("TEST_BENCH_PARALLELISM")); err == nil && n > 0 {
 		return n
 	}
 	return 16

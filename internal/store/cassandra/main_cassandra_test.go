@@ -21,10 +21,10 @@ import (
 )
 
 // The integration tests run against the Cassandra named by
-// TOKENGW_TEST_CASSANDRA (host:port; `make test` starts one and sets it).
+// TEST_CASSANDRA_ADDR (host:port; `make test` starts one and sets it).
 // They fail, not skip, without it: with the cassandra build tag the caller
 // asked for them.
-const envAddr = "TOKENGW_TEST_CASSANDRA"
+const envAddr = "TEST_CASSANDRA_ADDR"
 
 var (
 	setupOnce sync.Once
