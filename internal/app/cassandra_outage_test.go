@@ -122,8 +122,11 @@ func TestCassandraOutage(t *testing.T) {
 		}
 	}
 
-	if s := gw.app.Reuser.Stats(); s.StoreErrors < storeErrs+3 {
-		t.Fatalf("the reuses did not go through the (failing) store re-check: %+v, store errors before %d", s, storeErrs)
+	// The first reuse went through the failing store re-check (the next ones
+	// may be served from L1 without asking again: a failed re-check trusts
+	// the live entry for another local_ttl; reuse's unit tests pin that).
+	if s := gw.app.Reuser.Stats(); s.StoreErrors < storeErrs+1 {
+		t.Fatalf("the reuse did not go through the (failing) store re-check: %+v, store errors before %d", s, storeErrs)
 	}
 
 	// A mint (another reuse slot: demo/write; another consumer: other)
