@@ -3,7 +3,8 @@
 # load against one tokengw on the embedded store, on 127.0.0.1 only:
 #   - the abusive client spread over 50 consumers, paced at SOAK_RATE (default 1500/s);
 #   - a well-behaved fleet (cached tokens, /healthz as the protected API);
-#   - a trickle of wrong secrets (failed-auth limiter, 401/429);
+#   - a trickle of wrong secrets from another loopback address, 127.0.0.2
+#     (its failed-auth bucket empties: 401 then 429; the others are unaffected);
 #   - a rate-limited consumer hammering its limit (429s).
 # Every 30 s it scrapes the admin /metrics for goroutines, heap in use and
 # RSS, and prints them as a table at the end, so "flat" can be read off.
@@ -73,7 +74,7 @@ C=$!
 # wrong secrets: one every 200 ms, bounded by the duration
 ( end=$(( $(date +%s) + SECS ))
   while [ "$(date +%s)" -lt "$end" ]; do
-    curl -s -o /dev/null -u "nobody:wrong" -d grant_type=client_credentials "http://127.0.0.1:$PORT/oauth2/token" || true
+    curl -s -o /dev/null --interface 127.0.0.2 -u "nobody:wrong" -d grant_type=client_credentials "http://127.0.0.1:$PORT/oauth2/token" || true
     sleep 0.2
   done ) &
 D=$!
