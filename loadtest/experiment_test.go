@@ -15,9 +15,6 @@ import (
 // re-executed as the command); then it checks the token counts and the
 // document splice.
 func TestExperimentSmoke(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds tokengw and starts servers")
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "tokengw")
 	build := exec.Command("go", "build", "-o", bin, "../cmd/tokengw")
