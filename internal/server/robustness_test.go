@@ -231,6 +231,7 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 		{basic(oddID, oddSecret), "grant_type=client_credentials&scope=read"},
 		{basic("demo", demoSecret), "grant_type=client_credentials&scope=nope"},
 		{basic("demo", demoSecret), "grant_type=password&password=hunter2-pw"},
+		{nil, "grant_type=client_credentials&client_id=demo&client_secret=esc%zzape-secret"},
 	} {
 		_, tj := post(t, addr, tc.h, tc.body)
 		if tj.AccessToken != "" {
@@ -241,7 +242,7 @@ func TestLogsNeverCarrySecrets(t *testing.T) {
 	if !strings.Contains(out, `"msg":"request"`) {
 		t.Fatalf("no access log lines:\n%s", out)
 	}
-	secrets := append([]string{demoSecret, oddSecret, "wrong-secret-value", "hunter2-pw", "Basic ", "Authorization"}, tokens...)
+	secrets := append([]string{demoSecret, oddSecret, "wrong-secret-value", "hunter2-pw", "%zz", "Basic ", "Authorization"}, tokens...)
 	for _, s := range secrets {
 		if strings.Contains(out, s) {
 			t.Fatalf("log contains %q:\n%s", s, out)

@@ -184,6 +184,9 @@ func (s *Server) fail(w http.ResponseWriter, info *reqInfo, err error) {
 
 const formType = "application/x-www-form-urlencoded"
 
+// errMalformedForm is the logged cause of an unparseable form body.
+var errMalformedForm = errors.New("server: body is not valid application/x-www-form-urlencoded")
+
 // readForm reads an application/x-www-form-urlencoded body of at most
 // server.max_body_bytes (refusing a larger one without reading it whole)
 // and rejects repeated parameters.
@@ -208,7 +211,9 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body").WithCause(err)
+		// The parser's error quotes the offending bytes of the body (a bad
+		// escape of a client_secret, say), so the log gets a fixed cause.
+		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body").WithCause(errMalformedForm)
 	}
 	// RFC 6749 §3.2: "Request and response parameters MUST NOT be included
 	// more than once."
