@@ -105,7 +105,7 @@ func FromRequest(r *http.Request, form url.Values) (Credentials, error) {
 // parseBasic decodes an Authorization header value of the Basic scheme
 // (RFC 7617 §2) and form-decodes both halves (RFC 6749 §2.3.1).
 func parseBasic(h string) (id, secret string, err error) {
-	malformed := oauth.ErrInvalidClient.WithDescription(descMalformed).WithBasicChallenge()
+	malformed := func() error { return oauth.ErrInvalidClient.WithDescription(descMalformed).WithBasicChallenge() }
 	scheme, token, _ := strings.Cut(strings.TrimSpace(h), " ")
 	// RFC 7235 §2.1: "auth-scheme = token", matched case-insensitively
 	// ("It uses a case-insensitive token as a means to identify the
@@ -117,14 +117,14 @@ func parseBasic(h string) (id, secret string, err error) {
 	token = strings.TrimLeft(token, " ")
 	raw, derr := base64.StdEncoding.DecodeString(token)
 	if derr != nil || token == "" {
-		return "", "", malformed
+		return "", "", malformed()
 	}
 	// RFC 7617 §2: "the user-id and password are separated by a single
 	// colon (":") character"; the user-id cannot contain one, the password
 	// can. After form-decoding, either may.
 	user, pass, ok := strings.Cut(string(raw), ":")
 	if !ok {
-		return "", "", malformed
+		return "", "", malformed()
 	}
 	// RFC 6749 §2.3.1: "The client identifier is encoded using the
 	// application/x-www-form-urlencoded encoding algorithm per Appendix B,
@@ -133,7 +133,7 @@ func parseBasic(h string) (id, secret string, err error) {
 	id, uerr := url.QueryUnescape(user)
 	secret, perr := url.QueryUnescape(pass)
 	if uerr != nil || perr != nil || id == "" || !ValidClientID(id) {
-		return "", "", malformed
+		return "", "", malformed()
 	}
 	return id, secret, nil
 }

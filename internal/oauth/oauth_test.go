@@ -36,6 +36,35 @@ func TestParseScope(t *testing.T) {
 	}
 }
 
+func TestNewScope(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []string
+		want string
+	}{
+		{"none", nil, ""},
+		{"canonical", []string{"admin", "read", "write"}, "admin read write"},
+		{"unsorted", []string{"write", "read"}, "read write"},
+		{"adjacent duplicate", []string{"read", "read", "write"}, "read write"},
+		{"empty token first", []string{"", "read"}, "read"},
+		{"only empty", []string{""}, ""},
+		{"prefix order", []string{"read", "re"}, "re read"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := append([]string(nil), tc.in...)
+			if got := NewScope(tc.in...).String(); got != tc.want {
+				t.Fatalf("NewScope(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+			for i := range in {
+				if in[i] != tc.in[i] {
+					t.Fatalf("NewScope changed its argument: %q", tc.in)
+				}
+			}
+		})
+	}
+}
+
 func TestScopeSets(t *testing.T) {
 	all := NewScope("write", "read", "admin")
 	tests := []struct {

@@ -42,6 +42,9 @@ func NewScope(tokens ...string) Scope {
 	if len(tokens) == 0 {
 		return Scope{}
 	}
+	if canonical(tokens) { // registered scopes usually are: skip the copy and the sort
+		return Scope{s: strings.Join(tokens, " ")}
+	}
 	t := slices.Clone(tokens)
 	slices.Sort(t)
 	t = slices.Compact(t)
@@ -49,6 +52,16 @@ func NewScope(tokens ...string) Scope {
 		t = t[1:]
 	}
 	return Scope{s: strings.Join(t, " ")}
+}
+
+// canonical reports whether tokens are already sorted, unique and non-empty.
+func canonical(tokens []string) bool {
+	for i, t := range tokens {
+		if t == "" || (i > 0 && tokens[i-1] >= t) {
+			return false
+		}
+	}
+	return true
 }
 
 // ValidScopeToken reports whether t is one RFC 6749 §3.3 scope token:

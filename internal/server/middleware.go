@@ -23,6 +23,13 @@ type reqInfo struct {
 
 type infoKey struct{}
 
+// reqState is the per-request allocation of accessLog.
+type reqState struct {
+	info  reqInfo
+	sw    statusWriter
+	idHdr [1]string
+}
+
 func infoFrom(ctx context.Context) *reqInfo {
 	if i, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
 		return i
@@ -63,9 +70,17 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := s.now()
-		info := &reqInfo{id: s.idPrefix + "-" + strconv.FormatUint(s.idSeq.Add(1), 10)}
-		w.Header().Set("X-Request-Id", info.id)
-		sw := &statusWriter{ResponseWriter: w}
+		// One allocation holds what the request's middleware needs: its
+		// log record, the status-recording writer and the X-Request-Id
+		// header value.
+		st := &reqState{}
+		var idBuf [48]byte
+		id := append(append(idBuf[:0], s.idPrefix...), '-')
+		st.info.id = string(strconv.AppendUint(id, s.idSeq.Add(1), 10))
+		st.idHdr[0] = st.info.id
+		w.Header()["X-Request-Id"] = st.idHdr[:] // canonical key; Set would allocate the slice
+		st.sw.ResponseWriter = w
+		info, sw := &st.info, &st.sw
 		if s.metrics != nil {
 			s.metrics.inFlight.Inc()
 		}
