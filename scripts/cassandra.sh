@@ -80,7 +80,19 @@ die() { log "$*"; exit 1; }
 
 # --- helpers ------------------------------------------------------------------------------
 
+# apt_install PKG...: a machine without Java 17 or Maven gets them from Debian
+# when this runs as root with apt-get (CI and fresh machines here); elsewhere
+# the caller's die message says what to install.
+apt_install() {
+  [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null || return 1
+  log "installing $* with apt-get"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } >&2
+}
+
 find_java() {
+  if [[ -z "${JAVA_HOME:-}" && ! -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]] && ! command -v java >/dev/null; then
+    apt_install openjdk-17-jre-headless || true
+  fi
   if [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then
     JAVA="$JAVA_HOME/bin/java"
   elif [[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]]; then
@@ -135,6 +147,7 @@ resolve_jars() {
   if [[ -f "$LIB_DIR/.complete-$CASSANDRA_VERSION" ]]; then
     return 0
   fi
+  command -v mvn >/dev/null || apt_install maven || true
   command -v mvn >/dev/null || die "mvn is needed to resolve cassandra-all (apt-get install maven)"
   log "resolving cassandra-all:$CASSANDRA_VERSION with Maven into $LIB_DIR (first run downloads ~100 jars)"
   local t0=$SECONDS tmp="$LIB_DIR.tmp.$$"
