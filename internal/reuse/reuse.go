@@ -232,13 +232,13 @@ func clientOf(ck string) string {
 // has accepted it.
 func (r *Reuser) Token(ctx context.Context, req Request) (Result, error) {
 	if !r.opts.Enabled {
-		return r.mint(ctx, req, "")
+		return r.mint(ctx, req, "", 0)
 	}
 	rk := ReuseKey(req)
 	ck := cacheKey(req.ClientID, rk)
 	now := r.now()
 	if e, ok := r.l1(ck); ok && r.opts.Policy.Reusable(e.iat, e.exp, now) {
-		if now.Sub(e.checked) < r.opts.LocalTTL {
+		if r.fresh(e, now) {
 			r.l1Hits.Add(1)
 			return Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit}, nil
 		}
@@ -257,12 +257,15 @@ func (r *Reuser) Token(ctx context.Context, req Request) (Result, error) {
 // resolve runs once per key at a time: re-check a stale L1 entry, try L2,
 // else mint and claim the slot.
 func (r *Reuser) resolve(ctx context.Context, req Request, rk, ck string) (Result, error) {
+	// The client's generation before anything is read: an eviction that
+	// lands while this flight is in the store makes what it caches void.
+	gen := r.gen(req.ClientID)
 	now := r.now()
 	e, haveL1 := r.l1(ck)
 	if haveL1 && !r.opts.Policy.Reusable(e.iat, e.exp, now) {
 		haveL1 = false
 	}
-	if haveL1 && now.Sub(e.checked) < r.opts.LocalTTL {
+	if haveL1 && r.fresh(e, now) {
 		// Another call in this flight's predecessor refreshed it.
 		r.l1Hits.Add(1)
 		return Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit}, nil
@@ -274,7 +277,7 @@ func (r *Reuser) resolve(ctx context.Context, req Request, rk, ck string) (Resul
 	switch {
 	case err == nil:
 		if res, ok := r.adopt(cur, now); ok {
-			r.setL1(ck, res, now)
+			r.setL1(ck, res, now, gen)
 			if haveL1 && sameToken(res.Token, e.token) {
 				r.l1Hits.Add(1)
 				res.Outcome = L1Hit
@@ -296,13 +299,13 @@ func (r *Reuser) resolve(ctx context.Context, req Request, rk, ck string) (Resul
 			// another local_ttl rather than making every request wait for a
 			// store that is down or hung.
 			res := Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit}
-			r.setL1(ck, res, now)
+			r.setL1(ck, res, now, gen)
 			r.l1Hits.Add(1)
 			return res, nil
 		}
 		// Fall through to mint: the mint needs the store too and will report.
 	}
-	return r.mint(ctx, req, rk)
+	return r.mint(ctx, req, rk, gen)
 }
 
 // adopt turns a reuse row into a Result when the policy allows it.
@@ -322,7 +325,9 @@ func (r *Reuser) adopt(cur store.Current, now time.Time) (Result, bool) {
 // mint makes a new token and persists it; with a reuse key it also claims
 // the reuse slot, and if another process claimed it first, hands out the
 // winner's token instead (the new one is not persisted and never leaves).
-func (r *Reuser) mint(ctx context.Context, req Request, rk string) (Result, error) {
+// gen is the client's generation read before the flight began; L1 entries
+// are written under it.
+func (r *Reuser) mint(ctx context.Context, req Request, rk string, gen uint64) (Result, error) {
 	token, hash, err := r.opts.Minter.Mint()
 	if err != nil {
 		return Result{}, fmt.Errorf("reuse: mint: %w", err)
@@ -358,7 +363,7 @@ func (r *Reuser) mint(ctx context.Context, req Request, rk string) (Result, erro
 	if cur != nil && !claimed {
 		if w, ok := r.adopt(winner, r.now()); ok {
 			r.l2Hits.Add(1)
-			r.setL1(cacheKey(req.ClientID, rk), w, r.now())
+			r.setL1(cacheKey(req.ClientID, rk), w, r.now(), gen)
 			return w, nil
 		}
 		// The slot holds a token we may not reuse (clock skew, another
@@ -373,7 +378,7 @@ func (r *Reuser) mint(ctx context.Context, req Request, rk string) (Result, erro
 	}
 	r.mints.Add(1)
 	if cur != nil {
-		r.setL1(cacheKey(req.ClientID, rk), res, r.now())
+		r.setL1(cacheKey(req.ClientID, rk), res, r.now(), gen)
 	}
 	return res, nil
 }
@@ -393,8 +398,11 @@ func (r *Reuser) gen(clientID string) uint64 {
 }
 
 // Evict drops a reuse slot from this process's L1 (a revoked token: the
-// store's row is deleted by the revocation itself).
+// store's row is deleted by the revocation itself). It also voids what a
+// lookup or mint of the client in flight would cache, so it bumps the
+// client's generation: the client's other slots are re-checked once.
 func (r *Reuser) Evict(clientID, reuseKey string) {
+	r.EvictClient(clientID)
 	if r.cache != nil {
 		_ = r.cache.Delete(cacheKey(clientID, reuseKey))
 	}
@@ -410,12 +418,22 @@ type entry struct {
 
 const entryHeader = 4 * 8
 
-func (r *Reuser) setL1(ck string, res Result, checked time.Time) {
+// fresh reports whether an L1 entry was checked against the store less than
+// LocalTTL ago. An entry checked "after" now (the wall clock was stepped
+// back) has an unknown age and is not fresh.
+func (r *Reuser) fresh(e entry, now time.Time) bool {
+	age := now.Sub(e.checked)
+	return age >= 0 && age < r.opts.LocalTTL
+}
+
+// setL1 caches res under the client generation gen, read before the store
+// was consulted.
+func (r *Reuser) setL1(ck string, res Result, checked time.Time, gen uint64) {
 	b := make([]byte, entryHeader+len(res.Token))
 	binary.BigEndian.PutUint64(b[0:], uint64(res.IssuedAt.UnixMilli()))
 	binary.BigEndian.PutUint64(b[8:], uint64(res.ExpiresAt.UnixMilli()))
 	binary.BigEndian.PutUint64(b[16:], uint64(checked.UnixNano()))
-	binary.BigEndian.PutUint64(b[24:], r.gen(clientOf(ck)))
+	binary.BigEndian.PutUint64(b[24:], gen)
 	copy(b[entryHeader:], res.Token)
 	_ = r.cache.Set(ck, b) // a full cache evicts its oldest entries; never an error worth failing on
 }
