@@ -117,6 +117,10 @@ func NewKey() (string, error) {
 // LoadOrCreateKeyFile returns the key kept in path, creating the file (mode
 // 0600, a base64 key on one line) when it does not exist. The embedded store
 // uses it when no store.seal_keys are configured.
+//
+// The file appears complete or not at all (written aside, then hard-linked
+// into place), so a process starting at the same time never reads a file
+// another one is still writing.
 func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -124,21 +128,10 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 		if kerr != nil {
 			return nil, kerr
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, fmt.Errorf("seal: %w", err)
-		}
-		f, ferr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if ferr != nil {
-			if errors.Is(ferr, os.ErrExist) { // another process won the race
+		if err := createKeyFile(path, k); err != nil {
+			if errors.Is(err, os.ErrExist) { // another process won the race
 				return LoadOrCreateKeyFile(path)
 			}
-			return nil, fmt.Errorf("seal: %w", ferr)
-		}
-		if _, err := f.WriteString(k + "\n"); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("seal: %w", err)
-		}
-		if err := f.Close(); err != nil {
 			return nil, fmt.Errorf("seal: %w", err)
 		}
 		b = []byte(k)
@@ -150,4 +143,30 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("seal: %s does not hold a base64 32-byte key", path)
 	}
 	return key, nil
+}
+
+// createKeyFile writes k to a temporary file beside path and links it to
+// path; os.ErrExist when path exists.
+func createKeyFile(path, k string) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".seal-key-*") // mode 0600
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.WriteString(k + "\n"); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Link(f.Name(), path)
 }

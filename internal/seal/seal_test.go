@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -79,5 +80,34 @@ func TestLoadOrCreateKeyFile(t *testing.T) {
 	}
 	if _, err := LoadOrCreateKeyFile(p); err == nil {
 		t.Fatal("a garbage key file was accepted")
+	}
+}
+
+// TestLoadOrCreateKeyFileConcurrent: processes starting at once on a fresh
+// data directory all get the one key; none reads the file between the
+// winner's create and its write.
+func TestLoadOrCreateKeyFileConcurrent(t *testing.T) {
+	for range 20 {
+		p := filepath.Join(t.TempDir(), "seal.key")
+		const n = 16
+		keys := make([][]byte, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				keys[i], errs[i] = LoadOrCreateKeyFile(p)
+			}()
+		}
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil {
+				t.Fatalf("caller %d: %v", i, errs[i])
+			}
+			if !bytes.Equal(keys[i], keys[0]) {
+				t.Fatalf("caller %d got another key", i)
+			}
+		}
 	}
 }
