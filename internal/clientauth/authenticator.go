@@ -165,8 +165,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Spend what a known id would, so timing does not tell which ids
-		// exist.
-		if _, err := a.verifySlot(ctx, a.dummy, c.Secret); errors.Is(err, oauth.ErrTemporarilyUnavailable) {
+		// exist: the dummy hash, shared by identical concurrent requests
+		// just as a known id's verification is (else a burst of identical
+		// requests would queue, or be shed, only for unknown ids).
+		if _, err := a.verifyShared(ctx, c, a.dummy, false); errors.Is(err, oauth.ErrTemporarilyUnavailable) {
 			return store.Client{}, err
 		}
 		a.failures.Add(1)
@@ -183,32 +185,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 			return client, nil
 		}
 	}
-	var ok bool
-	if a.cache != nil {
-		// Concurrent first requests with the same credentials (a client
-		// fleet starting at once) share one verification instead of
-		// queueing one slow hash each. The key is the HMAC above: it names
-		// (id, secret, stored hash) without holding the secret.
-		for try := 0; ; try++ {
-			v, verr, shared := a.flight.Do(string(mac[:]), func() (any, error) {
-				return a.verifySlot(ctx, client.SecretHash, c.Secret)
-			})
-			ok, err = v.(bool), verr
-			// The verification ran under another caller's context: if that
-			// caller went away, this one (still here) tries again.
-			if !shared || err == nil || ctx.Err() != nil || try == 2 ||
-				!(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-				break
-			}
-		}
-	} else {
-		ok, err = a.verifySlot(ctx, client.SecretHash, c.Secret)
-	}
+	ok, err := a.verifyShared(ctx, c, client.SecretHash, true)
 	switch {
 	case err == nil && ok:
-		if a.cache != nil {
-			a.cache.add(c.ID, mac)
-		}
 		return client, nil
 	case err == nil:
 		a.failures.Add(1)
@@ -221,6 +200,41 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 		return store.Client{}, failed().WithCause(fmt.Errorf("clientauth: client %q: %w", c.ID, err))
 	default:
 		return store.Client{}, err
+	}
+}
+
+// verifyShared verifies c.Secret against phc. With the cache on,
+// concurrent first requests with the same credentials (a client fleet
+// starting at once) share one verification instead of queueing one slow
+// hash each. The key is the cache's HMAC of (id, secret, phc): it names the
+// triple without holding the secret. When remember is set a match is added
+// to the cache before the shared verification ends, and a verification
+// first looks there, so that a caller that missed the cache just before
+// another's verification ended does not hash again.
+func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc string, remember bool) (ok bool, err error) {
+	if a.cache == nil {
+		return a.verifySlot(ctx, phc, c.Secret)
+	}
+	mac := a.cache.sum(c.ID, c.Secret, phc)
+	for try := 0; ; try++ {
+		v, verr, shared := a.flight.Do(string(mac[:]), func() (any, error) {
+			if remember && a.cache.hit(c.ID, mac) {
+				a.hits.Add(1)
+				return true, nil
+			}
+			match, verr := a.verifySlot(ctx, phc, c.Secret)
+			if remember && match && verr == nil {
+				a.cache.add(c.ID, mac)
+			}
+			return match, verr
+		})
+		ok, err = v.(bool), verr
+		// The verification ran under another caller's context: if that
+		// caller went away, this one (still here) tries again.
+		if !shared || err == nil || ctx.Err() != nil || try == 2 ||
+			!(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return ok, err
+		}
 	}
 }
 

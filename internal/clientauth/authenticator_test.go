@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -544,4 +545,71 @@ func TestSharedVerificationOutlivesItsCaller(t *testing.T) {
 	if err := <-follower; err != nil {
 		t.Fatalf("follower: %v", err)
 	}
+}
+
+// TestConcurrentIdenticalFailuresCostTheSame: identical concurrent requests
+// share one verification whether the id exists (wrong secret) or not, so
+// that a burst of identical requests cannot tell the two apart by how long
+// they take or by which of them are shed.
+func TestConcurrentIdenticalFailuresCostTheSame(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    Credentials
+	}{
+		{"known id, wrong secret", Credentials{"app", "guess", MethodBasic}},
+		{"unknown id", Credentials{"nobody", "guess", MethodBasic}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := newRegistry()
+			reg.set(t, "app", "s")
+			a := newAuth(t, reg, Options{MaxConcurrentVerify: 1, VerifyQueueTimeout: time.Hour})
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			a.verify = func(phc, secret string) (bool, error) {
+				once.Do(func() { close(entered) })
+				<-release
+				return VerifySecret(phc, secret)
+			}
+			errs := make(chan error, 2)
+			auth := func() {
+				_, err := a.Authenticate(context.Background(), tc.c)
+				errs <- err
+			}
+			go auth()
+			<-entered // the first verification holds the only slot
+			go auth()
+			waitForWaitingAuthenticate(t)
+			close(release)
+			for range 2 {
+				if err := <-errs; !errors.Is(err, oauth.ErrInvalidClient) {
+					t.Fatalf("err = %v, want invalid_client", err)
+				}
+			}
+			if v := a.Verifications(); v != 1 {
+				t.Fatalf("verifications = %d, want 1 (the second caller shares the first's)", v)
+			}
+		})
+	}
+}
+
+// waitForWaitingAuthenticate returns once a goroutine in Authenticate waits,
+// either for a verification slot or for another caller's verification.
+func waitForWaitingAuthenticate(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	buf := make([]byte, 1<<20)
+	for time.Now().Before(deadline) {
+		n := runtime.Stack(buf, true)
+		for g := range strings.SplitSeq(string(buf[:n]), "\n\n") {
+			if !strings.Contains(g, "clientauth.(*Authenticator).Authenticate(") {
+				continue
+			}
+			if strings.Contains(g, "clientauth.(*Authenticator).acquire(") ||
+				strings.Contains(g, "singleflight.(*Group).Do(") && !strings.Contains(g, "singleflight.(*Group).doCall(") {
+				return
+			}
+		}
+		runtime.Gosched()
+	}
+	t.Fatal("no Authenticate call is waiting")
 }

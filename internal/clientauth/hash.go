@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 	"strconv"
 	"strings"
 
@@ -192,8 +193,10 @@ func parseArgon2(alg string, f []string, lim limits) (*argon2Hash, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadHash, alg, err)
 	}
-	if vals[2] > 255 {
-		return nil, fmt.Errorf("%w: %s: p=%d too large", ErrBadHash, alg, vals[2])
+	// Ten decimal digits reach past uint32: check before converting, or
+	// m=4294967360 would wrap to m=64.
+	if vals[0] > math.MaxUint32 || vals[1] > math.MaxUint32 || vals[2] > 255 {
+		return nil, fmt.Errorf("%w: %s: m=%d,t=%d,p=%d too large", ErrBadHash, alg, vals[0], vals[1], vals[2])
 	}
 	p := Argon2Params{Memory: uint32(vals[0]), Time: uint32(vals[1]), Threads: uint8(vals[2])}
 	if err := p.check(lim); err != nil {

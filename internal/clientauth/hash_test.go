@@ -192,6 +192,9 @@ func TestVerifySecretBadHashes(t *testing.T) {
 		{"argon2 negative", argon("m=-64,t=1,p=1")},
 		{"argon2 huge number", argon("m=99999999999,t=1,p=1")},
 		{"argon2 memory above cap", argon(fmt.Sprintf("m=%d,t=1,p=1", MaxArgon2Memory+1))},
+		// Ten digits reach past uint32: 2^32+64 must not wrap to m=64.
+		{"argon2 memory wraps uint32", argon("m=4294967360,t=1,p=1")},
+		{"argon2 time wraps uint32", argon("m=64,t=4294967297,p=1")},
 		{"argon2 memory 4 GiB", argon("m=4194304,t=1,p=1")},
 		{"argon2 memory below 8p", argon("m=15,t=1,p=2")},
 		{"argon2 time zero", argon("m=64,t=0,p=1")},
