@@ -120,6 +120,18 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	// RFC 7662 §2.1: "the endpoint MUST also require some form of
 	// authorization to access this endpoint".
 	if !s.adminBearer(r) {
+		if bearerScheme(r) {
+			// §2.3: "If the protected resource uses an OAuth 2.0 bearer
+			// token to authorize its call to the introspection endpoint and
+			// the token used for authorization ... is otherwise invalid for
+			// this request, the authorization server responds with an HTTP
+			// 401 code as described in Section 3 of OAuth 2.0 Bearer Token
+			// Usage [RFC6750]." A wrong admin token costs a strike too.
+			s.failedIP.Strike(ipKey, s.failedIPLimit)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tokengw", error="invalid_token"`)
+			s.fail(w, info, errIntrospectBadBearer)
+			return
+		}
 		client, err := s.authClient(r, form, ipKey)
 		if err != nil {
 			s.fail(w, info, err)
@@ -156,6 +168,18 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 var errIntrospectDenied = &oauth.Error{
 	Code: "unauthorized_client", Status: http.StatusForbidden,
 	Description: "this client may not introspect tokens",
+}
+
+var errIntrospectBadBearer = &oauth.Error{
+	Code: "invalid_token", Status: http.StatusUnauthorized,
+	Description: "invalid bearer token",
+}
+
+// bearerScheme reports whether the request's Authorization header uses the
+// Bearer scheme (RFC 7235 §2.1: the scheme is case-insensitive).
+func bearerScheme(r *http.Request) bool {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	return strings.EqualFold(scheme, "Bearer")
 }
 
 // adminBearer reports whether the request carries the admin token as a

@@ -163,3 +163,36 @@ func TestMetadataListsRevocationAndIntrospection(t *testing.T) {
 		t.Fatalf("metadata = %v", md)
 	}
 }
+
+// TestIntrospectionBearerChallenge: RFC 7662 §2.3: "If the protected resource
+// uses an OAuth 2.0 bearer token to authorize its call to the introspection
+// endpoint and the token used for authorization ... is otherwise invalid for
+// this request, the authorization server responds with an HTTP 401 code as
+// described in Section 3 of OAuth 2.0 Bearer Token Usage [RFC6750]": a
+// Bearer challenge with error="invalid_token", not the Basic one of a failed
+// client authentication.
+func TestIntrospectionBearerChallenge(t *testing.T) {
+	for name, cfg := range map[string]*config.Config{
+		"admin token set": introspectConfig(t),
+		"no admin token":  testConfig(t),
+	} {
+		t.Run(name, func(t *testing.T) {
+			g := start(t, cfg, nil)
+			for _, authz := range []string{"Bearer nope", "bearer admin-token-0123456789abcdeX"} {
+				resp, raw := postRaw(t, g.srv.URL+"/oauth2/introspect", http.Header{"Authorization": {authz}}, "token=x")
+				var m map[string]any
+				if err := json.Unmarshal(raw, &m); err != nil {
+					t.Fatalf("body %q", raw)
+				}
+				ch := resp.Header.Get("WWW-Authenticate")
+				if resp.StatusCode != 401 || m["error"] != "invalid_token" || m["active"] != nil ||
+					!strings.HasPrefix(ch, "Bearer ") || !strings.Contains(ch, `error="invalid_token"`) {
+					t.Fatalf("%q: %d %v WWW-Authenticate %q, want 401 invalid_token with a Bearer challenge", authz, resp.StatusCode, m, ch)
+				}
+				if resp.Header.Get("Cache-Control") != "no-store" || resp.Header.Get("Pragma") != "no-cache" {
+					t.Fatalf("cache headers: %v", resp.Header)
+				}
+			}
+		})
+	}
+}

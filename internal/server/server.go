@@ -165,9 +165,17 @@ func (s *Server) Handler() http.Handler {
 	r.Post("/oauth2/token", s.token)
 	r.Post("/oauth2/revoke", s.revoke)
 	r.Post("/oauth2/introspect", s.introspect)
-	r.Get("/.well-known/oauth-authorization-server", s.discovery)
-	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
+	// RFC 9110 §9.1: "All general-purpose servers MUST support the methods
+	// GET and HEAD" (chi routes HEAD to GET only when told; net/http drops
+	// the body of a HEAD response).
+	for path, h := range map[string]http.HandlerFunc{
+		"/.well-known/oauth-authorization-server": s.discovery,
+		"/healthz": s.healthz,
+		"/readyz":  s.readyz,
+	} {
+		r.Get(path, h)
+		r.Head(path, h)
+	}
 	return r
 }
 

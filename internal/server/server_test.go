@@ -312,3 +312,22 @@ func TestDiscoveryAndHealth(t *testing.T) {
 		t.Fatalf("mint with the store closed: %d %q Retry-After %q", r.StatusCode, tj.Error, r.Header.Get("Retry-After"))
 	}
 }
+
+// TestHeadOnGetEndpoints: RFC 9110 §9.1 "All general-purpose servers MUST
+// support the methods GET and HEAD", and the 405 of these paths says
+// "Allow: GET, HEAD"; HEAD answers like GET, without a body.
+func TestHeadOnGetEndpoints(t *testing.T) {
+	g := start(t, testConfig(t), nil)
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/healthz", "/readyz"} {
+		req, _ := http.NewRequest(http.MethodHead, g.srv.URL+p, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || len(raw) != 0 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("HEAD %s = %d %q %v, want 200 like GET, no body", p, resp.StatusCode, raw, resp.Header)
+		}
+	}
+}
