@@ -195,6 +195,23 @@ func TestSuccessResponse(t *testing.T) {
 	}
 }
 
+// TestEmptyParametersAreOmitted: RFC 6749 §3.2, "Parameters sent without a
+// value MUST be treated as if they were omitted from the request."
+func TestEmptyParametersAreOmitted(t *testing.T) {
+	g := start(t, testConfig(t), nil)
+	for _, body := range []string{
+		"grant_type=client_credentials&client_secret=",             // no second method next to Basic
+		"grant_type=client_credentials&client_id=&client_secret=",  // nor an empty pair
+		"grant_type=client_credentials&scope=&client_secret=",      // empty scope: the client's set
+		"grant_type=client_credentials&token_type_hint=&resource=", // unknown and empty: ignored
+	} {
+		resp, tj := post(t, g.url(), basic("demo", demoSecret), body)
+		if resp.StatusCode != 200 || tj.AccessToken == "" || tj.Scope != "read write" {
+			t.Fatalf("%s: %d %q %q (%s)", body, resp.StatusCode, tj.Scope, tj.Error, tj.Description)
+		}
+	}
+}
+
 func TestErrors(t *testing.T) {
 	g := start(t, testConfig(t), nil)
 	form := "application/x-www-form-urlencoded"
@@ -209,6 +226,8 @@ func TestErrors(t *testing.T) {
 		challenge   bool
 	}{
 		{"missing grant_type", "POST", form, basic("demo", demoSecret), "scope=read", 400, "invalid_request", false},
+		{"empty grant_type", "POST", form, basic("demo", demoSecret), "grant_type=&scope=read", 400, "invalid_request", false},
+		{"empty client_id alone", "POST", form, nil, "grant_type=client_credentials&client_id=&client_secret=", 401, "invalid_client", true},
 		{"repeated parameter", "POST", form, basic("demo", demoSecret), "grant_type=client_credentials&scope=read&scope=write", 400, "invalid_request", false},
 		{"repeated grant_type", "POST", form, basic("demo", demoSecret), "grant_type=client_credentials&grant_type=client_credentials", 400, "invalid_request", false},
 		{"wrong content type", "POST", "application/json", basic("demo", demoSecret), `{"grant_type":"client_credentials"}`, 400, "invalid_request", false},

@@ -222,6 +222,14 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
 		}
 	}
+	// §3.2 again: "Parameters sent without a value MUST be treated as if
+	// they were omitted from the request." (An empty client_secret next to
+	// HTTP Basic is then no second authentication method.)
+	for k, v := range form {
+		if v[0] == "" {
+			delete(form, k)
+		}
+	}
 	// Parameters in the query string of a token request are not the body's;
 	// a client that sends a secret there is misconfigured.
 	if r.URL.RawQuery != "" {
