@@ -134,7 +134,10 @@ func AsError(err error) *Error {
 // RetryAfterSeconds renders d as a Retry-After value: whole seconds, rounded
 // up, at least 1.
 func RetryAfterSeconds(d time.Duration) string {
-	s := int64((d + time.Second - 1) / time.Second)
+	s := int64(d / time.Second)
+	if d%time.Second > 0 { // rounding up by adding a second could overflow
+		s++
+	}
 	if s < 1 {
 		s = 1
 	}

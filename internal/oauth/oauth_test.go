@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -153,7 +154,8 @@ func TestWriteError(t *testing.T) {
 }
 
 func TestRetryAfterSeconds(t *testing.T) {
-	for d, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", time.Second: "1", time.Second + 1: "2", 20 * time.Second: "20"} {
+	for d, want := range map[time.Duration]string{0: "1", time.Millisecond: "1", time.Second: "1", time.Second + 1: "2", 20 * time.Second: "20",
+		-time.Second: "1", math.MaxInt64: "9223372037", math.MaxInt64 - 1: "9223372037"} {
 		if got := RetryAfterSeconds(d); got != want {
 			t.Errorf("RetryAfterSeconds(%v) = %s, want %s", d, got, want)
 		}
