@@ -431,3 +431,33 @@ func TestOddKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestRevokeFromLaggingReplica: Cassandra orders two writes of one cell by
+// their timestamps, which gocql takes from the writing replica's clock. A
+// revocation written by a replica whose clock is behind the issuing
+// replica's (here by 1 s, emulated with USING TIMESTAMP on exactly the
+// statement Revoke runs) must still revoke the token: the token INSERT must
+// not write a revoked = false cell that such a revocation loses against.
+func TestRevokeFromLaggingReplica(t *testing.T) {
+	cfg := sharedConfig(t)
+	raw := rawSession(t)
+	truncate(t, raw, cfg.Keyspace)
+	s := openStore(t, cfg)
+	ctx := context.Background()
+	tok, _ := tokenFor("skew", "", "skew", time.Hour, 0)
+	if _, _, err := s.Issue(ctx, tok, nil); err != nil {
+		t.Fatalf("Issue: %v", err)
+	}
+	lagging := time.Now().Add(-time.Second).UnixMicro()
+	if err := raw.Query(fmt.Sprintf(`UPDATE %s.tokens USING TTL 3600 AND TIMESTAMP ? SET revoked = true WHERE token_hash = ?`, cfg.Keyspace),
+		lagging, tok.Hash).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Token(ctx, tok.Hash)
+	if err != nil || !got.Revoked {
+		t.Fatalf("Token after a revocation from a replica 1 s behind = %+v, %v; want Revoked", got, err)
+	}
+	if n, err := s.RevokeClient(ctx, "skew"); err != nil || n != 0 {
+		t.Fatalf("RevokeClient = %d, %v; want 0 (already revoked)", n, err)
+	}
+}

@@ -92,13 +92,20 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 // whose token row failed points at nothing and RevokeClient skips it.
 func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 	ttl := ttlSeconds(tok.ExpiresAt, s.now())
+	// An unrevoked token leaves revoked unset: a false cell would compete,
+	// by write timestamp (the writing replica's clock), with a revocation
+	// from a replica whose clock is behind, and win.
+	var revoked any = gocql.UnsetValue
+	if tok.Revoked {
+		revoked = true
+	}
 	index := make(chan error, 1)
 	go func() {
 		index <- s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl).
 			Idempotent(true).ExecContext(ctx)
 	}()
 	err := s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
-		tok.IssuedAt, tok.ExpiresAt, tok.Revoked, ttl).
+		tok.IssuedAt, tok.ExpiresAt, revoked, ttl).
 		Idempotent(true).ExecContext(ctx)
 	ierr := <-index
 	if err != nil {
