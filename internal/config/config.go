@@ -410,8 +410,14 @@ func (c *Config) Validate() error {
 		if (cs.Username == "") != (cs.Password == "") {
 			add(bad("store.cassandra.username", "username and password go together"))
 		}
-		if cls := cs.Replication["class"]; cls != "SimpleStrategy" && cls != "NetworkTopologyStrategy" {
+		cls := cs.Replication["class"]
+		if cls != "SimpleStrategy" && cls != "NetworkTopologyStrategy" {
 			add(bad("store.cassandra.replication", "class must be SimpleStrategy or NetworkTopologyStrategy, got %q", cls))
+		}
+		if strings.EqualFold(cs.Consistency, "EACH_QUORUM") && cls == "SimpleStrategy" {
+			// Cassandra refuses every EACH_QUORUM write (the lightweight
+			// transactions included) on a SimpleStrategy keyspace.
+			add(bad("store.cassandra.consistency", "EACH_QUORUM needs replication class NetworkTopologyStrategy"))
 		}
 		if len(st.SealKeys) == 0 {
 			add(bad("store.seal_keys", "the cassandra store needs at least one seal key, shared by every replica (generate one with: head -c32 /dev/urandom | base64)"))

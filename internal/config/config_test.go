@@ -92,6 +92,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad driver", "store: {driver: postgres}\n", nil, "store.driver"},
 		{"cassandra without seal key", "store: {driver: cassandra}\n", nil, "store.seal_keys"},
 		{"bad seal key", "store: {seal_keys: [abc]}\n", nil, "store.seal_keys[0]"},
+		{"each_quorum on SimpleStrategy", "store: {driver: cassandra, cassandra: {consistency: each_quorum}}\n", nil, "store.cassandra.consistency"},
 		{"negative rate", "limits: {per_client: {rate: -1}}\n", nil, "limits.per_client.rate"},
 		{"rate without burst", "limits: {per_client: {rate: 1, burst: 0}}\n", nil, "limits.per_client.burst"},
 		{"bad addr", "server: {addr: nope}\n", nil, "server.addr"},
