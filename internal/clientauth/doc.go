@@ -21,7 +21,7 @@
 // and pbkdf2-sha256 / pbkdf2-sha512 in PHC or passlib form. Every parameter a
 // hash carries is capped (see the Max constants), so a hostile or mistyped
 // hash in the configuration cannot make one verification take minutes or
-// gigabytes; ValidHash checks a hash at start-up.
+// more than 2 GiB; ValidHash checks a hash at start-up.
 //
 // # Verified-credential cache
 //

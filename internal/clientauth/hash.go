@@ -24,10 +24,13 @@ import (
 var ErrBadHash = errors.New("clientauth: bad secret hash")
 
 // Caps on the parameters a stored hash may carry, so that one hostile or
-// mistyped hash cannot make a verification take minutes or gigabytes.
+// mistyped hash cannot make a verification take minutes or more than 2 GiB
+// (RFC 9106 §4's first recommendation, t=1 over 2 GiB, is the largest
+// argon2 cost allowed; MaxArgon2Work bounds memory × passes).
 const (
 	MaxArgon2Memory     = 1 << 21 // KiB (2 GiB)
 	MaxArgon2Time       = 100     // passes
+	MaxArgon2Work       = 1 << 22 // KiB × passes (2 GiB × 2, 64 MiB × 64): a few seconds
 	MaxArgon2Threads    = 64      // lanes
 	MaxBcryptCost       = 16      // 2^16 rounds, a few seconds
 	MaxPBKDF2Iterations = 10_000_000
@@ -61,6 +64,7 @@ var DefaultArgon2Params = Argon2Params{Memory: 19456, Time: 2, Threads: 1}
 type limits struct {
 	argon2Memory  uint32
 	argon2Time    uint32
+	argon2Work    uint64
 	argon2Threads uint8
 	bcryptCost    int
 	pbkdf2Iter    int
@@ -70,6 +74,7 @@ func defaultLimits() limits {
 	return limits{
 		argon2Memory:  MaxArgon2Memory,
 		argon2Time:    MaxArgon2Time,
+		argon2Work:    MaxArgon2Work,
 		argon2Threads: MaxArgon2Threads,
 		bcryptCost:    MaxBcryptCost,
 		pbkdf2Iter:    MaxPBKDF2Iterations,
@@ -87,6 +92,8 @@ func (p Argon2Params) check(lim limits) error {
 		// RFC 9106 §3.1: "Memory size m MUST be an integer number of
 		// kibibytes from 8*p to 2^(32)-1."
 		return fmt.Errorf("m=%d outside 8*p..%d KiB", p.Memory, lim.argon2Memory)
+	case uint64(p.Memory)*uint64(p.Time) > lim.argon2Work:
+		return fmt.Errorf("m=%d × t=%d beyond %d KiB-passes", p.Memory, p.Time, lim.argon2Work)
 	}
 	return nil
 }

@@ -196,6 +196,7 @@ func TestVerifySecretBadHashes(t *testing.T) {
 		{"argon2 memory wraps uint32", argon("m=4294967360,t=1,p=1")},
 		{"argon2 time wraps uint32", argon("m=64,t=4294967297,p=1")},
 		{"argon2 memory 4 GiB", argon("m=4194304,t=1,p=1")},
+		{"argon2 memory x time above the work cap", argon(fmt.Sprintf("m=%d,t=3,p=1", MaxArgon2Memory))},
 		{"argon2 memory below 8p", argon("m=15,t=1,p=2")},
 		{"argon2 time zero", argon("m=64,t=0,p=1")},
 		{"argon2 time above cap", argon("m=64,t=101,p=1")},
@@ -248,7 +249,7 @@ func TestVerifySecretBadHashes(t *testing.T) {
 
 // fuzzLimits keep one fuzz iteration to microseconds.
 func fuzzLimits() limits {
-	return limits{argon2Memory: 64, argon2Time: 2, argon2Threads: 2, bcryptCost: bcrypt.MinCost, pbkdf2Iter: 1000}
+	return limits{argon2Memory: 64, argon2Time: 2, argon2Work: 128, argon2Threads: 2, bcryptCost: bcrypt.MinCost, pbkdf2Iter: 1000}
 }
 
 // FuzzVerifySecret: the PHC parser never panics, its errors wrap ErrBadHash,

@@ -480,6 +480,7 @@ const MinAdminTokenLen = 16
 const (
 	maxArgon2MemoryKiB = 1 << 21 // 2 GiB
 	maxArgon2Time      = 100
+	maxArgon2Work      = 1 << 22 // KiB × passes, as clientauth.MaxArgon2Work
 	maxArgon2Threads   = 64
 	maxCacheEntries    = 10_000_000
 	maxClientRefresh   = 10 * time.Minute
@@ -502,6 +503,8 @@ func (a Auth) validate() error {
 		// RFC 9106 §3.1: "Memory size m MUST be an integer number of
 		// kibibytes from 8*p to 2^(32)-1."
 		add(bad("auth.argon2.memory_kib", "must be between 8*threads (%d) and %d KiB, got %d", 8*g.Threads, maxArgon2MemoryKiB, g.MemoryKiB))
+	} else if uint64(g.MemoryKiB)*uint64(max(g.Time, 0)) > maxArgon2Work {
+		add(bad("auth.argon2.memory_kib", "memory_kib × time must be at most %d KiB-passes (2 GiB × 2), got %d × %d", maxArgon2Work, g.MemoryKiB, g.Time))
 	}
 	if a.CacheEntries < 0 || a.CacheEntries > maxCacheEntries {
 		add(bad("auth.cache_entries", "must be between 0 (cache off) and %d, got %d", maxCacheEntries, a.CacheEntries))

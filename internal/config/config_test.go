@@ -110,6 +110,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"argon2 threads 0", "auth: {argon2: {threads: 0}}\n", nil, "auth.argon2.threads"},
 		{"argon2 memory below 8p", "auth: {argon2: {memory_kib: 15, threads: 2}}\n", nil, "auth.argon2.memory_kib"},
 		{"argon2 memory too big", "", []string{"TOKENGW_AUTH__ARGON2__MEMORY_KIB=4000000"}, "auth.argon2.memory_kib"},
+		{"argon2 work too big", "auth: {argon2: {memory_kib: 1048576, time: 5}}\n", nil, "auth.argon2.memory_kib"},
 		{"negative cache entries", "auth: {cache_entries: -1}\n", nil, "auth.cache_entries"},
 		{"negative cache max age", "auth: {cache_max_age: -1s}\n", nil, "auth.cache_max_age"},
 		{"negative verify cap", "auth: {max_concurrent_verify: -2}\n", nil, "auth.max_concurrent_verify"},
