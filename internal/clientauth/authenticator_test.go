@@ -474,13 +474,7 @@ func TestConcurrentSameCredentialsShareOneVerification(t *testing.T) {
 	reg := newRegistry()
 	reg.set(t, "fleet", "s")
 	a := newAuth(t, reg, Options{MaxConcurrentVerify: 1, VerifyQueueTimeout: time.Minute})
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	a.verify = func(phc, secret string) (bool, error) {
-		once.Do(func() { close(entered) })
-		<-release
-		return VerifySecret(phc, secret)
-	}
+	entered, release := holdVerifications(a)
 	const n = 20
 	errs := make(chan error, n)
 	go func() {
@@ -563,13 +557,7 @@ func TestConcurrentIdenticalFailuresCostTheSame(t *testing.T) {
 			reg := newRegistry()
 			reg.set(t, "app", "s")
 			a := newAuth(t, reg, Options{MaxConcurrentVerify: 1, VerifyQueueTimeout: time.Hour})
-			entered, release := make(chan struct{}), make(chan struct{})
-			var once sync.Once
-			a.verify = func(phc, secret string) (bool, error) {
-				once.Do(func() { close(entered) })
-				<-release
-				return VerifySecret(phc, secret)
-			}
+			entered, release := holdVerifications(a)
 			errs := make(chan error, 2)
 			auth := func() {
 				_, err := a.Authenticate(context.Background(), tc.c)
@@ -590,6 +578,19 @@ func TestConcurrentIdenticalFailuresCostTheSame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// holdVerifications makes a's hash verifications wait until release is
+// closed; entered is closed when the first one starts.
+func holdVerifications(a *Authenticator) (entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	a.verify = func(phc, secret string) (bool, error) {
+		once.Do(func() { close(entered) })
+		<-release
+		return VerifySecret(phc, secret)
+	}
+	return entered, release
 }
 
 // waitForWaitingAuthenticate returns once a goroutine in Authenticate waits,
