@@ -21,6 +21,8 @@ func (a *App) registerMetrics() error {
 		counter("tokengw_tokens_issued_total", reuseHelp, prometheus.Labels{"source": "l2"}, func() uint64 { return a.Reuser.Stats().L2Hits }),
 		counter("tokengw_tokens_issued_total", reuseHelp, prometheus.Labels{"source": "minted"}, func() uint64 { return a.Reuser.Stats().Mints }),
 		counter("tokengw_reuse_store_errors_total", "Store failures seen by the reuse layer (re-checks and mints).", nil, func() uint64 { return a.Reuser.Stats().StoreErrors }),
+		counter("tokengw_reuse_unsealable_total", "Reuse rows this replica could not open (a seal key missing here, or a corrupt row).", nil, func() uint64 { return a.Reuser.Stats().Unsealable }),
+		counter("tokengw_reuse_unclaimed_mints_total", "Tokens minted without a reuse slot because the slot held a token this replica may not reuse (unsealable row, clock skew).", nil, func() uint64 { return a.Reuser.Stats().UnclaimedMints }),
 		gauge("tokengw_reuse_cache_entries", "Entries in the in-process (L1) token cache.", a.Reuser.CacheEntries),
 		gauge("tokengw_reuse_cache_bytes", "Bytes allocated by the in-process (L1) token cache.", a.Reuser.CacheBytes),
 		counter("tokengw_rate_limited_total", "Requests rejected with 429 by reason.", prometheus.Labels{"reason": "consumer"}, a.Consumer.RejectedConsumer),

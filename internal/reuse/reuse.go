@@ -117,6 +117,12 @@ func (r Result) ExpiresIn(now time.Time) int64 { return ExpiresIn(r.IssuedAt, r.
 // Stats are cumulative counters.
 type Stats struct {
 	L1Hits, L2Hits, Mints, StoreErrors uint64
+	// Unsealable counts reuse rows this process could not open (sealed
+	// under a key it lacks, or corrupt); UnclaimedMints counts mints handed
+	// out without a reuse slot because the slot held a token this process
+	// may not reuse (such a row, or clock skew). Either rising steadily
+	// means a replica mints per request: check store.seal_keys and clocks.
+	Unsealable, UnclaimedMints uint64
 }
 
 // Reuser hands out tokens. It is safe for concurrent use.
@@ -132,6 +138,7 @@ type Reuser struct {
 	gens sync.Map
 
 	l1Hits, l2Hits, mints, storeErrs atomic.Uint64
+	unsealable, unclaimed            atomic.Uint64
 }
 
 // New validates opts and builds a Reuser. Close releases its cache.
@@ -191,7 +198,8 @@ func (r *Reuser) Close() error {
 
 // Stats returns the counters.
 func (r *Reuser) Stats() Stats {
-	return Stats{L1Hits: r.l1Hits.Load(), L2Hits: r.l2Hits.Load(), Mints: r.mints.Load(), StoreErrors: r.storeErrs.Load()}
+	return Stats{L1Hits: r.l1Hits.Load(), L2Hits: r.l2Hits.Load(), Mints: r.mints.Load(), StoreErrors: r.storeErrs.Load(),
+		Unsealable: r.unsealable.Load(), UnclaimedMints: r.unclaimed.Load()}
 }
 
 // CacheEntries and CacheBytes describe the L1 cache.
@@ -317,6 +325,7 @@ func (r *Reuser) adopt(cur store.Current, now time.Time) (Result, bool) {
 	if err != nil {
 		// Sealed under a key we do not have (misconfigured replica) or
 		// corrupt: never hand it out; mint instead.
+		r.unsealable.Add(1)
 		return Result{}, false
 	}
 	return Result{Token: string(tok), IssuedAt: cur.IssuedAt, ExpiresAt: cur.ExpiresAt, Outcome: L2Hit}, true
@@ -374,6 +383,7 @@ func (r *Reuser) mint(ctx context.Context, req Request, rk string, gen uint64) (
 			return Result{}, fmt.Errorf("reuse: persist: %w", err)
 		}
 		r.mints.Add(1)
+		r.unclaimed.Add(1)
 		return res, nil
 	}
 	r.mints.Add(1)

@@ -329,6 +329,42 @@ func TestClaimLostToAnotherReplica(t *testing.T) {
 	}
 }
 
+// TestUnsealableRowIsCounted: a replica without the key that sealed the
+// reuse row never hands that token out; it mints without a claim, and its
+// counters say so (the operator's signal that it mints per request).
+func TestUnsealableRowIsCounted(t *testing.T) {
+	e := newEnv(t, true)
+	a, err := e.r.Token(context.Background(), req("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := seal.New([][]byte{bytes.Repeat([]byte{9}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lacking, err := New(context.Background(), Options{
+		Enabled: true, Policy: Policy{MinRemaining: time.Minute, MaxElapsedFraction: 0.5},
+		CacheSizeMB: 1, LocalTTL: 5 * time.Second, Store: e.st, Minter: issue.Opaque{},
+		Sealer: other, Now: e.clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lacking.Close() })
+	for i := range 2 {
+		b, err := lacking.Token(context.Background(), req("c1"))
+		if err != nil || b.Token == a.Token || b.Outcome != Minted {
+			t.Fatalf("request %d on the replica lacking the key: %v, %v (same token: %v)", i, b.Outcome, err, b.Token == a.Token)
+		}
+	}
+	if st := lacking.Stats(); st.Unsealable < 2 || st.UnclaimedMints != 2 || st.Mints != 2 {
+		t.Fatalf("stats = %+v, want every request counted as unsealable and as an unclaimed mint", st)
+	}
+	if st := e.r.Stats(); st.Unsealable != 0 || st.UnclaimedMints != 0 {
+		t.Fatalf("the replica holding the key: %+v", st)
+	}
+}
+
 func TestSealedCopyIsNotTheToken(t *testing.T) {
 	e := newEnv(t, true)
 	a, _ := e.r.Token(context.Background(), req("c1"))
