@@ -461,3 +461,44 @@ func TestRevokeFromLaggingReplica(t *testing.T) {
 		t.Fatalf("RevokeClient = %d, %v; want 0 (already revoked)", n, err)
 	}
 }
+
+// TestSlotWithoutStoredTokenIsNotHandedOut: a mint whose token row cannot
+// be written has claimed the slot already; until its release lands, the
+// slot names a token the store does not hold. Neither Current nor the loser
+// of a claim may return that token.
+func TestSlotWithoutStoredTokenIsNotHandedOut(t *testing.T) {
+	cfg := sharedConfig(t)
+	truncate(t, rawSession(t), cfg.Keyspace)
+	a, b := openStore(t, cfg), openStore(t, cfg)
+	ctx := context.Background()
+
+	tok, cur := tokenFor("unstored", "read", "bad", time.Hour, 30*time.Minute)
+	tok.Scope = "bad \xff utf-8" // the tokens table refuses it; the claim's own scope is fine
+	if _, claimed, err := a.Issue(ctx, tok, cur); err == nil || claimed {
+		t.Fatalf("Issue with an unwritable token = claimed %v, %v; want an error", claimed, err)
+	}
+	if got, err := b.Current(ctx, "unstored", "read"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Current on another replica = %x, %v; want ErrNotFound, never the unstored token", got.TokenHash, err)
+	}
+
+	// The loser's side, with the slot held for certain: a claim committed
+	// by a replica whose token write has not landed (and whose release has
+	// not either), written here as that replica's claim would be.
+	ghost := hashOf("ghost")
+	now := time.Now().Truncate(time.Millisecond)
+	if err := rawSession(t).Query(fmt.Sprintf(`INSERT INTO %s.current_tokens (client_id, reuse_key, token_hash, sealed, scope, issued_at, expires_at, reuse_until)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS USING TTL 600`, cfg.Keyspace),
+		"ghost", "read", ghost, []byte("sealed"), "read", now, now.Add(time.Hour), now.Add(5*time.Minute)).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Current(ctx, "ghost", "read"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Current of the ghost slot = %x, %v; want ErrNotFound", got.TokenHash, err)
+	}
+	tok2, cur2 := tokenFor("ghost", "read", "loser", time.Hour, 30*time.Minute)
+	if got, claimed, err := b.Issue(ctx, tok2, cur2); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("the loser against the ghost slot = %x, claimed %v, %v; want ErrUnavailable, never the unstored token", got.TokenHash, claimed, err)
+	}
+	if n, err := b.TokenCount(ctx); err != nil || n != 0 {
+		t.Fatalf("TokenCount = %d, %v; want 0 (the loser persists nothing)", n, err)
+	}
+}

@@ -43,6 +43,9 @@ WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
 	qReleaseCurrent  = `DELETE FROM current_tokens WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
 	qClearCurrents   = `DELETE FROM current_tokens WHERE client_id = ?`
 	maxClaimAttempts = 3
+	// confirmReads is how often confirm reads a young slot's token row
+	// (5, 10, 20 ms apart) before it calls the token missing.
+	confirmReads = 4
 )
 
 func (s *Store) errClosed() bool { return s.closed.Load() }
@@ -53,7 +56,9 @@ func (s *Store) errClosed() bool { return s.closed.Load() }
 // current_tokens); a caller that loses persists nothing and gets the
 // winner's row. The winner then writes its token row; if that fails, it
 // gives the slot back (DELETE ... IF token_hash = its own) so the slot does
-// not point at a token nobody may hand out.
+// not point at a token nobody may hand out. Until then a slot row can name
+// a token row not written (yet, or ever): the loser here, like Current,
+// confirms the token row of a freshly claimed slot before handing it out.
 func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
 	if s.errClosed() {
 		return store.Current{}, false, store.ErrClosed
@@ -74,6 +79,16 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, err
 	}
 	if !claimed {
+		if s.young(have) {
+			switch ok, err := s.confirm(ctx, have); {
+			case err != nil:
+				return store.Current{}, false, err
+			case !ok:
+				// The winner's token never reached the store (its release
+				// is on its way): hand out nothing; the caller retries.
+				return store.Current{}, false, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
+			}
+		}
 		return have, false, nil
 	}
 	if err := s.insertToken(ctx, tok); err != nil {
@@ -232,7 +247,52 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 	if !s.now().Before(c.ReuseUntil) {
 		return store.Current{}, store.ErrNotFound
 	}
+	if s.young(c) {
+		switch ok, err := s.confirm(ctx, c); {
+		case err != nil:
+			return store.Current{}, err
+		case !ok:
+			return store.Current{}, store.ErrNotFound
+		}
+	}
 	return c, nil
+}
+
+// young reports whether a slot row was claimed so recently that its
+// token row may not be written yet: the winner writes it right after the
+// claim, and gives the slot back if that write fails, both within two
+// store timeouts. (Issued-at is the winner's clock; a second of margin for
+// skew.)
+func (s *Store) young(c store.Current) bool {
+	return s.now().Sub(c.IssuedAt) < 2*s.timeout+time.Second
+}
+
+// confirm reports whether the token a young slot row names is stored and
+// not revoked, so that no replica hands out a token the store does not
+// hold. A missing row is read again a few times (the winner's write is
+// milliseconds behind its claim); still missing, the winner's write failed
+// and its release is on its way.
+func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
+	backoff := 5 * time.Millisecond
+	for try := 0; ; try++ {
+		t, err := s.Token(ctx, c.TokenHash)
+		switch {
+		case err == nil:
+			return !t.Revoked, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return false, err
+		case try == confirmReads-1:
+			return false, nil
+		}
+		timer := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false, fmt.Errorf("cassandra: confirm slot token: %w", ctx.Err())
+		case <-timer.C:
+		}
+		backoff *= 2
+	}
 }
 
 // Token implements store.Tokens.
