@@ -400,13 +400,31 @@ const maxAdminBody = 64 << 10
 
 // adminAPI serves /admin/ on the admin listener.
 type adminAPI struct {
-	m        *ClientManager
-	tokenSum [sha256.Size]byte
-	log      *slog.Logger
+	m     *ClientManager
+	token adminToken
+	log   *slog.Logger
 }
 
-func newAdminAPI(m *ClientManager, token string, log *slog.Logger) *adminAPI {
-	return &adminAPI{m: m, tokenSum: sha256.Sum256([]byte(token)), log: log}
+func newAdminAPI(m *ClientManager, token adminToken, log *slog.Logger) *adminAPI {
+	return &adminAPI{m: m, token: token, log: log}
+}
+
+// adminToken holds the digest of server.admin_token; the zero value (no
+// token configured) matches nothing.
+type adminToken struct {
+	sum [sha256.Size]byte
+	set bool
+}
+
+func newAdminToken(tok string) adminToken {
+	return adminToken{sum: sha256.Sum256([]byte(tok)), set: tok != ""}
+}
+
+// matches compares SHA-256 digests in constant time, so neither the token's
+// content nor its length leaks through timing.
+func (t adminToken) matches(tok string) bool {
+	sum := sha256.Sum256([]byte(tok))
+	return t.set && subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1
 }
 
 // adminError is the JSON error body of the admin API, shaped like RFC 6749
@@ -516,8 +534,7 @@ func (a *adminAPI) authorize(r *http.Request) *adminError {
 			desc:      "malformed Authorization header: send Authorization: Bearer <server.admin_token>",
 			challenge: realm + `, error="invalid_request"`}
 	}
-	sum := sha256.Sum256([]byte(tok))
-	if subtle.ConstantTimeCompare(sum[:], a.tokenSum[:]) != 1 {
+	if !a.token.matches(tok) {
 		return &adminError{status: http.StatusUnauthorized, code: "invalid_token", desc: "invalid admin token",
 			challenge: realm + `, error="invalid_token"`}
 	}

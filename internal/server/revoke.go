@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"net/http"
 	"strings"
@@ -120,8 +118,8 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	}
 	// RFC 7662 §2.1: "the endpoint MUST also require some form of
 	// authorization to access this endpoint".
-	if !s.adminBearer(r) {
-		if bearerScheme(r) {
+	if tok, bearer := bearerToken(r); !bearer || !s.adminToken.matches(tok) {
+		if bearer {
 			// §2.3: "If the protected resource uses an OAuth 2.0 bearer
 			// token to authorize its call to the introspection endpoint and
 			// the token used for authorization ... is otherwise invalid for
@@ -176,28 +174,13 @@ var errIntrospectBadBearer = &oauth.Error{
 	Description: "invalid bearer token",
 }
 
-// bearerScheme reports whether the request's Authorization header uses the
-// Bearer scheme (RFC 7235 §2.1: the scheme is case-insensitive).
-func bearerScheme(r *http.Request) bool {
-	scheme, _, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	return strings.EqualFold(scheme, "Bearer")
-}
-
-// adminBearer reports whether the request carries the admin token as a
-// Bearer credential (compared in constant time). No admin token configured:
-// false.
-func (s *Server) adminBearer(r *http.Request) bool {
-	want := s.cfg.Server.AdminToken
-	if want == "" {
-		return false
+// bearerToken returns the credential of an Authorization header of the
+// Bearer scheme (RFC 7235 §2.1: the scheme is case-insensitive); bearer is
+// false for any other scheme or none.
+func bearerToken(r *http.Request) (tok string, bearer bool) {
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", false
 	}
-	h := r.Header.Get("Authorization")
-	const prefix = "bearer "
-	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return false
-	}
-	// Compared as SHA-256 digests, as the admin API does: ConstantTimeCompare
-	// returns at once on a length mismatch, which would time the token's length.
-	got, exp := sha256.Sum256([]byte(h[len(prefix):])), sha256.Sum256([]byte(want))
-	return subtle.ConstantTimeCompare(got[:], exp[:]) == 1
+	return strings.TrimSpace(tok), true
 }

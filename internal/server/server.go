@@ -106,9 +106,11 @@ type Server struct {
 	metadata      []byte
 
 	idPrefix string
-	idSeq    atomic.Uint64
-	inFlight chan struct{}
-	ready    atomic.Bool
+	// adminToken is server.admin_token's digest (admin API and introspection).
+	adminToken adminToken
+	idSeq      atomic.Uint64
+	inFlight   chan struct{}
+	ready      atomic.Bool
 }
 
 // New validates opts and builds a Server.
@@ -138,6 +140,7 @@ func New(opts Options) (*Server, error) {
 		defaultLimit:  limiter.Limit{Rate: c.Limits.PerClient.Rate, Burst: c.Limits.PerClient.Burst},
 		failedIPLimit: limiter.Limit{Rate: c.Limits.PerIPFailedAuth.Rate, Burst: c.Limits.PerIPFailedAuth.Burst},
 		idPrefix:      hex.EncodeToString(pfx[:]),
+		adminToken:    newAdminToken(c.Server.AdminToken),
 	}
 	if c.Server.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, c.Server.MaxInFlight)
@@ -203,7 +206,7 @@ func (s *Server) AdminHandler() http.Handler {
 	// The client API exists only with an admin token: without one, /admin/
 	// is not mounted at all.
 	if s.admin != nil && s.cfg.Server.AdminToken != "" {
-		api := newAdminAPI(s.admin, s.cfg.Server.AdminToken, s.log)
+		api := newAdminAPI(s.admin, s.adminToken, s.log)
 		r.Handle("/admin", api)
 		r.Handle("/admin/*", api)
 	}
