@@ -168,7 +168,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 		// exist: the dummy hash, shared by identical concurrent requests
 		// just as a known id's verification is (else a burst of identical
 		// requests would queue, or be shed, only for unknown ids).
-		if _, err := a.verifyShared(ctx, c, a.dummy, false); errors.Is(err, oauth.ErrTemporarilyUnavailable) {
+		if _, err := a.verifyShared(ctx, c, a.dummy, a.sum(c, a.dummy), false); errors.Is(err, oauth.ErrTemporarilyUnavailable) {
 			return store.Client{}, err
 		}
 		a.failures.Add(1)
@@ -177,15 +177,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 		return store.Client{}, oauth.ErrTemporarilyUnavailable.WithCause(fmt.Errorf("clientauth: look up client: %w", err))
 	}
 
-	var mac [32]byte
-	if a.cache != nil {
-		mac = a.cache.sum(c.ID, c.Secret, client.SecretHash)
-		if a.cache.hit(c.ID, mac) {
-			a.hits.Add(1)
-			return client, nil
-		}
+	mac := a.sum(c, client.SecretHash)
+	if a.cache != nil && a.cache.hit(c.ID, mac) {
+		a.hits.Add(1)
+		return client, nil
 	}
-	ok, err := a.verifyShared(ctx, c, client.SecretHash, true)
+	ok, err := a.verifyShared(ctx, c, client.SecretHash, mac, true)
 	switch {
 	case err == nil && ok:
 		return client, nil
@@ -203,19 +200,26 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 	}
 }
 
+// sum is the cache's HMAC of (c.ID, c.Secret, phc); zero with the cache off.
+func (a *Authenticator) sum(c Credentials, phc string) (mac [32]byte) {
+	if a.cache != nil {
+		mac = a.cache.sum(c.ID, c.Secret, phc)
+	}
+	return mac
+}
+
 // verifyShared verifies c.Secret against phc. With the cache on,
 // concurrent first requests with the same credentials (a client fleet
 // starting at once) share one verification instead of queueing one slow
-// hash each. The key is the cache's HMAC of (id, secret, phc): it names the
-// triple without holding the secret. When remember is set a match is added
-// to the cache before the shared verification ends, and a verification
-// first looks there, so that a caller that missed the cache just before
-// another's verification ended does not hash again.
-func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc string, remember bool) (ok bool, err error) {
+// hash each. The key is mac, the cache's HMAC of (id, secret, phc): it
+// names the triple without holding the secret. When remember is set a
+// match is added to the cache before the shared verification ends, and a
+// verification first looks there, so that a caller that missed the cache
+// just before another's verification ended does not hash again.
+func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc string, mac [32]byte, remember bool) (ok bool, err error) {
 	if a.cache == nil {
 		return a.verifySlot(ctx, phc, c.Secret)
 	}
-	mac := a.cache.sum(c.ID, c.Secret, phc)
 	for try := 0; ; try++ {
 		v, verr, shared := a.flight.Do(string(mac[:]), func() (any, error) {
 			if remember && a.cache.hit(c.ID, mac) {
