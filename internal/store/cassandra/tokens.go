@@ -43,7 +43,7 @@ WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
 	qReleaseCurrent  = `DELETE FROM current_tokens WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
 	qClearCurrents   = `DELETE FROM current_tokens WHERE client_id = ?`
 	maxClaimAttempts = 3
-	// confirmReads is how often confirm reads a young slot's token row
+	// confirmReads is how often confirm reads a fresh slot's token row
 	// (5, 10, 20 ms apart) before it calls the token missing.
 	confirmReads = 4
 )
@@ -79,15 +79,13 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, err
 	}
 	if !claimed {
-		if s.young(have) {
-			switch ok, err := s.confirm(ctx, have); {
-			case err != nil:
-				return store.Current{}, false, err
-			case !ok:
-				// The winner's token never reached the store (its release
-				// is on its way): hand out nothing; the caller retries.
-				return store.Current{}, false, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
-			}
+		switch ok, err := s.confirm(ctx, have); {
+		case err != nil:
+			return store.Current{}, false, err
+		case !ok:
+			// The winner's token never reached the store (its release is
+			// on its way): hand out nothing; the caller retries.
+			return store.Current{}, false, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
 		}
 		return have, false, nil
 	}
@@ -247,32 +245,28 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 	if !s.now().Before(c.ReuseUntil) {
 		return store.Current{}, store.ErrNotFound
 	}
-	if s.young(c) {
-		switch ok, err := s.confirm(ctx, c); {
-		case err != nil:
-			return store.Current{}, err
-		case !ok:
-			return store.Current{}, store.ErrNotFound
-		}
+	switch ok, err := s.confirm(ctx, c); {
+	case err != nil:
+		return store.Current{}, err
+	case !ok:
+		return store.Current{}, store.ErrNotFound
 	}
 	return c, nil
 }
 
-// young reports whether a slot row was claimed so recently that its
-// token row may not be written yet: the winner writes it right after the
-// claim, and gives the slot back if that write fails, both within two
-// store timeouts. (Issued-at is the winner's clock; a second of margin for
-// skew.)
-func (s *Store) young(c store.Current) bool {
-	return s.now().Sub(c.IssuedAt) < 2*s.timeout+time.Second
-}
-
-// confirm reports whether the token a young slot row names is stored and
-// not revoked, so that no replica hands out a token the store does not
-// hold. A missing row is read again a few times (the winner's write is
+// confirm reports whether a slot row may be handed out, so that no replica
+// hands out a token the store does not hold. A row claimed so recently
+// that its token row may not be written yet (the winner writes it right
+// after the claim, and gives the slot back if that write fails, both within
+// two store timeouts; a second of margin for skew, issued-at being the
+// winner's clock) is confirmed by reading the token row: stored and not
+// revoked. A missing row is read again a few times (the winner's write is
 // milliseconds behind its claim); still missing, the winner's write failed
-// and its release is on its way.
+// and its release is on its way. Older rows are trusted without a read.
 func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
+	if s.now().Sub(c.IssuedAt) >= 2*s.timeout+time.Second {
+		return true, nil
+	}
 	backoff := 5 * time.Millisecond
 	for try := 0; ; try++ {
 		t, err := s.Token(ctx, c.TokenHash)
