@@ -410,7 +410,9 @@ func (r *Reuser) gen(clientID string) uint64 {
 // Evict drops a reuse slot from this process's L1 (a revoked token: the
 // store's row is deleted by the revocation itself). It also voids what a
 // lookup or mint of the client in flight would cache, so it bumps the
-// client's generation: the client's other slots are re-checked once.
+// client's generation: the client's other slots are re-checked once. The
+// slot's entry is deleted as well, so the revoked token's bytes do not wait
+// in the cache to be overwritten.
 func (r *Reuser) Evict(clientID, reuseKey string) {
 	r.EvictClient(clientID)
 	if r.cache != nil {

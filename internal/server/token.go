@@ -216,17 +216,14 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body").WithCause(errMalformedForm)
 	}
 	// RFC 6749 §3.2: "Request and response parameters MUST NOT be included
-	// more than once."
+	// more than once." And: "Parameters sent without a value MUST be
+	// treated as if they were omitted from the request." (An empty
+	// client_secret next to HTTP Basic is then no second method.)
 	for k, v := range form {
-		if len(v) > 1 {
+		switch {
+		case len(v) > 1:
 			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
-		}
-	}
-	// §3.2 again: "Parameters sent without a value MUST be treated as if
-	// they were omitted from the request." (An empty client_secret next to
-	// HTTP Basic is then no second authentication method.)
-	for k, v := range form {
-		if v[0] == "" {
+		case v[0] == "":
 			delete(form, k)
 		}
 	}
