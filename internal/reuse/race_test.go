@@ -49,6 +49,19 @@ func (h *hooked) Issue(ctx context.Context, t store.Token, c *store.Current) (st
 	return cur, claimed, err
 }
 
+// revokeOne revokes the token in the store, then evicts its slot, as the
+// revocation endpoint does; revokeAll does the same for all of c1's tokens,
+// as the admin API does.
+func revokeOne(e *env, r *Reuser, h []byte) {
+	_ = e.mem.Revoke(context.Background(), h)
+	r.Evict("c1", ReuseKey(req("c1")))
+}
+
+func revokeAll(e *env, r *Reuser, _ []byte) {
+	_, _ = e.mem.RevokeClient(context.Background(), "c1")
+	r.EvictClient("c1")
+}
+
 // TestRevocationDuringFlightIsNotCached: a revocation (and this process's
 // eviction) that completes while a lookup or mint for the same slot is in
 // flight must not leave the revoked token in L1; the flight's own callers
@@ -64,26 +77,11 @@ func TestRevocationDuringFlightIsNotCached(t *testing.T) {
 		storeDown bool
 		revoke    func(e *env, r *Reuser, hash []byte)
 	}{
-		{"Evict during an L2 lookup", true, false, false, false, func(e *env, r *Reuser, h []byte) {
-			_ = e.mem.Revoke(context.Background(), h)
-			r.Evict("c1", ReuseKey(req("c1")))
-		}},
-		{"EvictClient during an L2 lookup", true, false, false, false, func(e *env, r *Reuser, _ []byte) {
-			_, _ = e.mem.RevokeClient(context.Background(), "c1")
-			r.EvictClient("c1")
-		}},
-		{"EvictClient during a mint", false, false, true, false, func(e *env, r *Reuser, _ []byte) {
-			_, _ = e.mem.RevokeClient(context.Background(), "c1")
-			r.EvictClient("c1")
-		}},
-		{"Evict during a mint", false, false, true, false, func(e *env, r *Reuser, h []byte) {
-			_ = e.mem.Revoke(context.Background(), h)
-			r.Evict("c1", ReuseKey(req("c1")))
-		}},
-		{"EvictClient during a failed re-check", true, true, false, true, func(e *env, r *Reuser, _ []byte) {
-			_, _ = e.mem.RevokeClient(context.Background(), "c1")
-			r.EvictClient("c1")
-		}},
+		{"Evict during an L2 lookup", true, false, false, false, revokeOne},
+		{"EvictClient during an L2 lookup", true, false, false, false, revokeAll},
+		{"EvictClient during a mint", false, false, true, false, revokeAll},
+		{"Evict during a mint", false, false, true, false, revokeOne},
+		{"EvictClient during a failed re-check", true, true, false, true, revokeAll},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
