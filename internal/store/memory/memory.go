@@ -33,6 +33,7 @@ type Store struct {
 	tokens   map[string]store.Token
 	currents map[slot]store.Current
 	clients  map[string]store.Client
+	jtis     jtiSet // claimed assertion identifiers (assertions.go)
 }
 
 // New returns an empty store.

@@ -118,6 +118,7 @@ func Run(t *testing.T, h Harness) {
 		{"Clients", testClients},
 		{"DeleteClientClearsCurrents", testDeleteClientClearsCurrents},
 		{"CanceledContext", testCanceledContext},
+		{"Assertions", testAssertions},
 		{"Close", testClose},
 	}
 	for _, tc := range tests {
