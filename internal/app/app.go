@@ -58,6 +58,8 @@ type App struct {
 	Clients *server.ClientManager
 	// Introspect is the introspection cache (RFC 7662).
 	Introspect *introspect.Cache
+	// Assertions verifies signed JWTs (private_key_jwt, jwt-bearer).
+	Assertions *Assertions
 	log        *slog.Logger
 
 	ownStore  bool // opened by New, closed by Close
@@ -120,6 +122,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		return nil, err
 	}
 	for i, c := range cfg.Clients {
+		if c.TokenEndpointAuthMethod == config.MethodPrivateKeyJWT {
+			continue // no secret
+		}
 		if err := clientauth.ValidHash(c.SecretHash); err != nil {
 			return nil, fmt.Errorf("config: clients[%d].secret_hash: %w", i, err)
 		}
@@ -163,6 +168,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
+	if a.Assertions, err = newAssertions(cfg, a.Store, a.Registry, opts.Now); err != nil {
+		return nil, err
+	}
 	if a.Consumer, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
@@ -174,9 +182,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		Consumer: a.Consumer, FailedIP: a.FailedIP, Store: a.Store,
 		Logger: opts.Logger, Now: opts.Now, Metrics: a.Metrics, Admin: a.Clients,
 		TokenStore: a.Store, Evictor: a.Reuser, Introspector: a.Introspect,
+		JWTAuth: a.Assertions.JWTAuth, Grant: a.Assertions.bearerGrant(),
 	})
 	if err != nil {
 		return nil, err
+	}
+	if err := a.Metrics.Register(a.Assertions.collectors()...); err != nil {
+		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	if err := a.registerMetrics(); err != nil {
 		return nil, fmt.Errorf("app: metrics: %w", err)

@@ -45,6 +45,9 @@ type Config struct {
 	Store   Store    `koanf:"store"`
 	Clients []Client `koanf:"clients"`
 	Log     Log      `koanf:"log"`
+
+	Assertions     Assertions      `koanf:"assertions"`      // signed-JWT assertions (assertions.go)
+	TrustedIssuers []TrustedIssuer `koanf:"trusted_issuers"` // the jwt-bearer grant's issuers
 }
 
 // Server is the HTTP side.
@@ -155,6 +158,10 @@ type Client struct {
 	TokenTTL   time.Duration `koanf:"token_ttl"`   // 0 = issuer.token_ttl
 	Limit      *Rate         `koanf:"limit"`       // nil = limits.per_client
 	Introspect bool          `koanf:"introspect"`
+
+	TokenEndpointAuthMethod string `koanf:"token_endpoint_auth_method"` // "" (a secret) | private_key_jwt
+	JWKS                    any    `koanf:"jwks"`                       // private_key_jwt: inline JWK Set (mapping or JSON string)
+	JWKSURI                 string `koanf:"jwks_uri"`                   // private_key_jwt: or where to fetch it
 }
 
 // Log is logging.
@@ -165,7 +172,7 @@ type Log struct {
 
 // Defaults are the values of keys nobody set.
 func Defaults() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"server.addr":                     "127.0.0.1:8080",
 		"server.admin_addr":               "127.0.0.1:9090",
 		"server.admin_token":              "",
@@ -215,6 +222,8 @@ func Defaults() map[string]any {
 		"log.level":                       "info",
 		"log.format":                      "json",
 	}
+	assertionDefaults(m)
+	return m
 }
 
 // Load reads the YAML file at path ("" for none), applies the environment
@@ -439,7 +448,11 @@ func (c *Config) Validate() error {
 			add(bad(key+".id", "duplicate client id %q", cl.ID))
 		}
 		seen[cl.ID] = true
-		if !strings.HasPrefix(cl.SecretHash, "$") {
+		if cl.TokenEndpointAuthMethod == MethodPrivateKeyJWT {
+			if cl.SecretHash != "" {
+				add(bad(key+".secret_hash", "a private_key_jwt client has no secret"))
+			}
+		} else if !strings.HasPrefix(cl.SecretHash, "$") {
 			add(bad(key+".secret_hash", "must be a PHC hash (tokengw hash-secret makes one)"))
 		}
 		for j, sc := range cl.Scopes {
@@ -459,6 +472,8 @@ func (c *Config) Validate() error {
 			add(rate(key+".limit", *cl.Limit))
 		}
 	}
+
+	add(c.validateAssertions())
 
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -80,6 +80,10 @@ type Request struct {
 	// Fingerprint identifies the client's current registration (secret,
 	// scopes, lifetime); when it changes, old tokens are no longer reused.
 	Fingerprint string
+	// Subject and Audience, when set (the jwt-bearer grant: ClientID names
+	// the issuer), are part of the reuse key: each subject gets its own
+	// token.
+	Subject, Audience string
 }
 
 // Outcome says where a token came from.
@@ -222,6 +226,9 @@ func (r *Reuser) CacheBytes() int {
 // partition: the granted scope and the registration fingerprint, NUL
 // separated (later also audience and resource).
 func ReuseKey(req Request) string {
+	if req.Subject != "" || req.Audience != "" {
+		return subjectKey(req)
+	}
 	return req.Scope + "\x00" + req.Fingerprint
 }
 

@@ -7,24 +7,41 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tokengw/tokengw/internal/assertion"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/oauth"
 )
 
 // metadata is the RFC 8414 authorization server metadata document.
-func metadata(c *config.Config) ([]byte, error) {
+// jwtAuth and grant say whether private_key_jwt and the jwt-bearer grant
+// are served.
+func metadata(c *config.Config, jwtAuth, grant bool) ([]byte, error) {
 	iss := strings.TrimSuffix(c.Issuer.URL, "/")
+	grants := []string{GrantClientCredentials}
+	if grant {
+		grants = append(grants, assertion.GrantType)
+	}
+	methods := []string{"client_secret_basic", "client_secret_post"}
+	if jwtAuth {
+		methods = append(methods, "private_key_jwt")
+	}
 	md := map[string]any{
 		"issuer":                                        iss,
 		"token_endpoint":                                iss + "/oauth2/token",
-		"grant_types_supported":                         []string{GrantClientCredentials},
-		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
+		"grant_types_supported":                         grants,
+		"token_endpoint_auth_methods_supported":         methods,
 		"revocation_endpoint":                           iss + "/oauth2/revoke",
-		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    methods,
 		"introspection_endpoint":                        iss + "/oauth2/introspect",
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"introspection_endpoint_auth_methods_supported": methods,
 		// No authorization endpoint: this server issues no response types.
 		"response_types_supported": []string{},
+	}
+	if jwtAuth {
+		// RFC 8414 §2: the JWS algorithms of private_key_jwt assertions.
+		for _, ep := range []string{"token", "revocation", "introspection"} {
+			md[ep+"_endpoint_auth_signing_alg_values_supported"] = assertion.Algorithms
+		}
 	}
 	b, err := json.Marshal(md)
 	if err != nil {

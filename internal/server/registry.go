@@ -117,11 +117,16 @@ func NewRegistry(clients []config.Client, st store.Clients, opts RegistryOptions
 			client: store.Client{
 				ID: c.ID, SecretHash: c.SecretHash, Scopes: oauth.NewScope(c.Scopes...).Tokens(),
 				TokenTTL: c.TokenTTL, Introspect: c.Introspect,
+				AuthMethod: c.TokenEndpointAuthMethod, JWKSURI: c.JWKSURI,
 			},
 			grants: c.GrantTypes,
 		}
 		if sc.grants == nil {
 			sc.grants = []string{GrantClientCredentials}
+		}
+		var err error
+		if sc.client.JWKS, err = config.JWKSJSON(c.JWKS); err != nil {
+			return nil, fmt.Errorf("server: clients[%d].jwks: %w", i, err)
 		}
 		if c.Limit != nil {
 			sc.client.Limit = &store.Limit{Rate: c.Limit.Rate, Burst: c.Limit.Burst}

@@ -79,6 +79,10 @@ type Options struct {
 	TokenStore   TokenStore
 	Evictor      Evictor
 	Introspector Introspector
+	// JWTAuth, when set, accepts private_key_jwt client authentication;
+	// Grant, when set, the jwt-bearer grant (jwtbearer.go).
+	JWTAuth JWTAuth
+	Grant   BearerGrant
 }
 
 // Server holds the handlers. Create it with New.
@@ -100,6 +104,8 @@ type Server struct {
 	tokenStore   TokenStore
 	evictor      Evictor
 	introspector Introspector
+	jwtAuth      JWTAuth
+	grant        BearerGrant
 
 	defaultLimit  limiter.Limit
 	failedIPLimit limiter.Limit
@@ -136,6 +142,7 @@ func New(opts Options) (*Server, error) {
 		consumer: opts.Consumer, failedIP: opts.FailedIP, store: opts.Store,
 		log: opts.Logger, now: opts.Now, trusted: c.Server.TrustedProxyPrefixes(), metrics: opts.Metrics, admin: opts.Admin,
 		tokenStore: opts.TokenStore, evictor: opts.Evictor, introspector: opts.Introspector,
+		jwtAuth: opts.JWTAuth, grant: opts.Grant,
 		issuer:        strings.TrimSuffix(c.Issuer.URL, "/"),
 		defaultLimit:  limiter.Limit{Rate: c.Limits.PerClient.Rate, Burst: c.Limits.PerClient.Burst},
 		failedIPLimit: limiter.Limit{Rate: c.Limits.PerIPFailedAuth.Rate, Burst: c.Limits.PerIPFailedAuth.Burst},
@@ -145,7 +152,7 @@ func New(opts Options) (*Server, error) {
 	if c.Server.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, c.Server.MaxInFlight)
 	}
-	md, err := metadata(c)
+	md, err := metadata(c, opts.JWTAuth != nil, opts.Grant != nil)
 	if err != nil {
 		return nil, err
 	}

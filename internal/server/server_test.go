@@ -303,7 +303,7 @@ func TestDiscoveryAndHealth(t *testing.T) {
 	if md["issuer"] != "https://auth.example.test" || md["token_endpoint"] != "https://auth.example.test/oauth2/token" {
 		t.Fatalf("metadata = %v", md)
 	}
-	if methods, _ := md["token_endpoint_auth_methods_supported"].([]any); len(methods) != 2 {
+	if methods, _ := md["token_endpoint_auth_methods_supported"].([]any); len(methods) != 3 || methods[2] != "private_key_jwt" {
 		t.Fatalf("auth methods = %v", md["token_endpoint_auth_methods_supported"])
 	}
 	for _, p := range []string{"/healthz", "/readyz"} {

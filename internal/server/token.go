@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/tokengw/tokengw/internal/assertion"
 	"github.com/tokengw/tokengw/internal/clientauth"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/oauth"
@@ -28,6 +29,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case grant == "":
 		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing grant_type"))
+		return
+	case grant == assertion.GrantType && s.grant != nil:
+		s.jwtBearer(w, r, info, form, ipKey)
 		return
 	case grant != GrantClientCredentials:
 		s.fail(w, info, oauth.ErrUnsupportedGrantType.WithDescription("supported: client_credentials"))
@@ -138,12 +142,16 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 // authClient authenticates the client of a request (RFC 6749 §2.3.1); a
 // failure costs the caller's IP one token of its failed-auth bucket.
 func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (store.Client, error) {
-	creds, err := clientauth.FromRequest(r, form)
-	if err == nil {
-		var client store.Client
-		if client, err = s.auth.Authenticate(r.Context(), creds); err == nil {
+	var client store.Client
+	var err error
+	if clientauth.UsesAssertion(form) {
+		if client, err = s.authAssertion(r, form); err == nil {
 			return client, nil
 		}
+	} else if creds, ferr := clientauth.FromRequest(r, form); ferr != nil {
+		err = ferr
+	} else if client, err = s.auth.Authenticate(r.Context(), creds); err == nil {
+		return client, nil
 	}
 	if errors.Is(err, oauth.ErrInvalidClient) {
 		s.failedIP.Strike(ipKey, s.failedIPLimit)

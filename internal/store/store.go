@@ -69,6 +69,12 @@ type Client struct {
 	TokenTTL   time.Duration
 	Limit      *Limit // nil: the default limit applies
 	Introspect bool   // may call the introspection endpoint
+	// AuthMethod is the token_endpoint_auth_method: "" (a secret, Basic or
+	// post) or "private_key_jwt", which authenticates with assertions
+	// verified against JWKS (an inline JWK Set, JSON) or JWKSURI.
+	AuthMethod string
+	JWKS       string
+	JWKSURI    string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }

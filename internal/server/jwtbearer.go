@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/assertion"
+	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/oauth"
+	"github.com/tokengw/tokengw/internal/reuse"
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+// JWTAuth authenticates private_key_jwt clients (client_assertion).
+// clientauth.JWTAuthenticator is the implementation. Safe for concurrent
+// use.
+type JWTAuth interface {
+	Authenticate(ctx context.Context, r *http.Request, form url.Values, endpoint string) (store.Client, error)
+}
+
+// BearerGrant verifies jwt-bearer grant assertions. assertion.Grant is the
+// implementation. Safe for concurrent use.
+type BearerGrant interface {
+	Verify(ctx context.Context, compact, endpoint string) (assertion.Claims, *assertion.TrustedIssuer, error)
+}
+
+var (
+	_ JWTAuth     = (*clientauth.JWTAuthenticator)(nil)
+	_ BearerGrant = (*assertion.Grant)(nil)
+)
+
+// authAssertion is authClient for a request with a client assertion.
+func (s *Server) authAssertion(r *http.Request, form url.Values) (store.Client, error) {
+	if s.jwtAuth == nil {
+		return store.Client{}, oauth.ErrInvalidClient.WithDescription("client assertions are not accepted here")
+	}
+	return s.jwtAuth.Authenticate(r.Context(), r, form, s.issuer+r.URL.Path)
+}
+
+// jwtBearer serves grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
+// (RFC 7523 §2.1): the assertion's subject gets an access token, reused
+// per (issuer, subject, scope) like client_credentials tokens per client.
+// Client authentication is optional (§3.1) but, when sent, must succeed.
+func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo, form url.Values, ipKey string) {
+	if r.Header.Get("Authorization") != "" || form.Has("client_secret") || clientauth.UsesAssertion(form) {
+		client, err := s.authClient(r, form, ipKey)
+		if err != nil {
+			s.fail(w, info, err)
+			return
+		}
+		info.clientID = client.ID
+	}
+	raw, ok := form["assertion"]
+	if !ok {
+		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing assertion"))
+		return
+	}
+	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.issuer+r.URL.Path)
+	var ae *assertion.Error
+	switch {
+	case errors.As(err, &ae):
+		// RFC 7523 §3.1: "If the JWT is not valid ... the authorization
+		// server constructs an error response ... the value of the error
+		// parameter MUST be the "invalid_grant" error code."
+		s.fail(w, info, oauth.ErrInvalidGrant.WithDescription("assertion refused: "+ae.Description).WithCause(err))
+		return
+	case err != nil:
+		s.fail(w, info, oauth.ErrTemporarilyUnavailable.WithDescription("the assertion cannot be checked now; retry later").WithCause(err))
+		return
+	}
+	principal := assertion.PrincipalID(ti.Issuer)
+	dec := s.consumer.Allow(principal+"\x00"+claims.Subject, s.defaultLimit)
+	dec.SetHeaders(w.Header(), "client")
+	if !dec.Allowed {
+		info.outcome = "limited"
+		oauth.WriteError(w, oauth.ErrRateLimited.WithDescription("rate limit exceeded for this subject").WithRetryAfter(dec.RetryAfter))
+		return
+	}
+	allowed := oauth.NewScope(ti.Scopes...)
+	scope := allowed
+	if raw, ok := form["scope"]; ok {
+		requested, valid := oauth.ParseScope(raw[0])
+		switch {
+		case !valid:
+			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("malformed scope"))
+			return
+		case !requested.SubsetOf(allowed):
+			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("requested scope exceeds the issuer's scope"))
+			return
+		case !requested.Empty():
+			scope = requested
+		}
+	}
+	ttl := ti.TokenTTL
+	if ttl <= 0 {
+		ttl = s.cfg.Issuer.TokenTTL
+	}
+	res, err := s.tokens.Token(r.Context(), reuse.Request{
+		ClientID: principal, Scope: scope.String(), Lifetime: ttl, Fingerprint: ti.Fingerprint(), Subject: claims.Subject,
+	})
+	if err != nil {
+		s.fail(w, info, storeError(err))
+		return
+	}
+	info.outcome = res.Outcome.String()
+	expiresIn := int64(ttl / time.Second)
+	if res.Outcome != reuse.Minted {
+		expiresIn = res.ExpiresIn(s.now())
+	}
+	oauth.WriteToken(w, oauth.TokenResponse{AccessToken: res.Token, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: scope.String()})
+}
