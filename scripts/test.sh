@@ -32,6 +32,9 @@ else
 fi
 export TEST_CASSANDRA_ADDR=${TEST_CASSANDRA_ADDR:-127.0.0.1:9042}
 
+echo "== python venv for the Authlib private_key_jwt interop test (once per machine, ~20 s)"
+bash scripts/authlib-venv.sh >/dev/null
+
 echo "== go test -race (with the cassandra integration tests)"
 go test -race -count=1 -timeout 20m -tags cassandra ./...
 
