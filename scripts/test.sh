@@ -23,6 +23,9 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+echo "== python venv for the Authlib private_key_jwt interop test (once per machine, ~20 s)"
+bash scripts/authlib-venv.sh >/dev/null
+
 echo "== cassandra"
 if bash scripts/cassandra.sh status >/dev/null 2>&1; then
   echo "using the Cassandra already answering on 127.0.0.1:9042"
@@ -31,9 +34,6 @@ else
   bash scripts/cassandra.sh start
 fi
 export TEST_CASSANDRA_ADDR=${TEST_CASSANDRA_ADDR:-127.0.0.1:9042}
-
-echo "== python venv for the Authlib private_key_jwt interop test (once per machine, ~20 s)"
-bash scripts/authlib-venv.sh >/dev/null
 
 echo "== go test -race (with the cassandra integration tests)"
 go test -race -count=1 -timeout 20m -tags cassandra ./...
