@@ -62,4 +62,3 @@ func FuzzParseJWKS(f *testing.F) {
 		}
 	})
 }
-
