@@ -34,6 +34,7 @@ type TrustedIssuer struct {
 	OneTime bool
 
 	fingerprint string // set by NewIssuers
+	principal   string // PrincipalID(Issuer), set by NewIssuers
 }
 
 // Issuers is the set of trusted issuers, by issuer identifier. Immutable
@@ -55,6 +56,7 @@ func NewIssuers(list []TrustedIssuer) (*Issuers, error) {
 			return nil, fmt.Errorf("assertion: trusted issuer %q listed twice", ti.Issuer)
 		}
 		ti.fingerprint = ti.computeFingerprint()
+		ti.principal = PrincipalID(ti.Issuer)
 		is.m[ti.Issuer] = &ti
 	}
 	return is, nil
@@ -89,7 +91,7 @@ func (is *Issuers) Resolver(found **TrustedIssuer) Resolver {
 			return Principal{}, refused(CheckPrincipal, "sub is not allowed for this issuer")
 		}
 		*found = ti
-		return Principal{ID: PrincipalID(ti.Issuer), Keys: ti.Keys, OneTime: ti.OneTime}, nil
+		return Principal{ID: ti.principal, Keys: ti.Keys, OneTime: ti.OneTime}, nil
 	}
 }
 
@@ -131,6 +133,10 @@ func (g *Grant) Verify(ctx context.Context, compact, endpoint string) (Claims, *
 // lifetime, replay mode) for the reuse key: a changed configuration stops
 // reuse of the tokens issued under the old one.
 func (ti *TrustedIssuer) Fingerprint() string { return ti.fingerprint }
+
+// Principal is PrincipalID(ti.Issuer): the partition (store client id) of
+// the issuer's access tokens.
+func (ti *TrustedIssuer) Principal() string { return ti.principal }
 
 func (ti *TrustedIssuer) computeFingerprint() string {
 	h := sha256.New()

@@ -71,7 +71,7 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		s.fail(w, info, oauth.ErrTemporarilyUnavailable.WithDescription("the assertion cannot be checked now; retry later").WithCause(err))
 		return
 	}
-	principal := assertion.PrincipalID(ti.Issuer)
+	principal := ti.Principal()
 	dec := s.consumer.Allow(principal+"\x00"+claims.Subject, s.defaultLimit)
 	dec.SetHeaders(w.Header(), "client")
 	if !dec.Allowed {
