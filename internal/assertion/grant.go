@@ -73,26 +73,23 @@ func (is *Issuers) Len() int {
 // PrincipalID is the Principal.ID of a trusted issuer.
 func PrincipalID(issuer string) string { return "issuer:" + issuer }
 
-// Resolver returns the principal check of the jwt-bearer grant: iss a
-// trusted issuer (RFC 7523 §3: "The JWT MUST contain an "iss" (issuer)
+// Resolve is the principal check (a Resolver) of the jwt-bearer grant: iss
+// a trusted issuer (RFC 7523 §3: "The JWT MUST contain an "iss" (issuer)
 // claim that contains a unique identifier for the entity that issued the
 // JWT"), sub present and allowed (§3: "The JWT MUST contain a "sub"
 // (subject) claim identifying the principal that is the subject of the
-// JWT"). It sets *found to the issuer.
-func (is *Issuers) Resolver(found **TrustedIssuer) Resolver {
-	return func(_ context.Context, c *Claims) (Principal, error) {
-		ti := is.lookup(c.Issuer)
-		switch {
-		case ti == nil:
-			return Principal{}, refused(CheckPrincipal, "iss is not a trusted issuer")
-		case c.Subject == "":
-			return Principal{}, refused(CheckPrincipal, "sub is missing")
-		case !ti.AllowAnySubject && !ti.Subjects[c.Subject]:
-			return Principal{}, refused(CheckPrincipal, "sub is not allowed for this issuer")
-		}
-		*found = ti
-		return Principal{ID: ti.principal, Keys: ti.Keys, OneTime: ti.OneTime}, nil
+// JWT"). The principal's Issuer is the trusted issuer.
+func (is *Issuers) Resolve(_ context.Context, c *Claims) (Principal, error) {
+	ti := is.lookup(c.Issuer)
+	switch {
+	case ti == nil:
+		return Principal{}, refused(CheckPrincipal, "iss is not a trusted issuer")
+	case c.Subject == "":
+		return Principal{}, refused(CheckPrincipal, "sub is missing")
+	case !ti.AllowAnySubject && !ti.Subjects[c.Subject]:
+		return Principal{}, refused(CheckPrincipal, "sub is not allowed for this issuer")
 	}
+	return Principal{ID: ti.principal, Keys: ti.Keys, OneTime: ti.OneTime, Issuer: ti}, nil
 }
 
 func (is *Issuers) lookup(iss string) *TrustedIssuer {
@@ -107,6 +104,7 @@ func (is *Issuers) lookup(iss string) *TrustedIssuer {
 type Grant struct {
 	v       *Verifier
 	issuers *Issuers
+	resolve Resolver // issuers.Resolve, bound once
 }
 
 // NewGrant builds a Grant; issuers must not be empty.
@@ -114,19 +112,20 @@ func NewGrant(v *Verifier, issuers *Issuers) (*Grant, error) {
 	if v == nil || issuers.Len() == 0 {
 		return nil, fmt.Errorf("assertion: a Grant needs a Verifier and at least one trusted issuer")
 	}
-	return &Grant{v: v, issuers: issuers}, nil
+	g := &Grant{v: v, issuers: issuers}
+	g.resolve = issuers.Resolve
+	return g, nil
 }
 
 // Verify checks a grant assertion presented at endpoint and returns its
 // claims and issuer. Errors as Verifier.Verify: *Error (invalid_grant),
 // anything else 503.
 func (g *Grant) Verify(ctx context.Context, compact, endpoint string) (Claims, *TrustedIssuer, error) {
-	var ti *TrustedIssuer
-	c, _, err := g.v.Verify(ctx, compact, endpoint, g.issuers.Resolver(&ti))
+	c, p, err := g.v.Verify(ctx, compact, endpoint, g.resolve)
 	if err != nil {
 		return Claims{}, nil, err
 	}
-	return c, ti, nil
+	return c, p.Issuer, nil
 }
 
 // Fingerprint identifies a trusted issuer's registration (issuer, scopes,

@@ -62,12 +62,15 @@ type Principal struct {
 	Keys Source
 	// OneTime requires a jti and accepts each one once, store-wide.
 	OneTime bool
+	// Issuer is the trusted issuer, for the jwt-bearer grant's principals.
+	Issuer *TrustedIssuer
 }
 
 // Resolver is the principal check: given the (not yet verified) claims, it
 // returns who must have signed them, or an *Error (CheckPrincipal) when
 // they name nobody acceptable. Any other error is "cannot tell now" (503).
-// It is also run on a cache hit, before anything else.
+// It is also run on a cache hit, before anything else; c may then be
+// shared with the cache and must not be modified.
 type Resolver func(ctx context.Context, c *Claims) (Principal, error)
 
 // Verifier checks assertions, in this order: size; header (an asymmetric
@@ -147,7 +150,7 @@ func (v *Verifier) Verify(ctx context.Context, compact, endpoint string, resolve
 	if len(compact) > MaxAssertionBytes {
 		return Claims{}, Principal{}, refused(CheckSize, fmt.Sprintf("assertion larger than %d bytes", MaxAssertionBytes))
 	}
-	sum := sha256.Sum256([]byte(compact))
+	sum := sha256.Sum256(bytesOf(compact))
 	now := v.opts.Now()
 	if e, ok := v.cache.get(sum, now); ok {
 		p, err := resolve(ctx, &e.claims)
