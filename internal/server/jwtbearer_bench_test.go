@@ -79,6 +79,69 @@ func BenchmarkJWTBearerHit(b *testing.B) {
 	}
 }
 
+// BenchmarkJWTBearerVsClientCredentials serves the two hits alternately,
+// one of each per iteration, timing each, so that both see the same load
+// on a shared machine: the jwt/cc metric is the ratio of their mean
+// latencies within one run (the target: at most 1.10).
+//
+//	go test -run '^$' -bench BenchmarkJWTBearerVsClientCredentials -count 5 ./internal/server/
+func BenchmarkJWTBearerVsClientCredentials(b *testing.B) {
+	for _, kind := range []string{"ES256", "RS256"} {
+		b.Run(kind, func(b *testing.B) {
+			key := newECKey(b, "sa")
+			if kind == "RS256" {
+				key = newRSAKey(b, "sa")
+			}
+			cfg := workloadConfig(b, key, "allow")
+			a := benchApp(b, cfg)
+			h := a.Server.Handler()
+			jwtBody := bearerBody(key.sign(b, workloadClaims(cfg.Issuer.URL, time.Now())))
+			ccBody, ccAuth := "grant_type=client_credentials", basic("demo", demoSecret).Get("Authorization")
+			mk := func(body, auth string) (*http.Request, *bodyReader) {
+				r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
+				r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				if auth != "" {
+					r.Header.Set("Authorization", auth)
+				}
+				r.RemoteAddr = "127.0.0.1:40000"
+				rd := &bodyReader{}
+				r.Body = rd
+				return r, rd
+			}
+			ccReq, ccRd := mk(ccBody, ccAuth)
+			jwtReq, jwtRd := mk(jwtBody, "")
+			ccHdr, jwtHdr := ccReq.Header.Clone(), jwtReq.Header.Clone()
+			w := &discardWriter{h: http.Header{}}
+			serve := func(r *http.Request, rd *bodyReader, hdr http.Header, body string) time.Duration {
+				rd.Reset(body)
+				r.Body, r.Header = rd, hdr
+				clear(w.h)
+				w.code = 0
+				t0 := time.Now()
+				h.ServeHTTP(w, r)
+				d := time.Since(t0)
+				if w.code != 200 {
+					b.Fatalf("status %d", w.code)
+				}
+				return d
+			}
+			serve(ccReq, ccRd, ccHdr, ccBody)
+			serve(jwtReq, jwtRd, jwtHdr, jwtBody)
+			var cc, jwt time.Duration
+			for b.Loop() {
+				cc += serve(ccReq, ccRd, ccHdr, ccBody)
+				jwt += serve(jwtReq, jwtRd, jwtHdr, jwtBody)
+			}
+			b.ReportMetric(float64(jwt)/float64(cc), "jwt/cc")
+			b.ReportMetric(float64(cc.Nanoseconds())/float64(b.N), "cc-ns/op")
+			b.ReportMetric(float64(jwt.Nanoseconds())/float64(b.N), "jwt-ns/op")
+			if v, m := a.Assertions.Verifier.Verifications(), a.Reuser.Stats().Mints; v != 1 || m != 2 {
+				b.Fatalf("%d verifications, %d mints; want 1 and 2 (one per grant)", v, m)
+			}
+		})
+	}
+}
+
 // benchApp is an App on the real clock (the tests' settable clock takes a
 // mutex on every read, which the hit path would pay for).
 func benchApp(b *testing.B, cfg *config.Config) *app.App {

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tokengw/tokengw/internal/assertion"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/instrument"
 )
@@ -93,7 +94,7 @@ func (m *Metrics) StoreObserver(driver string) instrument.Observer {
 // observeToken records one token endpoint request.
 func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duration) {
 	switch grant {
-	case GrantClientCredentials, "":
+	case GrantClientCredentials, assertion.GrantType, "":
 	default:
 		grant = "other" // arbitrary input must not become a label value
 	}
