@@ -26,31 +26,21 @@ type Lookup interface {
 	Client(ctx context.Context, id string) (store.Client, error)
 }
 
-// LookupFunc adapts a function to Lookup.
-type LookupFunc func(ctx context.Context, id string) (store.Client, error)
-
-// Client calls f.
-func (f LookupFunc) Client(ctx context.Context, id string) (store.Client, error) { return f(ctx, id) }
-
-var (
-	_ Lookup = LookupFunc(nil)
-	_ Lookup = store.Clients(nil)
-)
+var _ Lookup = store.Clients(nil)
 
 // Options configures an Authenticator.
 type Options struct {
 	// Lookup finds clients. Required.
 	Lookup Lookup
 	// CacheEntries bounds the verified-credential cache, in entries (one
-	// per client id, about 150 bytes each). 0 means DefaultCacheEntries.
+	// per client id, about 150 bytes each). 0 turns the cache off: every
+	// request runs the full hash verification (as auth.cache_entries: 0
+	// does). DefaultCacheEntries is auth.cache_entries' default.
 	CacheEntries int
 	// CacheMaxAge, when positive, makes a cached verification expire that
 	// long after it was made, so the full hash runs again. 0: entries live
 	// until evicted, invalidated, or the stored hash changes.
 	CacheMaxAge time.Duration
-	// DisableCache turns the verified-credential cache off: every request
-	// runs the full hash verification.
-	DisableCache bool
 	// MaxConcurrentVerify caps how many hash verifications run at once (each
 	// argon2id verification holds its memory, 19 MiB by default, and a CPU).
 	// 0 means runtime.NumCPU().
@@ -96,9 +86,6 @@ func New(opts Options) (*Authenticator, error) {
 	case opts.VerifyQueueTimeout < 0:
 		return nil, fmt.Errorf("clientauth: Options.VerifyQueueTimeout %v is negative", opts.VerifyQueueTimeout)
 	}
-	if opts.CacheEntries == 0 {
-		opts.CacheEntries = DefaultCacheEntries
-	}
 	if opts.MaxConcurrentVerify == 0 {
 		opts.MaxConcurrentVerify = runtime.NumCPU()
 	}
@@ -124,7 +111,7 @@ func New(opts Options) (*Authenticator, error) {
 		dummy:        opts.DummyHash,
 		verify:       VerifySecret,
 	}
-	if !opts.DisableCache {
+	if opts.CacheEntries > 0 {
 		c, err := newVerifiedCache(opts.CacheEntries, opts.CacheMaxAge, opts.Now)
 		if err != nil {
 			return nil, err

@@ -55,9 +55,20 @@ func (r *registry) setHash(id, hash string) {
 }
 
 // newAuth returns an Authenticator over reg with a cheap dummy hash.
+// newAuth builds an Authenticator over reg with a cheap dummy hash; the
+// cache has DefaultCacheEntries unless opts says otherwise (cacheOff: none).
+// cacheOff asks newAuth for an Authenticator without a cache.
+const cacheOff = -1
+
 func newAuth(t testing.TB, reg Lookup, opts Options) *Authenticator {
 	t.Helper()
 	opts.Lookup = reg
+	switch opts.CacheEntries {
+	case 0:
+		opts.CacheEntries = DefaultCacheEntries
+	case cacheOff:
+		opts.CacheEntries = 0
+	}
 	if opts.DummyHash == "" {
 		h, err := HashSecret("dummy", cheap)
 		if err != nil {
@@ -267,7 +278,7 @@ func TestCacheMaxAge(t *testing.T) {
 func TestDisableCache(t *testing.T) {
 	reg := newRegistry()
 	reg.set(t, "app", "s")
-	a := newAuth(t, reg, Options{DisableCache: true})
+	a := newAuth(t, reg, Options{CacheEntries: cacheOff})
 	for range 3 {
 		mustAuth(t, a, Credentials{"app", "s", MethodBasic})
 	}
@@ -312,7 +323,7 @@ func TestAuthenticateWithoutCredentials(t *testing.T) {
 	reg := newRegistry()
 	reg.set(t, "app", "s")
 	a := newAuth(t, reg, Options{})
-	for _, c := range []Credentials{{}, {ID: "app", Secret: "s"}, {ID: "app", Method: MethodNone}, {Secret: "s", Method: MethodBasic}} {
+	for _, c := range []Credentials{{}, {ID: "app", Secret: "s"}, {ID: "app", Method: Method("none")}, {Secret: "s", Method: MethodBasic}} {
 		if oe := mustFail(t, a, c); oe.Description != descAuthRequired {
 			t.Errorf("%+v: description %q", c, oe.Description)
 		}
@@ -434,7 +445,7 @@ func TestNewValidatesOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(a.dummy, "$argon2id$v=19$m=19456,t=2,p=1$") || cap(a.sem) < 1 || a.queueTimeout != time.Second || a.cache.max != DefaultCacheEntries {
+	if !strings.HasPrefix(a.dummy, "$argon2id$v=19$m=19456,t=2,p=1$") || cap(a.sem) < 1 || a.queueTimeout != time.Second || a.cache != nil {
 		t.Fatalf("defaults: dummy %q, %d slots, timeout %v", a.dummy, cap(a.sem), a.queueTimeout)
 	}
 }
@@ -451,10 +462,10 @@ func BenchmarkAuthenticate(b *testing.B) {
 	c := Credentials{"app", "s3cret", MethodBasic}
 	for _, bc := range []struct {
 		name    string
-		disable bool
-	}{{"cache=on", false}, {"cache=off", true}} {
+		entries int
+	}{{"cache=on", DefaultCacheEntries}, {"cache=off", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Options{Lookup: reg, DisableCache: bc.disable})
+			a, err := New(Options{Lookup: reg, CacheEntries: bc.entries})
 			if err != nil {
 				b.Fatal(err)
 			}

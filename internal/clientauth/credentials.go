@@ -21,11 +21,10 @@ const (
 	// MethodPost: client_id and client_secret in the request body
 	// (RFC 6749 §2.3.1).
 	MethodPost Method = "client_secret_post"
-	// MethodNone: no client authentication (a public client). FromRequest
-	// never returns it: RFC 6749 §4.4 says "The client credentials grant
-	// type MUST only be used by confidential clients."
-	MethodNone Method = "none"
 )
+
+// There is no method "none": RFC 6749 §4.4 says "The client credentials
+// grant type MUST only be used by confidential clients."
 
 // Credentials are what a client presented. Secret is as sent (decoded), and
 // is never logged.

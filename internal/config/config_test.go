@@ -42,7 +42,7 @@ store:
   driver: memory
 clients:
   - id: demo
-    secret_hash: $argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA
+    secret_hash: $argon2id$v=19$m=19456,t=2,p=1$yIzQs/ygdnZQU70BSqEspg$NpdsK9EyrNiNFlPBjqa1MCy+SyJWj+C8GvWP/69onF8
     scopes: [read, write]
     token_ttl: 30m
     limit: {rate: 0.5, burst: 2}

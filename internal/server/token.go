@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/oauth"
 	"github.com/tokengw/tokengw/internal/reuse"
@@ -29,7 +30,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case grant == "":
 		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing grant_type"))
 		return
-	case grant != GrantClientCredentials:
+	case grant != clients.GrantClientCredentials:
 		s.fail(w, info, oauth.ErrUnsupportedGrantType.WithDescription("supported: client_credentials"))
 		return
 	}
@@ -40,16 +41,16 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info.clientID = client.ID
-	if !s.clients.GrantAllowed(client.ID, GrantClientCredentials) {
+	if !clients.GrantAllowed(client, clients.GrantClientCredentials) {
 		s.fail(w, info, oauth.ErrUnauthorizedClient.WithDescription("client_credentials is not allowed for this client"))
 		return
 	}
 
-	lim := s.defaultLimit
+	lim := s.set.ClientLimit
 	if client.Limit != nil {
 		lim = limiter.Limit{Rate: client.Limit.Rate, Burst: client.Limit.Burst}
 	}
-	dec := s.consumer.Allow(client.ID, lim)
+	dec := s.clientLimit.Allow(client.ID, lim)
 	dec.SetHeaders(w.Header(), "client")
 	if !dec.Allowed {
 		info.outcome = "limited"
@@ -81,10 +82,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 	ttl := client.TokenTTL
 	if ttl <= 0 {
-		ttl = s.cfg.Issuer.TokenTTL
+		ttl = s.set.TokenTTL
 	}
 	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: s.clients.FingerprintOf(client),
+		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: client.Fingerprint,
 	})
 	if err != nil {
 		s.fail(w, info, storeError(err))
@@ -124,8 +125,8 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, i
 // ipBlocked answers 429 to a caller that has spent its budget of failed
 // authentications, whatever it sends now. It returns the caller's bucket key.
 func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (string, bool) {
-	ipKey := ipLimitKey(limiter.ClientIP(r, s.trusted))
-	if blocked, wait := s.failedIP.Blocked(ipKey, s.failedIPLimit); blocked {
+	ipKey := ipLimitKey(limiter.ClientIP(r, s.set.TrustedProxies))
+	if blocked, wait := s.failedAuth.Blocked(ipKey, s.set.FailedAuthLimit); blocked {
 		info.outcome = "limited"
 		oauth.WriteError(w, oauth.ErrRateLimited.
 			WithDescription("too many failed client authentications from this address").
@@ -146,7 +147,7 @@ func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (sto
 		}
 	}
 	if errors.Is(err, oauth.ErrInvalidClient) {
-		s.failedIP.Strike(ipKey, s.failedIPLimit)
+		s.failedAuth.Strike(ipKey, s.set.FailedAuthLimit)
 	}
 	return store.Client{}, err
 }
@@ -197,7 +198,7 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
 		}
 	}
-	max := s.cfg.Server.MaxBodyBytes
+	max := s.set.MaxBodyBytes
 	if r.ContentLength > max {
 		return nil, oauth.ErrRequestTooLarge
 	}
