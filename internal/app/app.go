@@ -25,9 +25,7 @@ import (
 	"github.com/tokengw/tokengw/internal/seal"
 	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
-	"github.com/tokengw/tokengw/internal/store/bolt"
 	"github.com/tokengw/tokengw/internal/store/instrument"
-	"github.com/tokengw/tokengw/internal/store/memory"
 )
 
 // Options are the parts tests replace.
@@ -97,7 +95,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	a.Reuser, err = reuse.New(ctx, reuse.Options{
+	a.Reuser, err = reuse.New(reuse.Options{
 		Enabled: cfg.Reuse.Enabled,
 		Policy: reuse.Policy{
 			MinRemaining:       cfg.Reuse.MinRemaining,
@@ -192,22 +190,6 @@ func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*c
 	return clients.NewRegistry(static, st, clients.RegistryOptions{
 		Refresh: cfg.Auth.ClientRefresh, MaxEntries: cfg.Auth.ClientCacheEntries, Timeout: cfg.Server.Timeouts.Store, Now: now,
 	})
-}
-
-// OpenStore opens the configured store driver.
-func OpenStore(ctx context.Context, cfg *config.Config, now func() time.Time) (store.Store, error) {
-	switch cfg.Store.Driver {
-	case "memory":
-		return memory.New(memory.Options{Now: now}), nil
-	case "bolt":
-		s, err := bolt.Open(cfg.Store.Bolt.Path, bolt.Options{Now: now})
-		if err != nil {
-			return nil, fmt.Errorf("app: store: %w", err)
-		}
-		return s, nil
-	default:
-		return openOther(ctx, cfg)
-	}
 }
 
 // newSealer builds the sealer from store.seal_keys; the embedded store

@@ -317,7 +317,7 @@ var (
 	consistences = []string{"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
 )
 
-// Validate checks every value and returns the first error, naming its key.
+// Validate checks every value and returns every problem found, joined, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(err error) {

@@ -119,6 +119,17 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"negative client refresh", "", []string{"TOKENGW_AUTH__CLIENT_REFRESH=-1s"}, "auth.client_refresh"},
 		{"zero client cache", "auth: {client_cache_entries: 0}\n", nil, "auth.client_cache_entries"},
 		{"unknown auth key", "auth: {cache_size: 3}\n", nil, "auth.cache_size"},
+		// One validator per rule (clients.Spec, limiter.Limit.Validate): the
+		// admin API and the CLI refuse the same values.
+		{"client id not ASCII", "clients: [{id: café, secret_hash: $x, scopes: [read]}]\n", nil, "clients[0].id"},
+		{"client id padded", "clients: [{id: \" a\", secret_hash: $x, scopes: [read]}]\n", nil, "clients[0].id"},
+		{"client without scopes", "clients: [{id: a, secret_hash: $x}]\n", nil, "clients[0].scopes"},
+		{"client rate NaN", "clients: [{id: a, secret_hash: $x, scopes: [read], limit: {rate: .nan, burst: 1}}]\n", nil, "clients[0].limit.rate"},
+		{"client rate Inf", "clients: [{id: a, secret_hash: $x, scopes: [read], limit: {rate: .inf, burst: 1}}]\n", nil, "clients[0].limit.rate"},
+		{"client ttl too long", "clients: [{id: a, secret_hash: $x, scopes: [read], token_ttl: 1000h}]\n", nil, "clients[0].token_ttl"},
+		{"rate NaN", "limits: {per_client: {rate: .nan, burst: 1}}\n", nil, "limits.per_client.rate"},
+		{"failed-auth rate -Inf", "limits: {per_ip_failed_auth: {rate: -.inf, burst: 1}}\n", nil, "limits.per_ip_failed_auth.rate"},
+		{"burst too big", "limits: {per_client: {rate: 1, burst: 2000000000}}\n", nil, "limits.per_client.burst"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
