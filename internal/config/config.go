@@ -61,8 +61,14 @@ type Server struct {
 	MaxBodyBytes   int64    `koanf:"max_body_bytes"`   // request body cap, bytes
 	MaxHeaderBytes int      `koanf:"max_header_bytes"` // request header cap, bytes
 	MaxInFlight    int      `koanf:"max_in_flight"`    // concurrent requests before shedding with 503; 0 = unbounded
-	TLSCertFile    string   `koanf:"tls_cert_file"`
-	TLSKeyFile     string   `koanf:"tls_key_file"`
+	// MaxInFlightPerIP bounds the requests one caller address (the one the
+	// failed-auth limiter uses) holds at once; beyond it 429. 0 = unbounded.
+	MaxInFlightPerIP int `koanf:"max_in_flight_per_ip"`
+	// AdminPublic allows admin_addr on a non-loopback address (it serves
+	// pprof and metrics); start-up then logs a warning.
+	AdminPublic bool   `koanf:"admin_public"`
+	TLSCertFile string `koanf:"tls_cert_file"`
+	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
 // Timeouts bound every phase of a request and of shutdown.
@@ -72,7 +78,14 @@ type Timeouts struct {
 	Write      time.Duration `koanf:"write"`
 	Idle       time.Duration `koanf:"idle"`
 	Shutdown   time.Duration `koanf:"shutdown"` // drain bound on SIGTERM
-	Store      time.Duration `koanf:"store"`    // per store operation on the request path
+	// Body bounds reading a request body (token, revocation and
+	// introspection bodies are a few hundred bytes); a body that does not
+	// arrive in time gets 408 and the connection is closed.
+	Body time.Duration `koanf:"body"`
+	// ShutdownDelay is how long /readyz answers 503 after SIGTERM while
+	// requests are still served, so load balancers stop sending first.
+	ShutdownDelay time.Duration `koanf:"shutdown_delay"`
+	Store         time.Duration `koanf:"store"` // per store operation on the request path
 }
 
 // Issuer is what tokens look like.
@@ -180,6 +193,10 @@ func Defaults() map[string]any {
 		"server.timeouts.idle":            "120s",
 		"server.timeouts.shutdown":        "15s",
 		"server.timeouts.store":           "2s",
+		"server.timeouts.body":            "2s",
+		"server.timeouts.shutdown_delay":  "5s",
+		"server.max_in_flight_per_ip":     256,
+		"server.admin_public":             false,
 		"server.max_body_bytes":           8192,
 		"server.max_header_bytes":         16384,
 		"server.max_in_flight":            4096,
@@ -335,7 +352,7 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"read_header": s.Timeouts.ReadHeader, "read": s.Timeouts.Read, "write": s.Timeouts.Write,
-		"idle": s.Timeouts.Idle, "shutdown": s.Timeouts.Shutdown, "store": s.Timeouts.Store,
+		"idle": s.Timeouts.Idle, "shutdown": s.Timeouts.Shutdown, "store": s.Timeouts.Store, "body": s.Timeouts.Body,
 	} {
 		if d <= 0 {
 			add(bad("server.timeouts."+name, "must be a positive duration, got %v", d))
@@ -349,6 +366,15 @@ func (c *Config) Validate() error {
 	}
 	if s.MaxInFlight < 0 {
 		add(bad("server.max_in_flight", "must be >= 0, got %d", s.MaxInFlight))
+	}
+	if s.MaxInFlightPerIP < 0 {
+		add(bad("server.max_in_flight_per_ip", "must be >= 0 (0 = unbounded), got %d", s.MaxInFlightPerIP))
+	}
+	if s.Timeouts.ShutdownDelay < 0 {
+		add(bad("server.timeouts.shutdown_delay", "must be >= 0, got %v", s.Timeouts.ShutdownDelay))
+	}
+	if s.AdminAddr != "" && !s.AdminPublic && !loopbackHost(s.AdminAddr) {
+		add(bad("server.admin_addr", "%q is not a loopback address, and the admin listener serves pprof, metrics and the admin API; bind it to 127.0.0.1, or set server.admin_public: true to accept that", s.AdminAddr))
 	}
 	if s.AdminToken != "" && len(s.AdminToken) < MinAdminTokenLen {
 		add(bad("server.admin_token", "must be at least %d characters (generate one with: head -c32 /dev/urandom | base64), got %d", MinAdminTokenLen, len(s.AdminToken)))
@@ -503,6 +529,20 @@ func (a Auth) validate() error {
 		add(bad("auth.client_cache_entries", "must be between 1 and %d, got %d", maxCacheEntries, a.ClientCacheEntries))
 	}
 	return errors.Join(errs...)
+}
+
+// loopbackHost reports whether a host:port names a loopback address
+// ("localhost" included; an empty host means every interface).
+func loopbackHost(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func hostPort(key, v string, emptyOK bool) error {

@@ -121,6 +121,11 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"unknown auth key", "auth: {cache_size: 3}\n", nil, "auth.cache_size"},
 		// One validator per rule (clients.Spec, limiter.Limit.Validate): the
 		// admin API and the CLI refuse the same values.
+		{"admin on all interfaces", "server: {admin_addr: \":9090\"}\n", nil, "server.admin_addr"},
+		{"admin on a public address", "server: {admin_addr: \"192.0.2.1:9090\"}\n", nil, "server.admin_addr"},
+		{"zero body timeout", "server: {timeouts: {body: 0s}}\n", nil, "server.timeouts.body"},
+		{"negative shutdown delay", "server: {timeouts: {shutdown_delay: -1s}}\n", nil, "server.timeouts.shutdown_delay"},
+		{"negative per-IP cap", "server: {max_in_flight_per_ip: -1}\n", nil, "server.max_in_flight_per_ip"},
 		{"client id not ASCII", "clients: [{id: café, secret_hash: $x, scopes: [read]}]\n", nil, "clients[0].id"},
 		{"client id padded", "clients: [{id: \" a\", secret_hash: $x, scopes: [read]}]\n", nil, "clients[0].id"},
 		{"client without scopes", "clients: [{id: a, secret_hash: $x}]\n", nil, "clients[0].scopes"},

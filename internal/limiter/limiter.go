@@ -242,6 +242,43 @@ func (s *Set) Strike(key string, l Limit) Decision {
 	return d
 }
 
+// Take takes one token from key's bucket under limit l before the work it
+// guards (a secret verification), so that concurrent requests cannot each
+// pass an early Blocked check and all run: the token is spent whatever the
+// outcome, and Refund gives it back when the work succeeded. An empty bucket
+// refuses (Decision.Allowed false, RetryAfter set) and the refusal counts
+// towards [Set.RejectedFailedAuth].
+func (s *Set) Take(key string, l Limit) Decision {
+	d := s.Strike(key, l)
+	if !d.Allowed {
+		s.rejectedFailedAuth.Add(1)
+	}
+	return d
+}
+
+// Refund gives back one token taken by Take (the verification succeeded):
+// the bucket never holds more than its burst. A bucket evicted meanwhile is
+// not recreated.
+func (s *Set) Refund(key string, l Limit) {
+	if l.Unlimited() {
+		return
+	}
+	l = l.normalized()
+	now := s.now()
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, _ := s.lookup(sh, key, l, now, false)
+	if e == nil {
+		return
+	}
+	// x/time/rate adds tokens for a negative n (its arithmetic is
+	// tokens -= n) and caps them at the burst on the next advance;
+	// TestTakeRefund holds it to that.
+	e.lim.AllowN(now, -1)
+	e.setFullAt(now, min(e.lim.TokensAt(now), float64(l.Burst)))
+}
+
 // Len returns the number of buckets held.
 func (s *Set) Len() int {
 	n := 0

@@ -60,6 +60,8 @@ type ClientLimiter interface {
 type FailedAuthLimiter interface {
 	Blocked(key string, l limiter.Limit) (bool, time.Duration)
 	Strike(key string, l limiter.Limit) limiter.Decision
+	Take(key string, l limiter.Limit) limiter.Decision
+	Refund(key string, l limiter.Limit)
 }
 
 // Store is what the HTTP side asks the token store directly: readiness
@@ -95,6 +97,8 @@ type Settings struct {
 	MaxBodyBytes    int64
 	MaxHeaderBytes  int
 	MaxInFlight     int // 0 = unbounded
+	MaxInFlightIP   int // per caller address; 0 = unbounded
+	AdminPublic     bool
 	Timeouts        config.Timeouts
 	TLSCertFile     string
 	TLSKeyFile      string
@@ -112,6 +116,8 @@ func SettingsFrom(c *config.Config) Settings {
 		MaxBodyBytes:    c.Server.MaxBodyBytes,
 		MaxHeaderBytes:  c.Server.MaxHeaderBytes,
 		MaxInFlight:     c.Server.MaxInFlight,
+		MaxInFlightIP:   c.Server.MaxInFlightPerIP,
+		AdminPublic:     c.Server.AdminPublic,
 		Timeouts:        c.Server.Timeouts,
 		TLSCertFile:     c.Server.TLSCertFile,
 		TLSKeyFile:      c.Server.TLSKeyFile,
@@ -158,6 +164,7 @@ type Server struct {
 	adminToken adminToken
 	idSeq      atomic.Uint64
 	inFlight   chan struct{}
+	perIP      *perIPLimit // nil: unbounded
 	ready      atomic.Bool
 }
 
@@ -188,6 +195,9 @@ func New(opts Options) (*Server, error) {
 	if set.MaxInFlight > 0 {
 		s.inFlight = make(chan struct{}, set.MaxInFlight)
 	}
+	if set.MaxInFlightIP > 0 {
+		s.perIP = newPerIPLimit(set.MaxInFlightIP)
+	}
 	md, err := metadata(set.Issuer)
 	if err != nil {
 		return nil, err
@@ -200,7 +210,10 @@ func New(opts Options) (*Server, error) {
 // Handler is the public listener's handler.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.accessLog, s.shed)
+	// Request id and access log outermost, so that a request that panics
+	// still gets its line, its metrics and its in-flight accounting; the
+	// recoverer inside them; shedding last, where the caller is known.
+	r.Use(s.accessLog, s.recoverer, s.shed)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
 	})
@@ -293,18 +306,40 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		go func() { errc <- adm.Serve(adminLn) }()
 	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "admin_addr", addrOf(adminLn), "tls", tlsCert != "")
+	if adminLn != nil && s.set.AdminPublic && !isLoopback(adminLn.Addr()) {
+		s.log.Warn("the admin listener is not on a loopback address (server.admin_public: true): it serves pprof, metrics and the admin API; keep it behind a firewall",
+			"admin_addr", adminLn.Addr().String())
+	}
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
+		// /readyz says 503 for the shutdown delay while requests are still
+		// served, so that load balancers stop sending before the
+		// listeners close.
+		s.ready.Store(false)
+		if d := s.set.Timeouts.ShutdownDelay; d > 0 {
+			s.log.Info("shutting down: not ready, still serving", "delay", d.String())
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case serveErr = <-errc:
+				t.Stop()
+			}
+		}
 	case serveErr = <-errc:
 	}
 	s.ready.Store(false)
 	sctx, cancel := context.WithTimeout(context.Background(), s.set.Timeouts.Shutdown)
 	defer cancel()
-	var errs []error
+	// Both listeners drain at once, within one deadline.
+	shut := make(chan error, len(servers))
 	for _, srv := range servers {
-		if err := srv.Shutdown(sctx); err != nil {
+		go func() { shut <- srv.Shutdown(sctx) }()
+	}
+	var errs []error
+	for range servers {
+		if err := <-shut; err != nil {
 			errs = append(errs, fmt.Errorf("server: shutdown: %w", err))
 		}
 	}
@@ -312,6 +347,12 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		errs = append(errs, fmt.Errorf("server: %w", serveErr))
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether a listener's address is a loopback one.
+func isLoopback(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 // routeEscaped makes chi route on the escaped path, so that an escaped '/'
