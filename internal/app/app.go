@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -49,8 +50,8 @@ type App struct {
 	Reuser   *reuse.Reuser
 	Auth     *clientauth.Authenticator
 	Registry *clients.Registry
-	Consumer *limiter.Set
-	FailedIP *limiter.Set
+	Consumer *limiter.Set[string]
+	FailedIP *limiter.Set[netip.Addr]
 	Server   *server.Server
 	Metrics  *server.Metrics
 	// Clients manages run-time clients (the admin API).
@@ -156,10 +157,10 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	if a.Consumer, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+	if a.Consumer, err = limiter.New[string](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
-	if a.FailedIP, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+	if a.FailedIP, err = limiter.New[netip.Addr](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
 	a.Server, err = server.New(server.Options{

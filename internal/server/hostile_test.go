@@ -89,8 +89,10 @@ func TestSlowBodyFloodFromOneAddress(t *testing.T) {
 	if p99 >= 100*time.Millisecond {
 		t.Fatalf("good client p99 %v, want < 100ms", p99)
 	}
-	// Every flood connection was answered (429 beyond the cap, 408 for a
-	// held body) or closed: none holds a slot any longer.
+	// Every flood connection was answered or closed: at most 256 (the
+	// per-caller cap) held a slot and got 408 when their body deadline
+	// passed; the others were turned away (429, or closed by net/http
+	// when it could not drain the unread body of that answer).
 	buf := make([]byte, 64)
 	codes := map[string]int{}
 	for _, c := range conns[:300] {
@@ -102,8 +104,8 @@ func TestSlowBodyFloodFromOneAddress(t *testing.T) {
 		}
 		codes[strings.Fields(string(buf[:n]))[1]]++
 	}
-	if codes["408"] == 0 || codes["429"] == 0 {
-		t.Fatalf("flood answers %v: want both 408 (held bodies) and 429 (over the per-caller cap)", codes)
+	if codes["408"] == 0 || codes["408"] > 256 || codes["408"]+codes["429"]+codes["closed"] != 300 {
+		t.Fatalf("flood answers %v: want at most 256 held bodies answered 408, the rest 429 or closed", codes)
 	}
 }
 

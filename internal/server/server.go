@@ -57,11 +57,12 @@ type ClientLimiter interface {
 // FailedAuthLimiter is the per-caller-address budget of failed client
 // authentications. limiter.Set is the implementation. Safe for concurrent
 // use.
+// Keys are caller addresses as callerAddr makes them (an IPv6 caller's /64).
 type FailedAuthLimiter interface {
-	Blocked(key string, l limiter.Limit) (bool, time.Duration)
-	Strike(key string, l limiter.Limit) limiter.Decision
-	Take(key string, l limiter.Limit) limiter.Decision
-	Refund(key string, l limiter.Limit)
+	Blocked(key netip.Addr, l limiter.Limit) (bool, time.Duration)
+	Strike(key netip.Addr, l limiter.Limit) limiter.Decision
+	Take(key netip.Addr, l limiter.Limit) limiter.Decision
+	Refund(key netip.Addr, l limiter.Limit)
 }
 
 // Store is what the HTTP side asks the token store directly: readiness

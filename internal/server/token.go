@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"time"
@@ -108,7 +109,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 // begin is the start of every POST endpoint: the caller-IP block check and
 // the form. ok is false when a response was written already.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey string, form url.Values, ok bool) {
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey netip.Addr, form url.Values, ok bool) {
 	info = infoFrom(r.Context())
 	ipKey, blocked := s.ipBlocked(w, r, info)
 	if blocked {
@@ -124,11 +125,11 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, i
 
 // ipBlocked answers 429 to a caller that has spent its budget of failed
 // authentications, whatever it sends now. It returns the caller's bucket key.
-func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (string, bool) {
+func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (netip.Addr, bool) {
 	if !info.caller.IsValid() { // shed did not run (an endpoint it skips)
 		info.caller = callerAddr(limiter.ClientIP(r, s.set.TrustedProxies))
 	}
-	ipKey := info.caller.String()
+	ipKey := info.caller
 	if blocked, wait := s.failedAuth.Blocked(ipKey, s.set.FailedAuthLimit); blocked {
 		info.outcome = "limited"
 		oauth.WriteError(w, oauth.ErrRateLimited.
@@ -144,7 +145,7 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 // bucket before it runs and refunded when it succeeds (clientauth.Budget),
 // so concurrent wrong secrets cannot all be verified; a failure that ran no
 // verification (no credentials) is a strike of its own.
-func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (store.Client, error) {
+func (s *Server) authClient(r *http.Request, form url.Values, ipKey netip.Addr) (store.Client, error) {
 	info := infoFrom(r.Context())
 	creds, err := clientauth.FromRequest(r, form)
 	if err == nil {
@@ -165,7 +166,7 @@ func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (sto
 // failed-authentication bucket.
 type authBudget struct {
 	set   FailedAuthLimiter
-	key   string
+	key   netip.Addr
 	lim   limiter.Limit
 	taken bool // a Take succeeded and was not refunded
 }
