@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokengw/tokengw/internal/assertion"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/oauth"
 )
 
@@ -111,7 +112,9 @@ func (c *Config) validateAssertions() error {
 			}
 		}
 		if ti.TokenTTL != 0 {
-			add(ttl(key+".token_ttl", ti.TokenTTL))
+			if err := clients.CheckTokenTTL(ti.TokenTTL); err != nil {
+				add(bad(key+".token_ttl", "must be between 1s and 720h, got %v", ti.TokenTTL))
+			}
 		}
 		switch ti.Replay {
 		case "", "reject", "allow":

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -37,16 +38,16 @@ func (s *Server) authAssertion(r *http.Request, form url.Values) (store.Client, 
 	if s.jwtAuth == nil {
 		return store.Client{}, oauth.ErrInvalidClient.WithDescription("client assertions are not accepted here")
 	}
-	return s.jwtAuth.Authenticate(r.Context(), r, form, s.issuer+r.URL.Path)
+	return s.jwtAuth.Authenticate(r.Context(), r, form, s.set.Issuer+r.URL.Path)
 }
 
 // jwtBearer serves grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
 // (RFC 7523 §2.1): the assertion's subject gets an access token, reused
 // per (issuer, subject, scope) like client_credentials tokens per client.
 // Client authentication is optional (§3.1) but, when sent, must succeed.
-func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo, form url.Values, ipKey string) {
+func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo, form url.Values, ipKey netip.Addr) {
 	if r.Header.Get("Authorization") != "" || form.Has("client_secret") || clientauth.UsesAssertion(form) {
-		client, err := s.authClient(r, form, ipKey)
+		client, err := s.authClient(w, r, form, ipKey)
 		if err != nil {
 			s.fail(w, info, err)
 			return
@@ -58,7 +59,7 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing assertion"))
 		return
 	}
-	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.issuer+r.URL.Path)
+	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.set.Issuer+r.URL.Path)
 	var ae *assertion.Error
 	switch {
 	case errors.As(err, &ae):
@@ -72,8 +73,8 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		return
 	}
 	principal := ti.Principal()
-	if !s.defaultLimit.Unlimited() { // the key is built only when it is used
-		dec := s.consumer.Allow(principal+"\x00"+claims.Subject, s.defaultLimit)
+	if !s.set.ClientLimit.Unlimited() { // the key is built only when it is used
+		dec := s.clientLimit.Allow(principal+"\x00"+claims.Subject, s.set.ClientLimit)
 		dec.SetHeaders(w.Header(), "client")
 		if !dec.Allowed {
 			info.outcome = "limited"
@@ -98,7 +99,7 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 	}
 	ttl := ti.TokenTTL
 	if ttl <= 0 {
-		ttl = s.cfg.Issuer.TokenTTL
+		ttl = s.set.TokenTTL
 	}
 	res, err := s.tokens.Token(r.Context(), reuse.Request{
 		ClientID: principal, Scope: scope.String(), Lifetime: ttl, Fingerprint: ti.Fingerprint(), Subject: claims.Subject,

@@ -69,6 +69,9 @@ type Client struct {
 	TokenTTL   time.Duration
 	Limit      *Limit // nil: the default limit applies
 	Introspect bool   // may call the introspection endpoint
+	// GrantTypes are the grant types it may use; nil means the default set
+	// (clients.DefaultGrantTypes). Only configured clients set it.
+	GrantTypes []string
 	// AuthMethod is the token_endpoint_auth_method: "" (a secret, Basic or
 	// post) or "private_key_jwt", which authenticates with assertions
 	// verified against JWKS (an inline JWK Set, JSON) or JWKSURI.
@@ -77,6 +80,10 @@ type Client struct {
 	JWKSURI    string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+
+	// Fingerprint is derived by the client registry (clients.Fingerprint)
+	// from the fields above; drivers neither store nor read it.
+	Fingerprint string
 }
 
 // Tokens persists issued tokens and the reuse rows. Implementations are safe

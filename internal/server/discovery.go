@@ -5,19 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/tokengw/tokengw/internal/assertion"
-	"github.com/tokengw/tokengw/internal/config"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/oauth"
 )
 
 // metadata is the RFC 8414 authorization server metadata document.
 // jwtAuth and grant say whether private_key_jwt and the jwt-bearer grant
 // are served.
-func metadata(c *config.Config, jwtAuth, grant bool) ([]byte, error) {
-	iss := strings.TrimSuffix(c.Issuer.URL, "/")
-	grants := []string{GrantClientCredentials}
+func metadata(iss string, jwtAuth, grant bool) ([]byte, error) {
+	grants := []string{clients.GrantClientCredentials}
 	if grant {
 		grants = append(grants, assertion.GrantType)
 	}
@@ -66,10 +64,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Server.Timeouts.Store)
+	ctx, cancel := context.WithTimeout(r.Context(), s.set.Timeouts.Store)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("readiness: store unavailable", "request_id", RequestID(r.Context()), "err", err.Error())
+		s.log.Warn("readiness: store unavailable", "request_id", infoOf(w).id, "err", err.Error())
 		w.Header().Set("Retry-After", "1")
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
 		return
