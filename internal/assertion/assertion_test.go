@@ -152,11 +152,11 @@ func TestCacheHitStillClaimsAndExpires(t *testing.T) {
 
 	oneTime := assertion.Principal{ID: "client:c", Keys: static(t, k), OneTime: true}
 	a := k.sign(t, claims("c", clk.Now()))
-	if _, _, err := v.Verify(ctx, a, "", fixed(oneTime)); err != nil {
+	if _, _, err := v.Verify(ctx, a, "", fixed(oneTime), nil); err != nil {
 		t.Fatal(err)
 	}
 	var ae *assertion.Error
-	if _, _, err := v.Verify(ctx, a, "", fixed(oneTime)); !errors.As(err, &ae) || ae.Check != assertion.CheckReplay {
+	if _, _, err := v.Verify(ctx, a, "", fixed(oneTime), nil); !errors.As(err, &ae) || ae.Check != assertion.CheckReplay {
 		t.Fatalf("second use: %v, want a replay refusal", err)
 	}
 	if v.Verifications() != 1 || v.CacheHits() != 1 {
@@ -166,7 +166,7 @@ func TestCacheHitStillClaimsAndExpires(t *testing.T) {
 	reusable := assertion.Principal{ID: "issuer:x", Keys: static(t, k)}
 	b := k.sign(t, claims("c", clk.Now()))
 	for range 3 {
-		if _, _, err := v.Verify(ctx, b, "", fixed(reusable)); err != nil {
+		if _, _, err := v.Verify(ctx, b, "", fixed(reusable), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -176,14 +176,14 @@ func TestCacheHitStillClaimsAndExpires(t *testing.T) {
 	// Past exp (5m) but within the skew (30s): the entry is gone, the JWT
 	// is verified again and accepted; past exp + skew it is refused.
 	clk.Advance(5*time.Minute + 10*time.Second)
-	if _, _, err := v.Verify(ctx, b, "", fixed(reusable)); err != nil {
+	if _, _, err := v.Verify(ctx, b, "", fixed(reusable), nil); err != nil {
 		t.Fatalf("within the skew: %v", err)
 	}
 	if v.Verifications() != 3 {
 		t.Fatalf("verifications %d, want 3: an entry must not outlive exp", v.Verifications())
 	}
 	clk.Advance(30 * time.Second)
-	if _, _, err := v.Verify(ctx, b, "", fixed(reusable)); !errors.As(err, &ae) || ae.Check != assertion.CheckExpiry {
+	if _, _, err := v.Verify(ctx, b, "", fixed(reusable), nil); !errors.As(err, &ae) || ae.Check != assertion.CheckExpiry {
 		t.Fatalf("past exp + skew: %v", err)
 	}
 }
@@ -234,7 +234,7 @@ func TestCacheDroppedWhenKeyLeavesSet(t *testing.T) {
 	a := old.sign(t, claims("w", clk.Now()))
 	ctx := context.Background()
 	for range 2 {
-		if _, _, err := v.Verify(ctx, a, "", fixed(p)); err != nil {
+		if _, _, err := v.Verify(ctx, a, "", fixed(p), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -247,10 +247,10 @@ func TestCacheDroppedWhenKeyLeavesSet(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ae *assertion.Error
-	if _, _, err := v.Verify(ctx, a, "", fixed(p)); !errors.As(err, &ae) || ae.Check != assertion.CheckKey {
+	if _, _, err := v.Verify(ctx, a, "", fixed(p), nil); !errors.As(err, &ae) || ae.Check != assertion.CheckKey {
 		t.Fatalf("after the key left the set: %v, want a key refusal", err)
 	}
-	if _, _, err := v.Verify(ctx, next.sign(t, claims("w", clk.Now())), "", fixed(p)); err != nil {
+	if _, _, err := v.Verify(ctx, next.sign(t, claims("w", clk.Now())), "", fixed(p), nil); err != nil {
 		t.Fatalf("the new key: %v", err)
 	}
 }
@@ -376,7 +376,7 @@ func TestConcurrentOneTime(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, err := v.Verify(context.Background(), a, "", fixed(p)); err == nil {
+			if _, _, err := v.Verify(context.Background(), a, "", fixed(p), nil); err == nil {
 				ok.Add(1)
 			} else if !errors.Is(err, assertion.ErrRefused) {
 				t.Errorf("verify: %v", err)
@@ -413,7 +413,7 @@ func BenchmarkVerify(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for b.Loop() {
-					if _, _, err := v.Verify(ctx, a, "", res); err != nil {
+					if _, _, err := v.Verify(ctx, a, "", res, nil); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -34,7 +34,7 @@ func FuzzVerify(f *testing.F) {
 			return p, nil
 		}
 		for range 2 { // the second pass may be a cache hit
-			_, _, err := v.Verify(context.Background(), compact, "", res)
+			_, _, err := v.Verify(context.Background(), compact, "", res, nil)
 			if err != nil && !errors.Is(err, assertion.ErrRefused) {
 				t.Fatalf("Verify(%q): %v is not a refusal", compact, err)
 			}

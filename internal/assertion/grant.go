@@ -118,10 +118,11 @@ func NewGrant(v *Verifier, issuers *Issuers) (*Grant, error) {
 }
 
 // Verify checks a grant assertion presented at endpoint and returns its
-// claims and issuer. Errors as Verifier.Verify: *Error (invalid_grant),
+// claims and issuer; the signature verification is charged to budget.
+// Errors as Verifier.Verify: *Error (invalid_grant), *BudgetError (429),
 // anything else 503.
-func (g *Grant) Verify(ctx context.Context, compact, endpoint string) (Claims, *TrustedIssuer, error) {
-	c, p, err := g.v.Verify(ctx, compact, endpoint, g.resolve)
+func (g *Grant) Verify(ctx context.Context, compact, endpoint string, budget Budget) (Claims, *TrustedIssuer, error) {
+	c, p, err := g.v.Verify(ctx, compact, endpoint, g.resolve, budget)
 	if err != nil {
 		return Claims{}, nil, err
 	}

@@ -66,6 +66,28 @@ type Principal struct {
 	Issuer *TrustedIssuer
 }
 
+// Budget is the caller's budget of failed authentications: a signature
+// verification is charged to it before it runs and refunded when the
+// signature verifies, so a flood of bad signatures is refused before its
+// crypto runs. The server's failed-authentication limiter is the
+// implementation; nil charges nothing.
+type Budget interface {
+	Take() (ok bool, retryAfter time.Duration)
+	Refund()
+}
+
+// ErrBudget is returned (wrapped in a *BudgetError) when the caller's
+// budget refuses a signature verification: 429.
+var ErrBudget = errors.New("assertion: failed-authentication budget spent")
+
+// BudgetError says how long the caller should wait.
+type BudgetError struct{ RetryAfter time.Duration }
+
+func (e *BudgetError) Error() string { return ErrBudget.Error() }
+
+// Unwrap makes errors.Is(err, ErrBudget) true.
+func (e *BudgetError) Unwrap() error { return ErrBudget }
+
 // Resolver is the principal check: given the (not yet verified) claims, it
 // returns who must have signed them, or an *Error (CheckPrincipal) when
 // they name nobody acceptable. Any other error is "cannot tell now" (503).
@@ -139,14 +161,15 @@ func (v *Verifier) ClockSkew() time.Duration { return v.opts.ClockSkew }
 // Verify checks compact, presented at the URL endpoint (accepted as
 // audience unless StrictAudience: a revocation or introspection request
 // may name the endpoint it calls), against the principal resolve names.
-// It returns the verified claims and the principal.
+// It returns the verified claims and the principal. A signature
+// verification is charged to budget (may be nil) before it runs.
 //
 // The verified-JWT cache is looked up first, by SHA-256 of the exact
 // bytes, before any parsing. On a hit the principal is resolved again, the
 // verifying key must still be in its key set, the claim checks are
 // repeated against the clock, and a one-time assertion's jti is still
 // claimed: a hit skips the parsing and the signature only.
-func (v *Verifier) Verify(ctx context.Context, compact, endpoint string, resolve Resolver) (Claims, Principal, error) {
+func (v *Verifier) Verify(ctx context.Context, compact, endpoint string, resolve Resolver, budget Budget) (Claims, Principal, error) {
 	if len(compact) > MaxAssertionBytes {
 		return Claims{}, Principal{}, refused(CheckSize, fmt.Sprintf("assertion larger than %d bytes", MaxAssertionBytes))
 	}
@@ -192,9 +215,17 @@ func (v *Verifier) Verify(ctx context.Context, compact, endpoint string, resolve
 	if err != nil {
 		return Claims{}, Principal{}, refused(CheckFormat, "not a valid JWS")
 	}
+	if budget != nil {
+		if ok, wait := budget.Take(); !ok {
+			return Claims{}, Principal{}, &BudgetError{RetryAfter: wait}
+		}
+	}
 	v.verifications.Add(1)
 	if _, err := jws.Verify(key.pub); err != nil {
 		return Claims{}, Principal{}, refused(CheckSignature, "signature does not verify with the registered key")
+	}
+	if budget != nil {
+		budget.Refund()
 	}
 	now = v.opts.Now()
 	if err := v.checkClaims(&claims, endpoint, now, p); err != nil {

@@ -52,14 +52,16 @@ func (a *JWTAuthenticator) Failures() uint64 { return a.failures.Load() }
 
 // Authenticate checks a request's client_assertion (RFC 7523 §2.2, §3) and
 // returns the client it authenticates. endpoint is the URL the request was
-// sent to (an accepted aud unless assertions.strict_audience).
+// sent to (an accepted aud unless assertions.strict_audience); the
+// signature verification is charged to budget (may be nil) before it runs,
+// as a secret verification is.
 //
 // Errors are *oauth.Error: invalid_request for a malformed request (a
 // missing parameter, a second authentication method), invalid_client for
 // a refused assertion (RFC 7521 §4.2.1; a replayed one too),
-// temporarily_unavailable when the client registry, the client's jwks_uri
-// or the store cannot answer.
-func (a *JWTAuthenticator) Authenticate(ctx context.Context, r *http.Request, form url.Values, endpoint string) (store.Client, error) {
+// rate_limited when budget is spent, temporarily_unavailable when the
+// client registry, the client's jwks_uri or the store cannot answer.
+func (a *JWTAuthenticator) Authenticate(ctx context.Context, r *http.Request, form url.Values, endpoint string, budget Budget) (store.Client, error) {
 	// RFC 6749 §2.3: "The client MUST NOT use more than one authentication
 	// method in each request."
 	if r.Header.Get("Authorization") != "" || form.Has("client_secret") {
@@ -106,11 +108,19 @@ func (a *JWTAuthenticator) Authenticate(ctx context.Context, r *http.Request, fo
 		client = cl
 		return assertion.Principal{ID: "client:" + cl.ID, Keys: src, OneTime: true}, nil
 	}
-	_, _, err := a.verifier.Verify(ctx, form.Get("client_assertion"), endpoint, resolve)
+	var ab assertion.Budget
+	if budget != nil {
+		ab = budget
+	}
+	_, _, err := a.verifier.Verify(ctx, form.Get("client_assertion"), endpoint, resolve, ab)
 	var ae *assertion.Error
+	var be *assertion.BudgetError
 	switch {
 	case err == nil:
 		return client, nil
+	case errors.As(err, &be):
+		return store.Client{}, oauth.ErrRateLimited.
+			WithDescription("too many failed client authentications from this address").WithRetryAfter(be.RetryAfter)
 	case errors.As(err, &ae):
 		a.failures.Add(1)
 		return store.Client{}, oauth.ErrInvalidClient.WithDescription("client assertion refused: " + ae.Description).WithCause(err)

@@ -278,3 +278,41 @@ func TestPrivateKeyJWTRevokeAndIntrospect(t *testing.T) {
 		t.Fatalf("introspect after revoke: %d %q", got.status, got.raw)
 	}
 }
+
+// A signature verification is charged to the caller's failed-auth budget
+// before it runs and refunded when it verifies: valid assertions cost
+// nothing, bad signatures spend the budget, and once it is spent the next
+// assertion is refused with 429 before its signature is checked. A
+// private_key_jwt client has no secret to authenticate with.
+func TestPrivateKeyJWTBudget(t *testing.T) {
+	key, other := newECKey(t, "k"), newECKey(t, "k")
+	cfg := testConfig(t, "TOKENGW_LIMITS__PER_IP_FAILED_AUTH__RATE=0.001", "TOKENGW_LIMITS__PER_IP_FAILED_AUTH__BURST=3")
+	cfg.Clients = append(cfg.Clients, jwtClient("svc", jwksOf(t, key)))
+	g := start(t, cfg, nil)
+	iss := cfg.Issuer.URL
+	for i := range 5 {
+		if got := send(http.DefaultClient, g.url(), assertionBody(key.sign(t, clientClaims("svc", iss, g.clk.Now())))); got.status != 200 {
+			t.Fatalf("valid assertion %d: %d %s", i, got.status, got.raw)
+		}
+	}
+	for i := range 3 {
+		if got := send(http.DefaultClient, g.url(), assertionBody(other.sign(t, clientClaims("svc", iss, g.clk.Now())))); got.status != 401 {
+			t.Fatalf("bad signature %d: %d %s, want 401", i, got.status, got.raw)
+		}
+	}
+	before := g.app.Assertions.Verifier.Verifications()
+	got := send(http.DefaultClient, g.url(), assertionBody(other.sign(t, clientClaims("svc", iss, g.clk.Now()))))
+	if got.status != 429 || got.header.Get("Retry-After") == "" {
+		t.Fatalf("with the budget spent: %d %s, want 429 with Retry-After", got.status, got.raw)
+	}
+	if n := g.app.Assertions.Verifier.Verifications(); n != before {
+		t.Fatalf("%d signatures verified after the budget was spent, want none", n-before)
+	}
+
+	cfg3 := testConfig(t, noFailedAuthLimit)
+	cfg3.Clients = append(cfg3.Clients, jwtClient("svc", jwksOf(t, key)))
+	g3 := start(t, cfg3, nil)
+	if resp, tj := post(t, g3.url(), basic("svc", ""), "grant_type=client_credentials"); resp.StatusCode != 401 || tj.Error != "invalid_client" {
+		t.Fatalf("private_key_jwt client with an empty secret: %d %s", resp.StatusCode, tj.Error)
+	}
+}

@@ -19,13 +19,13 @@ import (
 // clientauth.JWTAuthenticator is the implementation. Safe for concurrent
 // use.
 type JWTAuth interface {
-	Authenticate(ctx context.Context, r *http.Request, form url.Values, endpoint string) (store.Client, error)
+	Authenticate(ctx context.Context, r *http.Request, form url.Values, endpoint string, budget clientauth.Budget) (store.Client, error)
 }
 
 // BearerGrant verifies jwt-bearer grant assertions. assertion.Grant is the
 // implementation. Safe for concurrent use.
 type BearerGrant interface {
-	Verify(ctx context.Context, compact, endpoint string) (assertion.Claims, *assertion.TrustedIssuer, error)
+	Verify(ctx context.Context, compact, endpoint string, budget assertion.Budget) (assertion.Claims, *assertion.TrustedIssuer, error)
 }
 
 var (
@@ -33,12 +33,13 @@ var (
 	_ BearerGrant = (*assertion.Grant)(nil)
 )
 
-// authAssertion is authClient for a request with a client assertion.
-func (s *Server) authAssertion(r *http.Request, form url.Values) (store.Client, error) {
+// authAssertion is authClient for a request with a client assertion; the
+// signature verification is charged to b before it runs.
+func (s *Server) authAssertion(r *http.Request, form url.Values, b *authBudget) (store.Client, error) {
 	if s.jwtAuth == nil {
 		return store.Client{}, oauth.ErrInvalidClient.WithDescription("client assertions are not accepted here")
 	}
-	return s.jwtAuth.Authenticate(r.Context(), r, form, s.set.Issuer+r.URL.Path)
+	return s.jwtAuth.Authenticate(r.Context(), r, form, s.set.Issuer+r.URL.Path, b)
 }
 
 // jwtBearer serves grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
@@ -59,10 +60,20 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing assertion"))
 		return
 	}
-	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.set.Issuer+r.URL.Path)
+	// The signature verification is charged to the caller's
+	// failed-authentication budget before it runs, as a secret's is.
+	info.budget = authBudget{set: s.failedAuth, key: ipKey, lim: s.set.FailedAuthLimit}
+	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.set.Issuer+r.URL.Path, &info.budget)
 	var ae *assertion.Error
+	var be *assertion.BudgetError
 	switch {
+	case errors.As(err, &be):
+		s.fail(w, info, oauth.ErrRateLimited.WithDescription("too many failed authentications from this address").WithRetryAfter(be.RetryAfter))
+		return
 	case errors.As(err, &ae):
+		if !info.budget.taken {
+			s.failedAuth.Strike(ipKey, s.set.FailedAuthLimit)
+		}
 		// RFC 7523 §3.1: "If the JWT is not valid ... the authorization
 		// server constructs an error response ... the value of the error
 		// parameter MUST be the "invalid_grant" error code."

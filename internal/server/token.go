@@ -155,7 +155,8 @@ func (s *Server) authClient(w http.ResponseWriter, r *http.Request, form url.Val
 	var client store.Client
 	var err error
 	if clientauth.UsesAssertion(form) {
-		if client, err = s.authAssertion(r, form); err == nil {
+		info.budget = authBudget{set: s.failedAuth, key: ipKey, lim: s.set.FailedAuthLimit}
+		if client, err = s.authAssertion(r, form, &info.budget); err == nil {
 			return client, nil
 		}
 	} else if creds, ferr := clientauth.FromRequest(r, form); ferr != nil {
