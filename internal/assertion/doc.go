@@ -7,7 +7,7 @@
 // # Checks, in order
 //
 // Verify takes them in this order and stops at the first refusal: size
-// (MaxAssertionBytes); header (an asymmetric alg of Algorithms, never
+// (MaxAssertionBytes); header (an asymmetric alg of Algorithms(), never
 // "none", never HS*, no crit); principal (the Resolver: for a client, iss =
 // sub = the client id, and a client_id parameter, when sent, equal to it;
 // for the grant, a trusted iss and an allowed sub); key by kid (a jwks_uri

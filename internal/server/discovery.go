@@ -38,7 +38,7 @@ func metadata(iss string, jwtAuth, grant bool) ([]byte, error) {
 	if jwtAuth {
 		// RFC 8414 §2: the JWS algorithms of private_key_jwt assertions.
 		for _, ep := range []string{"token", "revocation", "introspection"} {
-			md[ep+"_endpoint_auth_signing_alg_values_supported"] = assertion.Algorithms
+			md[ep+"_endpoint_auth_signing_alg_values_supported"] = assertion.Algorithms()
 		}
 	}
 	b, err := json.Marshal(md)
