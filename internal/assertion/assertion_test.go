@@ -421,3 +421,37 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+// A jwks_uri that does not answer within the timeout, or answers with a
+// redirect, yields no key set: ErrKeysUnavailable, not a hang.
+func TestRemoteTimeoutAndRedirect(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hang.Close)
+	t.Cleanup(func() { close(release) })
+	k := newKey(t, "ES256", "k")
+	good := newJWKSServer(t, jwks(t, k))
+	redirect := httptest.NewServer(http.RedirectHandler(good.srv.URL, http.StatusFound))
+	t.Cleanup(redirect.Close)
+	for name, uri := range map[string]string{"hang": hang.URL, "redirect": redirect.URL} {
+		r, err := assertion.NewRemote(uri, assertion.RemoteOptions{AllowHTTP: true, Timeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		if _, err := r.Keys(context.Background()); !errors.Is(err, assertion.ErrKeysUnavailable) {
+			t.Fatalf("%s: %v, want ErrKeysUnavailable", name, err)
+		}
+		if d := time.Since(t0); d > 5*time.Second {
+			t.Fatalf("%s: Keys took %v with a 200ms timeout", name, d)
+		}
+	}
+	if good.fetches.Load() != 0 {
+		t.Fatalf("the redirect was followed")
+	}
+}
