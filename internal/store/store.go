@@ -67,8 +67,9 @@ type Client struct {
 	SecretHash string   // PHC string (argon2id, bcrypt or pbkdf2-sha256)
 	Scopes     []string // normalised: sorted, unique
 	TokenTTL   time.Duration
-	Limit      *Limit // nil: the default limit applies
-	Introspect bool   // may call the introspection endpoint
+	Limit      *Limit   // nil: the default limit applies
+	Introspect bool     // may call the introspection endpoint
+	Resources  []string // RFC 8707 resource indicators the client may ask for (the JWT audience)
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 }
@@ -151,6 +152,7 @@ type Clients interface {
 type Store interface {
 	Tokens
 	Clients
+	Keys
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store; further calls return ErrClosed.
