@@ -18,7 +18,7 @@ import (
 	"github.com/tokengw/tokengw/internal/clientauth"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/introspect"
-	"github.com/tokengw/tokengw/internal/issue"
+	"github.com/tokengw/tokengw/internal/keyring"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/reuse"
 	"github.com/tokengw/tokengw/internal/seal"
@@ -58,7 +58,9 @@ type App struct {
 	Clients *server.ClientManager
 	// Introspect is the introspection cache (RFC 7662).
 	Introspect *introspect.Cache
-	log        *slog.Logger
+	// Keys is the JWT signing key ring (nil for opaque tokens).
+	Keys *keyring.Ring
+	log  *slog.Logger
 
 	ownStore  bool // opened by New, closed by Close
 	closeOnce sync.Once
@@ -96,6 +98,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
+	mint, ring, err := minter(ctx, cfg, a.Store, opts.Now, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.Keys = ring
 	a.Reuser, err = reuse.New(ctx, reuse.Options{
 		Enabled: cfg.Reuse.Enabled,
 		Policy: reuse.Policy{
@@ -106,7 +113,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		LocalTTL:     cfg.Reuse.LocalTTL,
 		StoreTimeout: cfg.Server.Timeouts.Store,
 		Store:        a.Store,
-		Minter:       issue.Opaque{},
+		Minter:       mint,
 		Sealer:       sealer,
 		Now:          opts.Now,
 	})
@@ -173,7 +180,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		Config: cfg, Tokens: a.Reuser, Auth: a.Auth, Clients: a.Registry,
 		Consumer: a.Consumer, FailedIP: a.FailedIP, Store: a.Store,
 		Logger: opts.Logger, Now: opts.Now, Metrics: a.Metrics, Admin: a.Clients,
-		TokenStore: a.Store, Evictor: a.Reuser, Introspector: a.Introspect,
+		TokenStore: a.Store, Evictor: a.Reuser, Introspector: a.Introspect, Keys: keySet(ring),
 	})
 	if err != nil {
 		return nil, err
@@ -261,6 +268,9 @@ func (a *App) Serve(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("app: listen %s: %w", a.Config.Server.AdminAddr, err)
 		}
+	}
+	if a.Keys != nil {
+		go a.Keys.Run(ctx) // ends with ctx
 	}
 	return a.Server.Serve(ctx, ln, adminLn)
 }

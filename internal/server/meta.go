@@ -26,6 +26,9 @@ func metadata(c *config.Config) ([]byte, error) {
 		// No authorization endpoint: this server issues no response types.
 		"response_types_supported": []string{},
 	}
+	if c.Issuer.JWT() {
+		md["jwks_uri"] = iss + JWKSPath
+	}
 	b, err := json.Marshal(md)
 	if err != nil {
 		return nil, fmt.Errorf("server: metadata: %w", err)

@@ -116,7 +116,7 @@ func NewRegistry(clients []config.Client, st store.Clients, opts RegistryOptions
 		sc := staticClient{
 			client: store.Client{
 				ID: c.ID, SecretHash: c.SecretHash, Scopes: oauth.NewScope(c.Scopes...).Tokens(),
-				TokenTTL: c.TokenTTL, Introspect: c.Introspect,
+				TokenTTL: c.TokenTTL, Introspect: c.Introspect, Resources: c.Resources,
 			},
 			grants: c.GrantTypes,
 		}

@@ -79,6 +79,9 @@ type Options struct {
 	TokenStore   TokenStore
 	Evictor      Evictor
 	Introspector Introspector
+	// Keys, when set (issuer.token_format jwt), serves the JWKS and the
+	// admin key rotation.
+	Keys KeySet
 }
 
 // Server holds the handlers. Create it with New.
@@ -100,6 +103,7 @@ type Server struct {
 	tokenStore   TokenStore
 	evictor      Evictor
 	introspector Introspector
+	keys         KeySet
 
 	defaultLimit  limiter.Limit
 	failedIPLimit limiter.Limit
@@ -135,7 +139,7 @@ func New(opts Options) (*Server, error) {
 		cfg: c, tokens: opts.Tokens, auth: opts.Auth, clients: opts.Clients,
 		consumer: opts.Consumer, failedIP: opts.FailedIP, store: opts.Store,
 		log: opts.Logger, now: opts.Now, trusted: c.Server.TrustedProxyPrefixes(), metrics: opts.Metrics, admin: opts.Admin,
-		tokenStore: opts.TokenStore, evictor: opts.Evictor, introspector: opts.Introspector,
+		tokenStore: opts.TokenStore, evictor: opts.Evictor, introspector: opts.Introspector, keys: opts.Keys,
 		issuer:        strings.TrimSuffix(c.Issuer.URL, "/"),
 		defaultLimit:  limiter.Limit{Rate: c.Limits.PerClient.Rate, Burst: c.Limits.PerClient.Burst},
 		failedIPLimit: limiter.Limit{Rate: c.Limits.PerIPFailedAuth.Rate, Burst: c.Limits.PerIPFailedAuth.Burst},
@@ -171,11 +175,13 @@ func (s *Server) Handler() http.Handler {
 	// RFC 9110 §9.1: "All general-purpose servers MUST support the methods
 	// GET and HEAD" (chi routes HEAD to GET only when told; net/http drops
 	// the body of a HEAD response).
-	for path, h := range map[string]http.HandlerFunc{
+	gets := map[string]http.HandlerFunc{
 		"/.well-known/oauth-authorization-server": s.discovery,
 		"/healthz": s.healthz,
 		"/readyz":  s.readyz,
-	} {
+	}
+	s.jwtRoutes(gets)
+	for path, h := range gets {
 		r.Get(path, h)
 		r.Head(path, h)
 	}
@@ -205,6 +211,9 @@ func (s *Server) AdminHandler() http.Handler {
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	// The client API exists only with an admin token: without one, /admin/
 	// is not mounted at all.
+	if s.keys != nil && s.cfg.Server.AdminToken != "" {
+		r.Post("/admin/keys/rotate", s.rotateKeys)
+	}
 	if s.admin != nil && s.cfg.Server.AdminToken != "" {
 		api := newAdminAPI(s.admin, s.adminToken, s.log)
 		r.Handle("/admin", api)
