@@ -286,3 +286,49 @@ func TestJWKSAndMetadataOnlyForJWT(t *testing.T) {
 		t.Fatal("opaque issuer advertises jwks_uri")
 	}
 }
+
+func TestAdminRotateKeys(t *testing.T) {
+	g, iss := startJWT(t, nil, "", "TOKENGW_SERVER__ADMIN_TOKEN="+adminToken)
+	adm := httptest.NewServer(g.app.Server.AdminHandler())
+	t.Cleanup(adm.Close)
+	_, before := post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials")
+	rotate := func(auth string) (int, map[string]string) {
+		req, _ := http.NewRequest(http.MethodPost, adm.URL+"/admin/keys/rotate", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if code, _ := rotate(""); code != 401 {
+		t.Fatalf("rotate without the admin token: %d", code)
+	}
+	if code, _ := rotate("Bearer wrong-token-wrong-token"); code != 401 {
+		t.Fatalf("rotate with a wrong admin token: %d", code)
+	}
+	code, out := rotate("Bearer " + adminToken)
+	if code != 201 || out["kid"] == "" || out["state"] != "pending" {
+		t.Fatalf("rotate: %d %v", code, out)
+	}
+	rs := discover(t, iss)
+	if _, ok := rs.keys.LookupKeyID(out["kid"]); !ok || rs.keys.Len() != 2 {
+		t.Fatalf("the new key is not published beside the old one (%d keys)", rs.keys.Len())
+	}
+	// Until the lead has passed, tokens are signed with the old key; then
+	// with the new one; the old token still validates.
+	g.clk.Advance(g.app.Keys.Lead())
+	_, after := post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials&scope=read")
+	msg, _ := jws.Parse([]byte(after.AccessToken))
+	if kid, _ := msg.Signatures()[0].ProtectedHeaders().KeyID(); kid != out["kid"] {
+		t.Fatalf("after the lead tokens are signed by %s, want %s", kid, out["kid"])
+	}
+	if _, err := rs.validate(before.AccessToken, iss, g.clk.Now); err != nil {
+		t.Fatalf("a token signed before the rotation: %v", err)
+	}
+}
