@@ -56,8 +56,15 @@ func TestClientResources(t *testing.T) {
 	}
 	c.Clients = []Client{{ID: "a", SecretHash: "$x", Resources: []string{"https://api.example/", "relative"}}}
 	err = c.Validate()
-	var ke *KeyError
-	if !errors.As(err, &ke) || ke.Key != "clients[0].resources[1]" {
-		t.Fatalf("err = %v, want a KeyError naming clients[0].resources[1]", err)
+	joined, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		t.Fatalf("err = %v, want the joined errors of Validate", err)
 	}
+	for _, e := range joined.Unwrap() {
+		var ke *KeyError
+		if errors.As(e, &ke) && ke.Key == "clients[0].resources[1]" {
+			return
+		}
+	}
+	t.Fatalf("err = %v, want a KeyError naming clients[0].resources[1]", err)
 }

@@ -78,8 +78,8 @@ func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) {
 // configured default.
 func (s *Server) audience(client store.Client, values []string) ([]string, error) {
 	if len(values) == 0 {
-		if s.cfg.Issuer.JWT() {
-			return []string{s.cfg.Issuer.DefaultAudience()}, nil
+		if s.set.JWT {
+			return []string{s.set.Audience}, nil
 		}
 		return nil, nil
 	}
@@ -111,7 +111,7 @@ func (s *Server) jwtRoutes(gets map[string]http.HandlerFunc) {
 	if s.keys != nil {
 		gets[JWKSPath] = s.jwks
 	}
-	if p := issuerPath(s.issuer); p != "" && !strings.ContainsAny(p, "*{}") { // chi pattern characters
+	if p := issuerPath(s.set.Issuer); p != "" && !strings.ContainsAny(p, "*{}") { // chi pattern characters
 		gets[metadataPath+p] = s.discovery
 	}
 }

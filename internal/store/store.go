@@ -67,11 +67,20 @@ type Client struct {
 	SecretHash string   // PHC string (argon2id, bcrypt or pbkdf2-sha256)
 	Scopes     []string // normalised: sorted, unique
 	TokenTTL   time.Duration
-	Limit      *Limit   // nil: the default limit applies
-	Introspect bool     // may call the introspection endpoint
-	Resources  []string // RFC 8707 resource indicators the client may ask for (the JWT audience)
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	Limit      *Limit // nil: the default limit applies
+	Introspect bool   // may call the introspection endpoint
+	// GrantTypes are the grant types it may use; nil means the default set
+	// (clients.DefaultGrantTypes). Only configured clients set it.
+	GrantTypes []string
+	// Resources are the RFC 8707 resource indicators the client may ask
+	// for (a JWT's audience). Only configured clients set it so far.
+	Resources []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+
+	// Fingerprint is derived by the client registry (clients.Fingerprint)
+	// from the fields above; drivers neither store nor read it.
+	Fingerprint string
 }
 
 // Tokens persists issued tokens and the reuse rows. Implementations are safe
