@@ -53,7 +53,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.set.Timeouts.Store)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("readiness: store unavailable", "request_id", RequestID(r.Context()), "err", err.Error())
+		s.log.Warn("readiness: store unavailable", "request_id", infoOf(w).id, "err", err.Error())
 		w.Header().Set("Retry-After", "1")
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
 		return

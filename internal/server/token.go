@@ -36,7 +36,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	client, err := s.authClient(r, form, ipKey)
+	client, err := s.authClient(w, r, form, ipKey)
 	if err != nil {
 		s.fail(w, info, err)
 		return
@@ -115,7 +115,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 // begin is the start of every POST endpoint: the caller-IP block check and
 // the form. ok is false when a response was written already.
 func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey netip.Addr, form url.Values, ok bool) {
-	info = infoFrom(r.Context())
+	info = infoOf(w)
 	ipKey, blocked := s.ipBlocked(w, r, info)
 	if blocked {
 		return info, ipKey, nil, false
@@ -150,8 +150,8 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 // bucket before it runs and refunded when it succeeds (clientauth.Budget),
 // so concurrent wrong secrets cannot all be verified; a failure that ran no
 // verification (no credentials) is a strike of its own.
-func (s *Server) authClient(r *http.Request, form url.Values, ipKey netip.Addr) (store.Client, error) {
-	info := infoFrom(r.Context())
+func (s *Server) authClient(w http.ResponseWriter, r *http.Request, form url.Values, ipKey netip.Addr) (store.Client, error) {
+	info := infoOf(w)
 	creds, err := clientauth.FromRequest(r, form)
 	if err == nil {
 		info.budget = authBudget{set: s.failedAuth, key: ipKey, lim: s.set.FailedAuthLimit}
