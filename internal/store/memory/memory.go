@@ -33,6 +33,8 @@ type Store struct {
 	tokens   map[string]store.Token
 	currents map[slot]store.Current
 	clients  map[string]store.Client
+	// signingKeys is the JWT key ring by slot (keys.go); made on first add.
+	signingKeys map[string]store.SigningKey
 }
 
 // New returns an empty store.
