@@ -6,6 +6,8 @@
 //	tokengw hash-secret               read a secret on stdin, print its PHC hash
 //	tokengw client add|list|remove|rotate-secret --config FILE
 //	                                  manage the clients kept in the store
+//	tokengw keys list|rotate --config FILE
+//	                                  the JWT signing key ring
 //	tokengw version                   print the version
 package main
 
@@ -37,6 +39,8 @@ commands:
   hash-secret             read a client secret on stdin, print its PHC hash (argon2id)
   client add|list|remove|rotate-secret --config FILE
                           manage the clients kept in the store (tokengw client help)
+  keys list|rotate --config FILE
+                          list or rotate the JWT signing keys (tokengw keys help)
   version                 print the version
 
 Every config key can be overridden by an environment variable:
@@ -65,6 +69,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = hashSecret(stdin, stdout)
 	case "client":
 		err = client(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = keys(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tokengw", version)
 	case "help", "-h", "--help":

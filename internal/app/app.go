@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/introspect"
-	"github.com/tokengw/tokengw/internal/issue"
+	"github.com/tokengw/tokengw/internal/keyring"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/reuse"
 	"github.com/tokengw/tokengw/internal/seal"
@@ -58,6 +59,8 @@ type App struct {
 	Clients *clients.Manager
 	// Introspect is the introspection cache (RFC 7662).
 	Introspect *introspect.Cache
+	// Keys is the JWT signing key ring (nil for opaque tokens).
+	Keys *keyring.Ring
 	// Assertions verifies signed JWTs (private_key_jwt, jwt-bearer).
 	Assertions *Assertions
 	log        *slog.Logger
@@ -98,6 +101,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
+	mint, ring, err := minter(ctx, cfg, a.Store, opts.Now, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.Keys = ring
 	a.Reuser, err = reuse.New(reuse.Options{
 		Enabled: cfg.Reuse.Enabled,
 		Policy: reuse.Policy{
@@ -108,7 +116,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		LocalTTL:     cfg.Reuse.LocalTTL,
 		StoreTimeout: cfg.Server.Timeouts.Store,
 		Store:        a.Store,
-		Minter:       issue.Opaque{},
+		Minter:       mint,
 		Sealer:       sealer,
 		Now:          opts.Now,
 	})
@@ -171,7 +179,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	a.Server, err = server.New(server.Options{
 		Settings: server.SettingsFrom(cfg), Tokens: a.Reuser, Auth: a.Auth,
 		ClientLimiter: a.Consumer, FailedAuth: a.FailedIP, Store: a.Store, Introspector: a.Introspect,
-		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now,
+		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now, Keys: keySet(ring),
 		JWTAuth: a.Assertions.JWTAuth, Grant: a.Assertions.bearerGrant(),
 	})
 	if err != nil {
@@ -195,7 +203,9 @@ func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*c
 		if err != nil { // config.Load refuses these; a Config built in code may not
 			return nil, fmt.Errorf("config: clients[%d]: %w", i, err)
 		}
-		if sc, err = withKeySource(sc, c); err != nil { // private_key_jwt (assertions.go)
+		sc.Resources = slices.Clone(c.Resources) // RFC 8707; validated by config.Load
+		// private_key_jwt (assertions.go)
+		if sc, err = withKeySource(sc, c); err != nil {
 			return nil, fmt.Errorf("config: clients[%d]: %w", i, err)
 		}
 		static = append(static, sc)
@@ -247,6 +257,9 @@ func (a *App) Serve(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("app: listen %s: %w", a.Config.Server.AdminAddr, err)
 		}
+	}
+	if a.Keys != nil {
+		go a.Keys.Run(ctx) // ends with ctx
 	}
 	return a.Server.Serve(ctx, ln, adminLn)
 }

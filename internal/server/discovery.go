@@ -12,9 +12,9 @@ import (
 )
 
 // metadata is the RFC 8414 authorization server metadata document.
-// jwtAuth and grant say whether private_key_jwt and the jwt-bearer grant
-// are served.
-func metadata(iss string, jwtAuth, grant bool) ([]byte, error) {
+// jwks says whether a JWKS is served; jwtAuth and grant whether
+// private_key_jwt and the jwt-bearer grant are.
+func metadata(iss string, jwks, jwtAuth, grant bool) ([]byte, error) {
 	grants := []string{clients.GrantClientCredentials}
 	if grant {
 		grants = append(grants, assertion.GrantType)
@@ -34,6 +34,9 @@ func metadata(iss string, jwtAuth, grant bool) ([]byte, error) {
 		"introspection_endpoint_auth_methods_supported": methods,
 		// No authorization endpoint: this server issues no response types.
 		"response_types_supported": []string{},
+	}
+	if jwks {
+		md["jwks_uri"] = iss + JWKSPath
 	}
 	if jwtAuth {
 		// RFC 8414 §2: the JWS algorithms of private_key_jwt assertions.

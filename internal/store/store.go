@@ -72,6 +72,9 @@ type Client struct {
 	// GrantTypes are the grant types it may use; nil means the default set
 	// (clients.DefaultGrantTypes). Only configured clients set it.
 	GrantTypes []string
+	// Resources are the RFC 8707 resource indicators the client may ask
+	// for (a JWT's audience). Only configured clients set it so far.
+	Resources []string
 	// AuthMethod is the token_endpoint_auth_method: "" (a secret, Basic or
 	// post) or "private_key_jwt", which authenticates with assertions
 	// verified against JWKS (an inline JWK Set, JSON) or JWKSURI.
@@ -164,6 +167,7 @@ type Clients interface {
 type Store interface {
 	Tokens
 	Clients
+	Keys
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store; further calls return ErrClosed.

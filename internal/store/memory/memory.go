@@ -33,7 +33,10 @@ type Store struct {
 	tokens   map[string]store.Token
 	currents map[slot]store.Current
 	clients  map[string]store.Client
-	jtis     jtiSet // claimed assertion identifiers (assertions.go)
+	// signingKeys is the JWT key ring by slot (keys.go); made on first add.
+	signingKeys map[string]store.SigningKey
+	// jtis are the claimed assertion identifiers (assertions.go).
+	jtis jtiSet
 }
 
 // New returns an empty store.

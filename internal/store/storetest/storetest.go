@@ -120,6 +120,7 @@ func Run(t *testing.T, h Harness) {
 		{"CanceledContext", testCanceledContext},
 		{"Assertions", testAssertions},
 		{"Close", testClose},
+		{"SigningKeys", testSigningKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
