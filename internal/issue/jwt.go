@@ -75,8 +75,12 @@ func (j JWT) Mint(c Claims) (token string, hash []byte, err error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return "", nil, fmt.Errorf("issue: random: %w", err)
 	}
+	sub := c.Subject
+	if sub == "" {
+		sub = c.ClientID
+	}
 	payload, err := json.Marshal(accessClaims{
-		Iss: j.Issuer, Exp: c.ExpiresAt.Unix(), Aud: c.Audience, Sub: c.ClientID, ClientID: c.ClientID,
+		Iss: j.Issuer, Exp: c.ExpiresAt.Unix(), Aud: c.Audience, Sub: sub, ClientID: c.ClientID,
 		Iat: c.IssuedAt.Unix(), Jti: base64.RawURLEncoding.EncodeToString(id[:]), Scope: c.Scope,
 	})
 	if err != nil {

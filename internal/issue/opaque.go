@@ -26,6 +26,9 @@ type Claims struct {
 	// asked for, else the configured default.
 	Audience            []string
 	IssuedAt, ExpiresAt time.Time
+	// Subject is the token's sub when it is not the client (the jwt-bearer
+	// grant: the assertion's subject); "" means ClientID.
+	Subject string
 }
 
 // Opaque mints opaque tokens. The zero value reads crypto/rand. It is safe

@@ -359,6 +359,7 @@ func (r *Reuser) mint(ctx context.Context, req Request, rk string, gen uint64) (
 	now := r.now().Truncate(time.Millisecond)
 	token, hash, err := r.opts.Minter.Mint(issue.Claims{
 		ClientID: req.ClientID, Scope: req.Scope, Audience: req.Audience, IssuedAt: now, ExpiresAt: now.Add(req.Lifetime),
+		Subject: req.Subject,
 	})
 	if err != nil {
 		return Result{}, fmt.Errorf("reuse: mint: %w", err)

@@ -108,12 +108,20 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 			scope = requested
 		}
 	}
+	// The audience is the configured default: a trusted issuer registers
+	// no RFC 8707 resources, so a resource parameter is invalid_target.
+	aud, err := s.audience(store.Client{}, form["resource"])
+	if err != nil {
+		s.fail(w, info, err)
+		return
+	}
 	ttl := ti.TokenTTL
 	if ttl <= 0 {
 		ttl = s.set.TokenTTL
 	}
 	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: principal, Scope: scope.String(), Lifetime: ttl, Fingerprint: ti.Fingerprint(), Subject: claims.Subject,
+		ClientID: principal, Scope: scope.String(), Lifetime: ttl, Fingerprint: ti.Fingerprint(),
+		Audience: aud, Subject: claims.Subject,
 	})
 	if err != nil {
 		s.fail(w, info, storeError(err))

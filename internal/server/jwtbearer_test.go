@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"bufio"
+	"context"
+	"net"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -170,5 +172,49 @@ func TestJWTBearerNotConfigured(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(raw), jwtBearerGrant) {
 		t.Fatalf("metadata with trusted issuers lacks the grant: %s", raw)
+	}
+}
+
+// With JWT access tokens, the token of the jwt-bearer grant is the
+// assertion's subject's (sub), as a resource server validating it with jwx
+// sees; a resource parameter the issuer may not ask for is invalid_target.
+func TestJWTBearerAccessTokenSubject(t *testing.T) {
+	key := newECKey(t, "sa-1")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss := "http://" + ln.Addr().String()
+	cfg := workloadConfig(t, key, "allow", "TOKENGW_ISSUER__TOKEN_FORMAT=jwt", "TOKENGW_ISSUER__URL="+iss,
+		"TOKENGW_ISSUER__AUDIENCE=https://default.example")
+	clk := newClock()
+	a, err := app.New(context.Background(), cfg, app.Options{Now: clk.Now})
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(a.Server.Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); a.Close() })
+
+	as := key.sign(t, workloadClaims(iss, clk.Now()))
+	got := send(http.DefaultClient, iss+"/oauth2/token", bearerBody(as, "scope", "read"))
+	if got.status != 200 {
+		t.Fatalf("%d %s", got.status, got.raw)
+	}
+	tok, err := discover(t, iss).validate(got.tok.AccessToken, "https://default.example", clk.Now)
+	if err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	sub, _ := tok.Subject()
+	var scope string
+	_ = tok.Get("scope", &scope)
+	if sub != "system:serviceaccount:ns:app" || scope != "read" {
+		t.Fatalf("sub %q scope %q, want the assertion's subject and read", sub, scope)
+	}
+	if got := send(http.DefaultClient, iss+"/oauth2/token", bearerBody(as, "resource", "https://api-a.example/")); got.status != 400 || got.tok.Error != "invalid_target" {
+		t.Fatalf("resource: %d %s, want 400 invalid_target", got.status, got.raw)
 	}
 }
