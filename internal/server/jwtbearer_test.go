@@ -3,8 +3,8 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"net"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
