@@ -27,6 +27,7 @@ import (
 	"github.com/tokengw/tokengw/internal/store/bolt"
 	"github.com/tokengw/tokengw/internal/store/instrument"
 	"github.com/tokengw/tokengw/internal/store/memory"
+	"github.com/tokengw/tokengw/internal/upstream"
 )
 
 // Options are the parts tests replace.
@@ -58,7 +59,9 @@ type App struct {
 	Clients *server.ClientManager
 	// Introspect is the introspection cache (RFC 7662).
 	Introspect *introspect.Cache
-	log        *slog.Logger
+	// Upstream is upstream mode's gateway (nil unless upstream.token_url is set).
+	Upstream *upstream.Gateway
+	log      *slog.Logger
 
 	ownStore  bool // opened by New, closed by Close
 	closeOnce sync.Once
@@ -169,11 +172,22 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if a.FailedIP, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
+	var up server.Options // upstream mode's handlers (upstream.go)
+	if cfg.Upstream.Enabled() {
+		if a.Upstream, err = newUpstream(cfg, raw, sealer, a.Consumer, a.FailedIP, opts.Logger, opts.Now); err != nil {
+			return nil, err
+		}
+		up.UpstreamToken, up.UpstreamRevoke = a.Upstream.Token(), a.Upstream.Revoke()
+		if err := a.Metrics.Register(a.Upstream.Collectors()...); err != nil {
+			return nil, fmt.Errorf("app: metrics: %w", err)
+		}
+	}
 	a.Server, err = server.New(server.Options{
 		Config: cfg, Tokens: a.Reuser, Auth: a.Auth, Clients: a.Registry,
 		Consumer: a.Consumer, FailedIP: a.FailedIP, Store: a.Store,
 		Logger: opts.Logger, Now: opts.Now, Metrics: a.Metrics, Admin: a.Clients,
 		TokenStore: a.Store, Evictor: a.Reuser, Introspector: a.Introspect,
+		UpstreamToken: up.UpstreamToken, UpstreamRevoke: up.UpstreamRevoke,
 	})
 	if err != nil {
 		return nil, err

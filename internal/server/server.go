@@ -79,6 +79,9 @@ type Options struct {
 	TokenStore   TokenStore
 	Evictor      Evictor
 	Introspector Introspector
+	// UpstreamToken and UpstreamRevoke, when set (upstream mode), serve
+	// POST /oauth2/token and /oauth2/revoke instead (package upstream).
+	UpstreamToken, UpstreamRevoke http.Handler
 }
 
 // Server holds the handlers. Create it with New.
@@ -100,6 +103,7 @@ type Server struct {
 	tokenStore   TokenStore
 	evictor      Evictor
 	introspector Introspector
+	upstream     Options // UpstreamToken, UpstreamRevoke
 
 	defaultLimit  limiter.Limit
 	failedIPLimit limiter.Limit
@@ -150,6 +154,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.metadata = md
+	s.upstream = Options{UpstreamToken: opts.UpstreamToken, UpstreamRevoke: opts.UpstreamRevoke}
 	s.ready.Store(true)
 	return s, nil
 }
@@ -165,8 +170,13 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", allowFor(r.URL.Path))
 		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "method not allowed"})
 	})
-	r.Post("/oauth2/token", s.token)
-	r.Post("/oauth2/revoke", s.revoke)
+	if s.upstream.UpstreamToken != nil { // upstream mode
+		r.Method(http.MethodPost, "/oauth2/token", s.upstream.UpstreamToken)
+		r.Method(http.MethodPost, "/oauth2/revoke", s.upstream.UpstreamRevoke)
+	} else {
+		r.Post("/oauth2/token", s.token)
+		r.Post("/oauth2/revoke", s.revoke)
+	}
 	r.Post("/oauth2/introspect", s.introspect)
 	// RFC 9110 §9.1: "All general-purpose servers MUST support the methods
 	// GET and HEAD" (chi routes HEAD to GET only when told; net/http drops

@@ -33,6 +33,8 @@ type Store struct {
 	tokens   map[string]store.Token
 	currents map[slot]store.Current
 	clients  map[string]store.Client
+
+	*Upstream // upstream mode's rows (upstream.go)
 }
 
 // New returns an empty store.
@@ -45,6 +47,7 @@ func New(opts Options) *Store {
 		tokens:   make(map[string]store.Token),
 		currents: make(map[slot]store.Current),
 		clients:  make(map[string]store.Client),
+		Upstream: NewUpstream(opts.Now),
 	}
 }
 
