@@ -37,7 +37,7 @@ func upstreamTable(ks string) string {
   stored_at  timestamp,
   expires_at timestamp
 ) WITH %s
-  AND comment = 'tokengw upstream mode: sealed provider responses, their index rows and leases; keys are keyed hashes; written USING TTL'`,
+  AND comment = 'tokengw upstream mode: sealed provider responses, token-to-entry pointers and leases; keys are keyed hashes; written USING TTL'`,
 		ks, ttlTableOptions)
 }
 
