@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -77,10 +78,14 @@ func (c cached) expires() time.Time  { return time.UnixMilli(c.Expires) }
 // members are written sorted (encoding/json sorts map keys), so every
 // caller of one result gets the same bytes.
 func newCached(s success, sent time.Time, request []byte) (cached, error) {
-	body, err := json.Marshal(s.fields)
-	if err != nil {
+	// The provider's bytes as they were (no HTML escaping added).
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s.fields); err != nil {
 		return cached{}, err
 	}
+	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	c := cached{Body: body, IssuedAt: sent.UnixMilli(), Request: request}
 	if s.expiresIn >= 0 {
 		c.Expires = sent.Add(time.Duration(s.expiresIn) * time.Second).UnixMilli()
