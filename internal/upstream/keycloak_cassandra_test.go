@@ -68,7 +68,6 @@ func dropKeyspace(t *testing.T, addr, ks string) {
 	}
 }
 
-
 // TestKeycloakReplicasClientCredentials: 200 concurrent client_credentials
 // requests spread over two replicas sharing Cassandra make one upstream
 // call (the lease in the store), and every answer holds the same token.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -114,7 +115,13 @@ func upstreamConfig(t testing.TB, provider string, env ...string) *config.Config
 
 func startGateway(t testing.TB, cfg *config.Config, st store.Store) *gateway {
 	t.Helper()
-	a, err := app.New(context.Background(), cfg, app.Options{Store: st})
+	return startGatewayLog(t, cfg, st, nil)
+}
+
+// startGatewayLog is startGateway with the gateway's log going to log.
+func startGatewayLog(t testing.TB, cfg *config.Config, st store.Store, log *slog.Logger) *gateway {
+	t.Helper()
+	a, err := app.New(context.Background(), cfg, app.Options{Store: st, Logger: log})
 	if err != nil {
 		t.Fatalf("app.New: %v", err)
 	}

@@ -3,10 +3,14 @@
 package upstream_test
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -191,4 +195,109 @@ func TestKeycloakUpstreamDown(t *testing.T) {
 	if a := post(t, hc, gw.tokenURL(), basic(serviceID, serviceSecret), ccForm()); a.status != http.StatusOK {
 		t.Fatalf("after recovery: %d %s", a.status, a.body)
 	}
+}
+
+// metric returns the text of the gateway's /metrics lines starting with name.
+func metric(t *testing.T, gw *gateway, name string) string {
+	t.Helper()
+	w := httptest.NewRecorder()
+	gw.app.Metrics.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	var out []string
+	for _, l := range strings.Split(w.Body.String(), "\n") {
+		if strings.HasPrefix(l, name) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestKeycloakRefreshReplay: after the call, the stored success is
+// replayed to a caller with the same credentials and fields, at most
+// upstream.refresh.max_replays times, and counted; a caller with other
+// fields, and the one past the limit, go to Keycloak, which refuses the
+// spent token.
+func TestKeycloakRefreshReplay(t *testing.T) {
+	kc := keycloakURL(t)
+	rec := newRecorder(t, kc)
+	var logs syncBuffer
+	gw := startGatewayLog(t, upstreamConfig(t, rec.srv.URL, "TOKENGW_UPSTREAM__REFRESH__MAX_REPLAYS=1"), nil,
+		slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	hc := httpClient(2)
+	rt := passwordGrant(t, hc, kc)
+
+	first := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt))
+	if first.status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", first.status, first.body)
+	}
+	replay := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt))
+	if replay.status != http.StatusOK || replay.str(t, "refresh_token") != first.str(t, "refresh_token") {
+		t.Fatalf("replay: %d %s", replay.status, replay.body)
+	}
+	if n := rec.count("refresh_token"); n != 1 {
+		t.Fatalf("upstream refresh calls after a replay = %d, want 1", n)
+	}
+	if m := metric(t, gw, "tokengw_upstream_refresh_replays_total"); !strings.HasSuffix(m, " 1") {
+		t.Fatalf("replay metric: %q", m)
+	}
+	if l := logs.String(); !strings.Contains(l, "upstream: refresh result replayed") {
+		t.Fatalf("the replay was not logged: %s", l)
+	}
+	other := refreshForm(rt)
+	other.Set("scope", "openid")
+	for name, form := range map[string]url.Values{"other fields": other, "past max_replays": refreshForm(rt)} {
+		a := post(t, hc, gw.tokenURL(), basic(appID, appSecret), form)
+		if a.status != http.StatusBadRequest || a.str(t, "error") != "invalid_grant" {
+			t.Fatalf("%s: %d %s, want Keycloak's invalid_grant", name, a.status, a.body)
+		}
+	}
+	if n := rec.count("refresh_token"); n != 3 {
+		t.Fatalf("upstream refresh calls = %d, want 3 (the two refused went to Keycloak)", n)
+	}
+	l := logs.String()
+	for _, secret := range []string{rt, first.str(t, "refresh_token"), first.str(t, "access_token"), appSecret} {
+		if strings.Contains(l, secret) {
+			t.Fatalf("a token or secret reached the log")
+		}
+	}
+}
+
+// TestKeycloakRevoke: revoking a cached access token through tokengw is
+// forwarded to Keycloak and drops the entry: the next request is a new
+// upstream call with a new token.
+func TestKeycloakRevoke(t *testing.T) {
+	kc := keycloakURL(t)
+	rec := newRecorder(t, kc)
+	gw := startGateway(t, upstreamConfig(t, rec.srv.URL), nil)
+	hc := httpClient(2)
+	a := post(t, hc, gw.tokenURL(), basic(serviceID, serviceSecret), ccForm())
+	b := post(t, hc, gw.tokenURL(), basic(serviceID, serviceSecret), ccForm())
+	if a.status != http.StatusOK || a.str(t, "access_token") != b.str(t, "access_token") || rec.count("client_credentials") != 1 {
+		t.Fatalf("before revocation: %d, same token %v, %d calls", a.status, a.str(t, "access_token") == b.str(t, "access_token"), rec.count("client_credentials"))
+	}
+	rv := post(t, hc, gw.srv.URL+"/oauth2/revoke", basic(serviceID, serviceSecret), url.Values{"token": {a.str(t, "access_token")}})
+	if rv.status != http.StatusOK {
+		t.Fatalf("revoke: %d %s", rv.status, rv.body)
+	}
+	c := post(t, hc, gw.tokenURL(), basic(serviceID, serviceSecret), ccForm())
+	if c.status != http.StatusOK || c.str(t, "access_token") == a.str(t, "access_token") || rec.count("client_credentials") != 2 {
+		t.Fatalf("after revocation: %d, same token %v, %d calls", c.status, c.str(t, "access_token") == a.str(t, "access_token"), rec.count("client_credentials"))
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
