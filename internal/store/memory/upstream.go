@@ -24,7 +24,13 @@ type Upstream struct {
 	mu      sync.Mutex
 	entries map[string]store.UpstreamEntry
 	leases  map[string]lease
+	puts    int // since the last sweep
 }
+
+// sweepEvery is how many writes pass between sweeps of expired rows, so
+// rows nobody reads again (index rows, spent refresh results) do not pile
+// up: the cost of a sweep is spread over that many writes.
+const sweepEvery = 1024
 
 // NewUpstream returns an empty upstream cache on the clock now (nil: time.Now).
 func NewUpstream(now func() time.Time) *Upstream {
@@ -72,7 +78,33 @@ func (u *Upstream) PutUpstream(ctx context.Context, e store.UpstreamEntry) error
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.entries[string(e.Key)] = cloneEntry(e)
+	if u.puts++; u.puts >= sweepEvery || u.puts >= len(u.entries) && len(u.entries) > sweepEvery {
+		u.sweep()
+	}
 	return nil
+}
+
+// sweep drops every expired entry and lease; the caller holds mu.
+func (u *Upstream) sweep() {
+	u.puts = 0
+	now := u.now()
+	for k, e := range u.entries {
+		if !now.Before(e.ExpiresAt) {
+			delete(u.entries, k)
+		}
+	}
+	for k, l := range u.leases {
+		if !now.Before(l.until) {
+			delete(u.leases, k)
+		}
+	}
+}
+
+// Len reports how many entries are held, expired or not (for tests).
+func (u *Upstream) Len() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.entries)
 }
 
 // live returns key's entry if it has not expired; the caller holds mu.
