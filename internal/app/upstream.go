@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 // newUpstream builds upstream mode's gateway (upstream.token_url set). Its
 // rows go to the driver when it keeps them (memory, cassandra); the
 // embedded store serves one process, so its rows stay in this process.
-func newUpstream(cfg *config.Config, backend store.Store, sealer *seal.Sealer, consumer, failedIP *limiter.Set, log *slog.Logger, now func() time.Time) (*upstream.Gateway, error) {
+func newUpstream(cfg *config.Config, backend store.Store, sealer *seal.Sealer, consumer *limiter.Set[string], failedIP *limiter.Set[netip.Addr], log *slog.Logger, now func() time.Time) (*upstream.Gateway, error) {
 	u := cfg.Upstream
 	client, err := upstream.NewHTTPClient(u.TLS)
 	if err != nil {
@@ -39,8 +40,8 @@ func newUpstream(cfg *config.Config, backend store.Store, sealer *seal.Sealer, c
 		Policy:       reuse.Policy{MinRemaining: cfg.Reuse.MinRemaining, MaxElapsedFraction: cfg.Reuse.MaxElapsedFraction},
 		ReplayWindow: u.Refresh.ReplayWindow, MaxReplays: u.Refresh.MaxReplays, LocalTTL: cfg.Reuse.LocalTTL,
 		Store: rows, StoreTimeout: cfg.Server.Timeouts.Store, Sealer: sealer, CacheKey: key,
-		MaxBodyBytes: cfg.Server.MaxBodyBytes,
-		Consumer:     consumer, ConsumerLimit: limiter.Limit{Rate: cfg.Limits.PerClient.Rate, Burst: cfg.Limits.PerClient.Burst},
+		MaxBodyBytes: cfg.Server.MaxBodyBytes, BodyTimeout: cfg.Server.Timeouts.Body,
+		Consumer: consumer, ConsumerLimit: limiter.Limit{Rate: cfg.Limits.PerClient.Rate, Burst: cfg.Limits.PerClient.Burst},
 		FailedIP: failedIP, FailedIPLimit: limiter.Limit{Rate: cfg.Limits.PerIPFailedAuth.Rate, Burst: cfg.Limits.PerIPFailedAuth.Burst},
 		TrustedProxies: cfg.Server.TrustedProxyPrefixes(), Logger: log, Now: now,
 	})

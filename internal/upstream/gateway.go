@@ -26,12 +26,18 @@ import (
 	"github.com/tokengw/tokengw/internal/store"
 )
 
-// Limiter is the per-key token-bucket set (limiter.Set). Safe for
-// concurrent use.
-type Limiter interface {
+// ClientLimiter is the per-consumer token-bucket set, keyed by client id
+// (limiter.Set[string]). Safe for concurrent use.
+type ClientLimiter interface {
 	Allow(key string, l limiter.Limit) limiter.Decision
-	Blocked(key string, l limiter.Limit) (bool, time.Duration)
-	Strike(key string, l limiter.Limit) limiter.Decision
+}
+
+// FailedAuthLimiter is the per-caller-address budget of failed client
+// authentications (limiter.Set[netip.Addr]; an IPv6 caller's key is its
+// /64). Safe for concurrent use.
+type FailedAuthLimiter interface {
+	Blocked(key netip.Addr, l limiter.Limit) (bool, time.Duration)
+	Strike(key netip.Addr, l limiter.Limit) limiter.Decision
 }
 
 // Options configures a Gateway. TokenURL, Store, Sealer, CacheKey, Consumer
@@ -64,10 +70,11 @@ type Options struct {
 	LeaseWait    time.Duration
 	PollInterval time.Duration // how often a waiting request looks for the result; default 20ms
 
-	MaxBodyBytes   int64 // request body cap; default 8192
-	Consumer       Limiter
+	MaxBodyBytes   int64         // request body cap; default 8192
+	BodyTimeout    time.Duration // bound on reading the body; 0 = the server's read timeout only
+	Consumer       ClientLimiter
 	ConsumerLimit  limiter.Limit
-	FailedIP       Limiter
+	FailedIP       FailedAuthLimiter
 	FailedIPLimit  limiter.Limit
 	TrustedProxies []netip.Prefix
 
@@ -152,7 +159,7 @@ type request struct {
 	raw      []byte     // the body as sent, forwarded unchanged
 	form     url.Values // parsed; empty parameters dropped
 	clientID string     // as presented ("" when none could be read)
-	ipKey    string
+	ipKey    netip.Addr
 }
 
 // credentialFields are what a keyed hash takes as the presented
@@ -198,6 +205,12 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 	}
 	if r.ContentLength > g.o.MaxBodyBytes {
 		return nil, oauth.ErrRequestTooLarge
+	}
+	if g.o.BodyTimeout > 0 {
+		// A slow body holds a connection; bound it as the local endpoint does.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyTimeout))
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
 	if err != nil {
@@ -257,13 +270,15 @@ func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*request, bool)
 	return q, true
 }
 
-func ipLimitKey(ip netip.Addr) string {
+// ipLimitKey is a caller's failed-authentication bucket: its IPv4 address
+// or its IPv6 /64, as the local token endpoint keys it.
+func ipLimitKey(ip netip.Addr) netip.Addr {
 	if ip.Is6() {
 		if p, err := ip.Prefix(64); err == nil {
-			return p.String()
+			return p.Addr()
 		}
 	}
-	return ip.String()
+	return ip
 }
 
 func (g *Gateway) token(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +23,11 @@ func testGateway(t testing.TB, now func() time.Time) *Gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim, _ := limiter.New(limiter.Options{})
+	lim, _ := limiter.New[string](limiter.Options{})
+	ipLim, _ := limiter.New[netip.Addr](limiter.Options{})
 	g, err := New(Options{
 		TokenURL: "http://127.0.0.1:1/token", Store: memory.NewUpstream(now), Sealer: s,
-		CacheKey: DeriveCacheKey(key), Consumer: lim, FailedIP: lim, Now: now,
+		CacheKey: DeriveCacheKey(key), Consumer: lim, FailedIP: ipLim, Now: now,
 		ExpiryMargin: 10 * time.Second, Policy: reuse.Policy{MinRemaining: time.Minute, MaxElapsedFraction: 0.5},
 	})
 	if err != nil {
