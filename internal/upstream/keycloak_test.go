@@ -301,3 +301,26 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestKeycloakConsumerLimit: limits.per_client applies in upstream mode,
+// before the cache: past its burst a client gets 429 with Retry-After,
+// and another client is unaffected.
+func TestKeycloakConsumerLimit(t *testing.T) {
+	kc := keycloakURL(t)
+	gw := startGateway(t, upstreamConfig(t, kc, "TOKENGW_LIMITS__PER_CLIENT__RATE=0.01", "TOKENGW_LIMITS__PER_CLIENT__BURST=2"), nil)
+	hc := httpClient(2)
+	for i := range 2 {
+		if a := post(t, hc, gw.tokenURL(), basic(serviceID, serviceSecret), ccForm()); a.status != http.StatusOK {
+			t.Fatalf("request %d within the burst: %d %s", i, a.status, a.body)
+		}
+	}
+	a := post(t, hc, gw.tokenURL(), basic(serviceID, serviceSecret), ccForm())
+	if a.status != http.StatusTooManyRequests || a.header.Get("Retry-After") == "" {
+		t.Fatalf("past the burst: %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.body)
+	}
+	if b := post(t, hc, gw.tokenURL(), basic(appID, appSecret), url.Values{
+		"grant_type": {"password"}, "username": {userName}, "password": {userPassword},
+	}); b.status != http.StatusOK {
+		t.Fatalf("another client: %d %s", b.status, b.body)
+	}
+}
