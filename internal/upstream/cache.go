@@ -39,25 +39,34 @@ func DeriveCacheKey(sealKey []byte) []byte {
 // ("a","bc") differ.
 type hasher struct {
 	key  []byte
-	pool sync.Pool
+	pool sync.Pool // *hashState
+}
+
+type hashState struct {
+	mac hash.Hash
+	buf []byte
 }
 
 func newHasher(key []byte) *hasher {
 	h := &hasher{key: key}
-	h.pool.New = func() any { return hmac.New(sha256.New, h.key) }
+	h.pool.New = func() any { return &hashState{mac: hmac.New(sha256.New, h.key), buf: make([]byte, 0, 512)} }
 	return h
 }
 
 func (h *hasher) sum(fields ...string) []byte {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	var n [binary.MaxVarintLen64]byte
+	st := h.pool.Get().(*hashState)
+	b := st.buf[:0]
 	for _, f := range fields {
-		m.Write(n[:binary.PutUvarint(n[:], uint64(len(f)))])
-		m.Write([]byte(f))
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
 	}
-	out := m.Sum(make([]byte, 0, sha256.Size))
-	h.pool.Put(m)
+	st.mac.Reset()
+	st.mac.Write(b)
+	out := st.mac.Sum(make([]byte, 0, sha256.Size))
+	if cap(b) <= 4096 {
+		st.buf = b
+	}
+	h.pool.Put(st)
 	return out
 }
 

@@ -196,6 +196,13 @@ var multiValued = []string{"resource", "audience"}
 
 const formType = "application/x-www-form-urlencoded"
 
+// Header values of every success, shared and never modified.
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+	hdrNoCache = []string{"no-cache"}
+)
+
 func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request, *oauth.Error) {
 	if ct := r.Header.Get("Content-Type"); ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -349,10 +356,9 @@ func (g *Gateway) write(w http.ResponseWriter, q *request, res outcome) {
 		w.WriteHeader(res.reply.status)
 		_, _ = w.Write(res.reply.body)
 	default:
+		// RFC 6749 §5.1: Cache-Control no-store and Pragma no-cache.
 		h := w.Header()
-		h.Set("Content-Type", "application/json")
-		h.Set("Cache-Control", "no-store")
-		h.Set("Pragma", "no-cache")
+		h["Content-Type"], h["Cache-Control"], h["Pragma"] = hdrJSON, hdrNoStore, hdrNoCache
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(res.body)
 	}
