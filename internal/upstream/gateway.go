@@ -234,6 +234,12 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 	// RFC 6749 §3.2: parameters "MUST NOT be included more than once", and
 	// those "sent without a value MUST be treated as if they were omitted".
 	for k, v := range form {
+		if len(v) == 1 { // the common case: nothing to drop, nothing repeated
+			if v[0] == "" {
+				delete(form, k)
+			}
+			continue
+		}
 		v = slices.DeleteFunc(v, func(s string) bool { return s == "" })
 		switch {
 		case len(v) == 0:
