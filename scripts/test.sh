@@ -37,7 +37,8 @@ fi
 export TEST_CASSANDRA_ADDR=${TEST_CASSANDRA_ADDR:-127.0.0.1:9042}
 
 # Keycloak for the upstream-mode tests (-tags keycloak): about 75 s and
-# ~450 MiB on a first start here, when nothing answers on 127.0.0.1:8180.
+# ~470 MiB on an idle 2-CPU machine (minutes when it is loaded); started only
+# when nothing answers on 127.0.0.1:8180, stopped again at the end.
 echo "== keycloak"
 if bash scripts/keycloak.sh status >/dev/null 2>&1; then
   echo "using the Keycloak already answering on 127.0.0.1:8180"
@@ -46,6 +47,9 @@ else
   bash scripts/keycloak.sh start
 fi
 export TEST_KEYCLOAK_URL=${TEST_KEYCLOAK_URL:-http://127.0.0.1:8180}
+
+echo "== go vet, go test -race: the load-test kit (its own module)"
+(cd loadtest && go vet ./... && go test -race -count=1 -timeout 10m ./...)
 
 echo "== go test -race (with the cassandra and keycloak integration tests)"
 go test -race -count=1 -timeout 20m -tags cassandra,keycloak ./...
