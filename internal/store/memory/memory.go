@@ -35,6 +35,8 @@ type Store struct {
 	clients  map[string]store.Client
 	// signingKeys is the JWT key ring by slot (keys.go); made on first add.
 	signingKeys map[string]store.SigningKey
+
+	*Upstream // upstream mode's rows (upstream.go)
 }
 
 // New returns an empty store.
@@ -47,6 +49,7 @@ func New(opts Options) *Store {
 		tokens:   make(map[string]store.Token),
 		currents: make(map[slot]store.Current),
 		clients:  make(map[string]store.Client),
+		Upstream: NewUpstream(opts.Now),
 	}
 }
 
