@@ -28,6 +28,7 @@ import (
 	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/instrument"
+	"github.com/tokengw/tokengw/internal/upstream"
 )
 
 // Options are the parts tests replace.
@@ -61,6 +62,8 @@ type App struct {
 	Introspect *introspect.Cache
 	// Keys is the JWT signing key ring (nil for opaque tokens).
 	Keys *keyring.Ring
+	// Upstream is upstream mode's gateway (nil unless upstream.token_url is set).
+	Upstream *upstream.Gateway
 	// Assertions verifies signed JWTs (private_key_jwt, jwt-bearer).
 	Assertions *Assertions
 	log        *slog.Logger
@@ -176,10 +179,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if a.FailedIP, err = limiter.New[netip.Addr](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
+	var up server.Options // upstream mode's handlers (upstream.go)
+	if cfg.Upstream.Enabled() {
+		if a.Upstream, err = newUpstream(cfg, raw, sealer, a.Consumer, a.FailedIP, opts.Logger, opts.Now); err != nil {
+			return nil, err
+		}
+		up.UpstreamToken, up.UpstreamRevoke = a.Upstream.Token(), a.Upstream.Revoke()
+		if err := a.Metrics.Register(a.Upstream.Collectors()...); err != nil {
+			return nil, fmt.Errorf("app: metrics: %w", err)
+		}
+	}
 	a.Server, err = server.New(server.Options{
 		Settings: server.SettingsFrom(cfg), Tokens: a.Reuser, Auth: a.Auth,
 		ClientLimiter: a.Consumer, FailedAuth: a.FailedIP, Store: a.Store, Introspector: a.Introspect,
 		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now, Keys: keySet(ring),
+		UpstreamToken: up.UpstreamToken, UpstreamRevoke: up.UpstreamRevoke,
 		JWTAuth: a.Assertions.JWTAuth, Grant: a.Assertions.bearerGrant(),
 	})
 	if err != nil {

@@ -50,6 +50,8 @@ type Config struct {
 	Clients []Client `koanf:"clients"`
 	Log     Log      `koanf:"log"`
 
+	Upstream Upstream `koanf:"upstream"` // upstream mode (upstream.go)
+
 	Assertions     Assertions      `koanf:"assertions"`      // signed-JWT assertions (assertions.go)
 	TrustedIssuers []TrustedIssuer `koanf:"trusted_issuers"` // the jwt-bearer grant's issuers
 }
@@ -252,6 +254,9 @@ func Load(path string, environ []string) (*Config, error) {
 	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
+	if err := k.Load(confmap.Provider(upstreamDefaults(), "."), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {
 			return nil, fmt.Errorf("config: %w", err)
@@ -416,6 +421,7 @@ func (c *Config) Validate() error {
 	add(rate("limits.per_ip_failed_auth", c.Limits.PerIPFailedAuth))
 
 	add(c.Auth.validate())
+	add(c.Upstream.validate())
 
 	st := c.Store
 	switch st.Driver {

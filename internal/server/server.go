@@ -152,6 +152,9 @@ type Options struct {
 	// Keys, when set (issuer.token_format jwt), serves the JWKS and the
 	// admin key rotation.
 	Keys KeySet
+	// UpstreamToken and UpstreamRevoke, when set (upstream mode), serve
+	// POST /oauth2/token and /oauth2/revoke instead (package upstream).
+	UpstreamToken, UpstreamRevoke http.Handler
 	// JWTAuth, when set, accepts private_key_jwt client authentication;
 	// Grant, when set, the jwt-bearer grant (jwtbearer.go).
 	JWTAuth JWTAuth
@@ -173,8 +176,11 @@ type Server struct {
 	log          *slog.Logger
 	now          func() time.Time
 	metadata     []byte
-	jwtAuth      JWTAuth
-	grant        BearerGrant
+	// upstream mode's handlers (nil: local mode)
+	upstreamToken, upstreamRevoke http.Handler
+	// private_key_jwt and the jwt-bearer grant (nil: not offered)
+	jwtAuth JWTAuth
+	grant   BearerGrant
 
 	idPrefix string
 	// adminToken is server.admin_token's digest (admin API and introspection).
@@ -206,6 +212,7 @@ func New(opts Options) (*Server, error) {
 		set: set, tokens: opts.Tokens, auth: opts.Auth, clientLimit: opts.ClientLimiter, failedAuth: opts.FailedAuth,
 		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics, keys: opts.Keys,
 		log: opts.Logger, now: opts.Now, jwtAuth: opts.JWTAuth, grant: opts.Grant,
+		upstreamToken: opts.UpstreamToken, upstreamRevoke: opts.UpstreamRevoke,
 		idPrefix:   hex.EncodeToString(pfx[:]),
 		adminToken: newAdminToken(set.AdminToken),
 	}
@@ -238,8 +245,13 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", allowFor(r.URL.Path))
 		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "method not allowed"})
 	})
-	r.Post("/oauth2/token", s.token)
-	r.Post("/oauth2/revoke", s.revoke)
+	if s.upstreamToken != nil { // upstream mode
+		r.Method(http.MethodPost, "/oauth2/token", s.upstreamToken)
+		r.Method(http.MethodPost, "/oauth2/revoke", s.upstreamRevoke)
+	} else {
+		r.Post("/oauth2/token", s.token)
+		r.Post("/oauth2/revoke", s.revoke)
+	}
 	r.Post("/oauth2/introspect", s.introspect)
 	// RFC 9110 §9.1: "All general-purpose servers MUST support the methods
 	// GET and HEAD" (chi routes HEAD to GET only when told; net/http drops

@@ -98,6 +98,7 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
 ) WITH comment = 'tokengw: run-time client registry; token_ttl in ms (0 = issuer default), limit_* null = default limit'`,
 			ks),
 		signingKeysTable(ks),
+		upstreamTable(ks),
 		assertionsTable(ks),
 	}, nil
 }

@@ -37,6 +37,8 @@ type Store struct {
 	signingKeys map[string]store.SigningKey
 	// jtis are the claimed assertion identifiers (assertions.go).
 	jtis jtiSet
+
+	*Upstream // upstream mode's rows (upstream.go)
 }
 
 // New returns an empty store.
@@ -49,6 +51,7 @@ func New(opts Options) *Store {
 		tokens:   make(map[string]store.Token),
 		currents: make(map[slot]store.Current),
 		clients:  make(map[string]store.Client),
+		Upstream: NewUpstream(opts.Now),
 	}
 }
 
