@@ -1,6 +1,7 @@
 // Package memory is an in-process store.Store for tests and throwaway runs.
-// Nothing survives the process. Expired rows are dropped lazily, as the
-// clock (injectable) passes their expiry.
+// Nothing survives the process. Expiry is judged by the clock (injectable):
+// an expired token or reuse row is no longer returned, but it is not
+// deleted, so the store grows with every token issued.
 package memory
 
 import (
