@@ -15,9 +15,10 @@
 // codec.go); times are kept to the millisecond, as store.go requires.
 //
 // Why it is built this way: bbolt has a single writer and every commit is an
-// fsync, so writes (Issue, Revoke, ClearCurrents, client writes) go through
-// DB.Batch, which folds concurrent writers into one transaction and one
-// fsync; the claim of a reuse slot and the insert of its token share that
+// fsync, so writes (Issue, Revoke, ClearCurrents, RevokeClient, client
+// writes) go through a group committer (commit.go), which folds every write
+// queued meanwhile into one transaction and one fsync, without a timer; the
+// claim of a reuse slot and the insert of its token share that
 // transaction, so Issue is exclusive per slot. A token's two index entries
 // (expiry, by_client) are written in the transaction that writes the token
 // and deleted in the one that deletes it, so RevokeClient finds a client's
@@ -37,8 +38,9 @@
 //
 // Files, by concept: bolt.go opens and closes the file, schema.go holds the
 // bucket layout and its upgrade, tokens.go the tokens and reuse rows
-// (issue, current, revoke), clients.go the client registry, sweep.go the
-// expiry sweeper and codec.go the record encoding.
+// (issue, current, revoke), clients.go the client registry, commit.go the
+// group committer, sweep.go the expiry sweeper and codec.go the record
+// encoding.
 package bolt
 
 import (
@@ -61,6 +63,12 @@ var _ store.Store = (*Store)(nil)
 // ErrLocked is returned by Open when another process (or another Store in
 // this one) holds the database file.
 var ErrLocked = errors.New("bolt: database file is locked by another process")
+
+// ErrCorrupt is returned (wrapped, with the file's name) by Open, Check and
+// any operation that finds the database file damaged: pages that do not
+// hold what bbolt expects. It is not transient: restore the file from a
+// backup (see the README).
+var ErrCorrupt = errors.New("bolt: database file is damaged")
 
 // Defaults for Options.
 const (
@@ -92,16 +100,6 @@ type Options struct {
 	// metrics). It runs on the sweeper goroutine and must not call Close.
 	OnSweep func(deleted int, err error)
 
-	// BatchDelay is the longest a write waits for others to share its
-	// transaction and fsync (bbolt's DB.MaxBatchDelay). 0 means bbolt's
-	// default (10ms).
-	BatchDelay time.Duration
-
-	// MaxBatchSize is the number of writes that commits a batch without
-	// waiting for BatchDelay (bbolt's DB.MaxBatchSize). 0 means bbolt's
-	// default (1000).
-	MaxBatchSize int
-
 	// Timeout is how long Open waits for the file lock before it fails with
 	// ErrLocked. 0 means DefaultTimeout (1s); negative waits forever.
 	Timeout time.Duration
@@ -114,6 +112,12 @@ type Store struct {
 	now     func() time.Time
 	chunk   int
 	onSweep func(int, error)
+
+	// commits is the group committer every write goes through, by way
+	// of write (commits.do; the tests can put bbolt's DB.Batch there to
+	// measure against it).
+	commits *committer
+	write   func(func(*bbolt.Tx) error) error
 
 	closed    atomic.Bool
 	stopSweep context.CancelFunc // nil when the sweeper is disabled
@@ -128,8 +132,8 @@ func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("bolt: open: empty path")
 	}
-	if opts.BatchDelay < 0 || opts.MaxBatchSize < 0 || opts.SweepChunk < 0 {
-		return nil, errors.New("bolt: open: negative BatchDelay, MaxBatchSize or SweepChunk")
+	if opts.SweepChunk < 0 {
+		return nil, errors.New("bolt: open: negative SweepChunk")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -158,12 +162,6 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	if opts.BatchDelay > 0 {
-		db.MaxBatchDelay = opts.BatchDelay
-	}
-	if opts.MaxBatchSize > 0 {
-		db.MaxBatchSize = opts.MaxBatchSize
-	}
 	if err := initSchema(db, opts.SweepChunk); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
@@ -175,7 +173,9 @@ func Open(path string, opts Options) (*Store, error) {
 		chunk:     opts.SweepChunk,
 		onSweep:   opts.OnSweep,
 		sweepDone: make(chan struct{}),
+		commits:   newCommitter(db),
 	}
+	s.write = s.commits.do
 	if opts.SweepInterval > 0 {
 		ctx, cancel := context.WithCancel(context.Background())
 		s.stopSweep = cancel
@@ -186,7 +186,8 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// Close stops the sweeper, waits for it, and closes the file. Further calls
+// Close stops the sweeper, waits for it, commits the writes already
+// queued, and closes the file. Further calls
 // on the Store return store.ErrClosed; closing twice is a no-op.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
@@ -196,6 +197,7 @@ func (s *Store) Close() error {
 		s.stopSweep()
 	}
 	<-s.sweepDone
+	s.commits.close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("bolt: close: %w", err)
 	}
@@ -233,7 +235,7 @@ func (s *Store) fail(op string, err error) error {
 		return nil
 	case errors.Is(err, berrors.ErrDatabaseNotOpen), errors.Is(err, store.ErrClosed):
 		return fmt.Errorf("bolt: %s: %w", op, store.ErrClosed)
-	case errors.Is(err, errCorrupt):
+	case errors.Is(err, errCorrupt), errors.Is(err, ErrCorrupt):
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	default:
 		return fmt.Errorf("bolt: %s: %w: %w", op, store.ErrUnavailable, err)

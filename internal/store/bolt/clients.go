@@ -86,7 +86,7 @@ func (s *Store) putClient(ctx context.Context, c store.Client, update bool) erro
 	}
 	k, v := []byte(c.ID), encodeClient(c)
 	var result error // ctx error, ErrExists or ErrNotFound: not batch failures
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		if result = ctx.Err(); result != nil {
 			return nil
 		}
@@ -123,7 +123,7 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	}
 	k := []byte(id)
 	var result error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		if result = ctx.Err(); result != nil {
 			return nil
 		}

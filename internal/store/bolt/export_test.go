@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,4 +88,41 @@ func SchemaOf(t testing.TB, path string) []byte {
 		return nil
 	})
 	return v
+}
+
+// UseDBBatch makes s write through bbolt's DB.Batch (a timer of
+// DB.MaxBatchDelay, 10ms, or DB.MaxBatchSize writes, then one transaction)
+// instead of the group committer: the path before group commit, kept here
+// to measure against. Call it before s is used.
+func UseDBBatch(s *Store) { s.write = s.db.Batch }
+
+// HoldCommitter makes the committer stop before its next batch until the
+// returned release is called; taken receives the size of every batch the
+// committer takes, and queued the queue's length after every write joins
+// it. Both channels are buffered; a send that would block is dropped.
+func HoldCommitter(s *Store) (taken, queued <-chan int, release func()) {
+	c := s.commits
+	t, q := make(chan int, 1024), make(chan int, 1024)
+	gate := make(chan struct{})
+	var once sync.Once
+	first := true
+	c.mu.Lock()
+	c.take = func(n int) {
+		select {
+		case t <- n:
+		default:
+		}
+		if first {
+			first = false
+			<-gate
+		}
+	}
+	c.queued = func(n int) {
+		select {
+		case q <- n:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	return t, q, func() { once.Do(func() { close(gate) }) }
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // Issue implements store.Tokens. The slot claim and the token insert are one
-// transaction, batched with concurrent writers.
+// transaction, shared with concurrent writers (group commit).
 func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
 	if err := s.begin(ctx); err != nil {
 		return store.Current{}, false, err
@@ -37,14 +37,14 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	}
 	hash, tv := bytes.Clone(tok.Hash), encodeToken(tok)
 
-	// DB.Batch may run fn more than once (when another function in the
-	// batch fails, the rest are retried): results are reset on every run.
+	// The committer may run fn more than once (when another write in its
+	// transaction fails, the rest run again): results are reset on every run.
 	var (
 		have    store.Current
 		claimed bool
 		ctxErr  error
 	)
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		have, claimed, ctxErr = store.Current{}, false, nil
 		if ctxErr = ctx.Err(); ctxErr != nil {
 			return nil // write nothing; not an error, so the batch is not retried
@@ -188,7 +188,7 @@ func (s *Store) Revoke(ctx context.Context, hash []byte) error {
 	hash = bytes.Clone(hash)
 	var notFound bool
 	var ctxErr error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		notFound, ctxErr = false, nil
 		if ctxErr = ctx.Err(); ctxErr != nil {
 			return nil
@@ -288,7 +288,7 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 		return nil // no slot can belong to it
 	}
 	var ctxErr error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		if ctxErr = ctx.Err(); ctxErr != nil {
 			return nil
 		}
@@ -302,7 +302,8 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 
 // RevokeClient implements store.Tokens. It walks the client's by_client
 // entries from now on (expiry order) and revokes at most SweepChunk tokens
-// per write transaction; every transaction also deletes the client's reuse
+// per write (each write is committed atomically, in a transaction it may
+// share with other writers); every write also deletes the client's reuse
 // rows, so no committed state has a reuse row pointing at a token revoked
 // here. A token row that does not decode is deleted (an unknown token is as
 // inactive as a revoked one), and is counted; entries that point at no
@@ -329,7 +330,7 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) 
 			n    int
 			next []byte
 		)
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.write(func(tx *bbolt.Tx) error {
 			var err error
 			n, next, err = s.revokeChunk(tx, clientID, prefix, seek, now)
 			if err != nil {
