@@ -126,3 +126,8 @@ func HoldCommitter(s *Store) (taken, queued <-chan int, release func()) {
 	c.mu.Unlock()
 	return t, q, func() { once.Do(func() { close(gate) }) }
 }
+
+// WritePanic queues a write that panics with p.
+func WritePanic(s *Store, p any) error {
+	return s.write(func(*bbolt.Tx) error { panic(p) })
+}
