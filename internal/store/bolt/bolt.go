@@ -127,7 +127,9 @@ type Store struct {
 // Open opens (creating if absent) the database file at path and starts the
 // background sweeper. The file is created with mode 0600 and missing parent
 // directories with 0700. When another process holds the file, Open fails
-// with ErrLocked after opts.Timeout.
+// with ErrLocked after opts.Timeout. A damaged file (cut short, pages bbolt
+// cannot read) fails with an error wrapping ErrCorrupt that names it, never
+// a panic; see check.go.
 func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("bolt: open: empty path")
@@ -144,27 +146,18 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.SweepChunk == 0 {
 		opts.SweepChunk = DefaultSweepChunk
 	}
-	timeout := opts.Timeout
-	switch {
-	case timeout == 0:
-		timeout = DefaultTimeout
-	case timeout < 0:
-		timeout = 0 // bbolt: wait forever
-	}
-
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("bolt: open: %w", err)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: timeout})
-	if errors.Is(err, berrors.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s (waited %v)", ErrLocked, path, timeout)
+	if err := probe(path, opts.Timeout); err != nil {
+		return nil, err
 	}
+	db, err := openBolt(path, &bbolt.Options{Timeout: lockTimeout(opts.Timeout)})
 	if err != nil {
-		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+		return nil, err
 	}
-	if err := initSchema(db, opts.SweepChunk); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
+	if err := setUp(db, path, opts.SweepChunk); err != nil {
+		return nil, err
 	}
 
 	s := &Store{
@@ -187,8 +180,8 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // Close stops the sweeper, waits for it, commits the writes already
-// queued, and closes the file. Further calls
-// on the Store return store.ErrClosed; closing twice is a no-op.
+// queued, and closes the file. Further calls on the Store return
+// store.ErrClosed; closing twice is a no-op.
 func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
@@ -209,7 +202,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		if tx.Bucket([]byte(bucketTokens)) == nil {
 			return errors.New("tokens bucket missing")
 		}
@@ -224,6 +217,13 @@ func (s *Store) begin(ctx context.Context) error {
 		return store.ErrClosed
 	}
 	return ctx.Err()
+}
+
+// view runs fn in a read transaction. A panic or memory fault on a
+// damaged page is returned as an error wrapping ErrCorrupt instead of
+// taking the caller's goroutine down.
+func (s *Store) view(fn func(*bbolt.Tx) error) error {
+	return protect(s.db.Path(), func() error { return s.db.View(fn) })
 }
 
 // fail maps a bbolt error to the store's: a closed database is

@@ -21,7 +21,7 @@ func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
 		c     store.Client
 		found bool
 	)
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket([]byte(bucketClients)).Get([]byte(id))
 		if v == nil {
 			return nil
@@ -47,7 +47,7 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 		return nil, err
 	}
 	var out []store.Client
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		out = []store.Client{}
 		return tx.Bucket([]byte(bucketClients)).ForEach(func(k, v []byte) error {
 			c, err := decodeClient(k, v)

@@ -3,6 +3,7 @@ package bolt
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
 	"go.etcd.io/bbolt"
@@ -104,7 +105,8 @@ func (c *committer) close() {
 // run is the committer goroutine.
 func (c *committer) run() {
 	defer close(c.done)
-	var batch []*writeOp // the queue's previous backing array, reused
+	debug.SetPanicOnFault(true) // a fault on a damaged page fails a write, see safeCall
+	var batch []*writeOp        // the queue's previous backing array, reused
 	for {
 		c.mu.Lock()
 		for len(c.queue) == 0 && !c.closing {

@@ -131,3 +131,30 @@ func HoldCommitter(s *Store) (taken, queued <-chan int, release func()) {
 func WritePanic(s *Store, p any) error {
 	return s.write(func(*bbolt.Tx) error { panic(p) })
 }
+
+// LeafPages lists the leaf pages in use in the closed database file at
+// path (not free: damage to them is damage to data).
+func LeafPages(t testing.TB, path string) []int {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil) // read-write: the free list is loaded
+	if err != nil {
+		t.Fatalf("LeafPages: %v", err)
+	}
+	defer db.Close()
+	var ids []int
+	err = db.View(func(tx *bbolt.Tx) error {
+		for id := 2; ; id++ {
+			p, err := tx.Page(id)
+			if err != nil || p == nil {
+				return err
+			}
+			if p.Type == "leaf" {
+				ids = append(ids, id)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("LeafPages: %v", err)
+	}
+	return ids
+}

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"fmt"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 )
@@ -26,12 +27,42 @@ const (
 	keySchema           = "schema"
 )
 
+// bucketNames lists every bucket of the layout.
+func bucketNames() [7]string {
+	return [...]string{bucketTokens, bucketCurrent, bucketClients, bucketExpiry, bucketByClient, bucketCurrentExpiry, bucketMeta}
+}
+
+// setUp runs initSchema on a database just opened, with a panic or memory
+// fault on a damaged page turned into an error wrapping ErrCorrupt; on any
+// error it closes db.
+func setUp(db *bbolt.DB, path string, chunk int) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = damaged(path, fmt.Sprintf("reading it failed: %v", p))
+		}
+		if err != nil {
+			closeAfterPanic(db)
+		}
+	}()
+	if err := initSchema(db, chunk); err != nil {
+		return fmt.Errorf("bolt: open %s: %w", path, err)
+	}
+	return nil
+}
+
+// closeAfterPanic closes db, which may itself panic after a damaged page.
+func closeAfterPanic(db *bbolt.DB) {
+	defer func() { _ = recover() }()
+	_ = db.Close()
+}
+
 // initSchema creates the buckets, checks the layout version and upgrades a
 // version-1 file.
 func initSchema(db *bbolt.DB, chunk int) error {
 	var version byte
 	err := db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range []string{bucketTokens, bucketCurrent, bucketClients, bucketExpiry, bucketByClient, bucketCurrentExpiry, bucketMeta} {
+		for _, name := range bucketNames() {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return err
 			}

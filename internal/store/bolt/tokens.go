@@ -126,7 +126,7 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 		c     store.Current
 		found bool
 	)
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket([]byte(bucketCurrent)).Get(k)
 		if v == nil {
 			return nil
@@ -157,7 +157,7 @@ func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
 		t     store.Token
 		found bool
 	)
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket([]byte(bucketTokens)).Get(hash)
 		if v == nil {
 			return nil
@@ -426,7 +426,7 @@ func (s *Store) TokenCount(ctx context.Context) (int, error) {
 	// Unexpired: now < expires_at, in milliseconds: expires_ms >= now_ms+1.
 	from := expiryKey(time.UnixMilli(s.now().UnixMilli()+1), nil)
 	n := 0
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket([]byte(bucketExpiry)).Cursor()
 		for k, _ := c.Seek(from); k != nil; k, _ = c.Next() {
 			n++
