@@ -99,7 +99,7 @@ func TestExpiredRowsDropped(t *testing.T) {
 	}
 	wantHeld(t, s, 12, 1)
 
-	c.Advance(30 * time.Second) // the 1m tokens expire, the revoked one too
+	c.Advance(30 * time.Second)                      // the 1m tokens expire, the revoked one too
 	if err := s.Revoke(ctx, long.Hash); err != nil { // a write
 		t.Fatal(err)
 	}
