@@ -39,17 +39,30 @@ func (l Limit) Unlimited() bool {
 	return !(l.Rate > 0) || math.IsInf(l.Rate, 1)
 }
 
+// MaxBurst is the largest Burst a limit may have.
+const MaxBurst = 1_000_000_000
+
+// FieldError is a limit that Validate refuses; Field is "rate" or "burst",
+// so that a caller can name its own key (limits.per_client.rate, limit.burst).
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "limiter: " + e.Field + ": " + e.Msg }
+
 // Validate reports whether l is a well-formed limit: Rate finite and not
-// negative, and Burst at least 1 unless Rate is 0.
+// negative (NaN and ±Inf are refused), Burst between 0 and MaxBurst and at
+// least 1 unless Rate is 0. Config, the admin API and the CLI all call it.
+// The error is a *FieldError.
 func (l Limit) Validate() error {
-	if math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Rate < 0 {
-		return fmt.Errorf("limiter: rate must be a finite number >= 0 (0 = unlimited), got %v", l.Rate)
-	}
-	if l.Burst < 0 {
-		return fmt.Errorf("limiter: burst must not be negative, got %d", l.Burst)
-	}
-	if l.Rate > 0 && l.Burst < 1 {
-		return fmt.Errorf("limiter: burst must be at least 1 when rate is set, got %d", l.Burst)
+	switch {
+	case math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Rate < 0:
+		return &FieldError{"rate", fmt.Sprintf("must be a finite number >= 0 requests per second (0 = unlimited), got %v", l.Rate)}
+	case l.Burst < 0 || l.Burst > MaxBurst:
+		return &FieldError{"burst", fmt.Sprintf("must be between 0 and %d, got %d", MaxBurst, l.Burst)}
+	case l.Rate > 0 && l.Burst < 1:
+		return &FieldError{"burst", fmt.Sprintf("must be >= 1 when rate is set, got %d", l.Burst)}
 	}
 	return nil
 }
@@ -227,6 +240,43 @@ func (s *Set) Strike(key string, l Limit) Decision {
 	d := e.take(now, created)
 	sh.mu.Unlock()
 	return d
+}
+
+// Take takes one token from key's bucket under limit l before the work it
+// guards (a secret verification), so that concurrent requests cannot each
+// pass an early Blocked check and all run: the token is spent whatever the
+// outcome, and Refund gives it back when the work succeeded. An empty bucket
+// refuses (Decision.Allowed false, RetryAfter set) and the refusal counts
+// towards [Set.RejectedFailedAuth].
+func (s *Set) Take(key string, l Limit) Decision {
+	d := s.Strike(key, l)
+	if !d.Allowed {
+		s.rejectedFailedAuth.Add(1)
+	}
+	return d
+}
+
+// Refund gives back one token taken by Take (the verification succeeded):
+// the bucket never holds more than its burst. A bucket evicted meanwhile is
+// not recreated.
+func (s *Set) Refund(key string, l Limit) {
+	if l.Unlimited() {
+		return
+	}
+	l = l.normalized()
+	now := s.now()
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, _ := s.lookup(sh, key, l, now, false)
+	if e == nil {
+		return
+	}
+	// x/time/rate adds tokens for a negative n (its arithmetic is
+	// tokens -= n) and caps them at the burst on the next advance;
+	// TestTakeRefund holds it to that.
+	e.lim.AllowN(now, -1)
+	e.setFullAt(now, min(e.lim.TokensAt(now), float64(l.Burst)))
 }
 
 // Len returns the number of buckets held.

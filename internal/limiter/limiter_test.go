@@ -650,3 +650,47 @@ func benchAllow(b *testing.B, l Limit, now func() time.Time) {
 		}
 	})
 }
+
+// TestTakeRefund: Take spends a token before the work and refuses on an
+// empty bucket (counted); Refund gives one back, never beyond the burst,
+// and does not recreate an evicted bucket.
+func TestTakeRefund(t *testing.T) {
+	s, clk := newSet(t, Options{})
+	l := Limit{Rate: 0.05, Burst: 3}
+	const ip = "198.51.100.8"
+	for i := 1; i <= 3; i++ {
+		if d := s.Take(ip, l); !d.Allowed || d.Remaining != 3-i {
+			t.Fatalf("take %d: %+v", i, d)
+		}
+	}
+	if d := s.Take(ip, l); d.Allowed || d.RetryAfter != 20*time.Second {
+		t.Fatalf("take on an empty bucket: %+v", d)
+	}
+	if got := s.RejectedFailedAuth(); got != 1 {
+		t.Fatalf("RejectedFailedAuth = %d, want 1", got)
+	}
+	s.Refund(ip, l) // the verification succeeded
+	if d := s.Take(ip, l); !d.Allowed {
+		t.Fatalf("take after a refund: %+v", d)
+	}
+	// Refunds beyond the burst are capped: three takes fill the bucket
+	// again, and a fourth refund adds nothing.
+	for range 4 {
+		s.Refund(ip, l)
+	}
+	for i := 1; i <= 3; i++ {
+		if d := s.Take(ip, l); !d.Allowed {
+			t.Fatalf("take %d after refunds: %+v", i, d)
+		}
+	}
+	if d := s.Take(ip, l); d.Allowed {
+		t.Fatalf("a refund went beyond the burst: %+v", d)
+	}
+	// A full bucket is swept; refunding then creates nothing.
+	clk.Set(clk.Now().Add(time.Hour))
+	s.Sweep()
+	s.Refund(ip, l)
+	if n := s.Len(); n != 0 {
+		t.Fatalf("Refund recreated a bucket: Len = %d", n)
+	}
+}

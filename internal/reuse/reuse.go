@@ -142,7 +142,7 @@ type Reuser struct {
 }
 
 // New validates opts and builds a Reuser. Close releases its cache.
-func New(ctx context.Context, opts Options) (*Reuser, error) {
+func New(opts Options) (*Reuser, error) {
 	if opts.Store == nil || opts.Minter == nil {
 		return nil, errors.New("reuse: Store and Minter are required")
 	}
@@ -420,11 +420,11 @@ func (r *Reuser) Evict(clientID, reuseKey string) {
 	}
 }
 
-// entry is an L1 value: times as unix milliseconds, the client's
-// generation, then the token.
+// entry is an L1 value as read back. Stored, it is the issue and expiry
+// times as unix milliseconds, the check time in nanoseconds, the client's
+// generation (compared by l1, not kept), then the token.
 type entry struct {
 	iat, exp, checked time.Time
-	gen               uint64
 	token             string
 }
 

@@ -79,7 +79,7 @@ func newEnv(t testing.TB, enabled bool) *env {
 }
 
 func (e *env) reuser(t testing.TB, enabled bool) *Reuser {
-	r, err := New(context.Background(), Options{
+	r, err := New(Options{
 		Enabled: enabled, Policy: Policy{MinRemaining: time.Minute, MaxElapsedFraction: 0.5},
 		CacheSizeMB: 1, LocalTTL: 5 * time.Second, Store: e.st, Minter: issue.Opaque{},
 		Sealer: testSealer(t), Now: e.clk.Now,
@@ -342,7 +342,7 @@ func TestUnsealableRowIsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lacking, err := New(context.Background(), Options{
+	lacking, err := New(Options{
 		Enabled: true, Policy: Policy{MinRemaining: time.Minute, MaxElapsedFraction: 0.5},
 		CacheSizeMB: 1, LocalTTL: 5 * time.Second, Store: e.st, Minter: issue.Opaque{},
 		Sealer: other, Now: e.clk.Now,

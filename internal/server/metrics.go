@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"github.com/tokengw/tokengw/internal/clients"
 	"net/http"
 	"strconv"
 	"sync"
@@ -93,7 +94,7 @@ func (m *Metrics) StoreObserver(driver string) instrument.Observer {
 // observeToken records one token endpoint request.
 func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duration) {
 	switch grant {
-	case GrantClientCredentials, "":
+	case clients.GrantClientCredentials, "":
 	default:
 		grant = "other" // arbitrary input must not become a label value
 	}
