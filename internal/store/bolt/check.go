@@ -60,13 +60,23 @@ func lockTimeout(t time.Duration) time.Duration {
 // openBolt is bbolt.Open with its errors sorted: a lock not obtained within
 // timeout is ErrLocked, a file bbolt cannot read (bad magic, checksum,
 // version, too small) or that makes it panic or fault is ErrCorrupt, an
-// error of the file system is itself. A panicking open leaves its file
-// descriptor behind (bbolt does not return it): the process is expected to
-// stop on ErrCorrupt.
+// error of the file system is itself. bbolt does not return the DB of an
+// open that panics: its file is closed here (which lets go of the lock),
+// its memory mapping is left until the process ends, as it is expected to
+// on ErrCorrupt.
 func openBolt(path string, opts *bbolt.Options) (db *bbolt.DB, err error) {
+	var file *os.File
+	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
+			if file != nil {
+				_ = file.Close()
+			}
 			db, err = nil, damaged(path, fmt.Sprintf("reading it failed: %v", p))
 		}
 	}()

@@ -158,3 +158,6 @@ func LeafPages(t testing.TB, path string) []int {
 	}
 	return ids
 }
+
+// NoSync makes a Store opened with opts skip every fsync (for fuzzing).
+func NoSync(opts Options) Options { opts.noSync = true; return opts }
