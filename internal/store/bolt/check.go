@@ -61,9 +61,9 @@ func lockTimeout(t time.Duration) time.Duration {
 // timeout is ErrLocked, a file bbolt cannot read (bad magic, checksum,
 // version, too small) or that makes it panic or fault is ErrCorrupt, an
 // error of the file system is itself. bbolt does not return the DB of an
-// open that panics: its file is closed here (which lets go of the lock),
-// its memory mapping is left until the process ends, as it is expected to
-// on ErrCorrupt.
+// open that panics: its file is unlocked and closed here, its memory
+// mapping is left until the process ends, as it is expected to on
+// ErrCorrupt.
 func openBolt(path string, opts *bbolt.Options) (db *bbolt.DB, err error) {
 	var file *os.File
 	opts.OpenFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
@@ -75,6 +75,7 @@ func openBolt(path string, opts *bbolt.Options) (db *bbolt.DB, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if file != nil {
+				unlockFile(file)
 				_ = file.Close()
 			}
 			db, err = nil, damaged(path, fmt.Sprintf("reading it failed: %v", p))

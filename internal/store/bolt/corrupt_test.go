@@ -159,6 +159,37 @@ func TestDamagedPage(t *testing.T) {
 	}
 }
 
+// TestDamagedFreelist: a damaged free-list page passes the read-only probe
+// (which does not read the free list) and makes bbolt panic when it opens
+// the file for writing: Open returns ErrCorrupt naming the file, and lets
+// go of the file's lock.
+func TestDamagedFreelist(t *testing.T) {
+	orig, _ := filledFile(t, 300)
+	raw, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := bolt.FreelistPages(t, orig)
+	if len(free) == 0 {
+		t.Fatal("no free-list page")
+	}
+	for i := free[0] * 4096; i < (free[0]+1)*4096; i++ {
+		raw[i] = 0xA5
+	}
+	path := dbPath(t)
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(path, bolt.Options{SweepInterval: -1, Timeout: 100 * time.Millisecond})
+	if err == nil {
+		_ = s.Close()
+		t.Fatal("Open of a file with a damaged free list succeeded")
+	}
+	wantDamaged(t, "Open", err, path)
+	// The lock is free again: a check gets to read the file.
+	wantDamaged(t, "CheckFile", bolt.CheckFile(context.Background(), path, 100*time.Millisecond), path)
+}
+
 // TestCheckWhileServing: Check passes on a healthy store while writers
 // run, and they go on after it.
 func TestCheckWhileServing(t *testing.T) {

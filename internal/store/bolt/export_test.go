@@ -134,11 +134,17 @@ func WritePanic(s *Store, p any) error {
 
 // LeafPages lists the leaf pages in use in the closed database file at
 // path (not free: damage to them is damage to data).
-func LeafPages(t testing.TB, path string) []int {
+func LeafPages(t testing.TB, path string) []int { return pagesOf(t, path, "leaf") }
+
+// FreelistPages lists the pages holding the free list of the closed
+// database file at path.
+func FreelistPages(t testing.TB, path string) []int { return pagesOf(t, path, "freelist") }
+
+func pagesOf(t testing.TB, path, typ string) []int {
 	t.Helper()
 	db, err := bbolt.Open(path, 0o600, nil) // read-write: the free list is loaded
 	if err != nil {
-		t.Fatalf("LeafPages: %v", err)
+		t.Fatalf("pagesOf: %v", err)
 	}
 	defer db.Close()
 	var ids []int
@@ -148,13 +154,13 @@ func LeafPages(t testing.TB, path string) []int {
 			if err != nil || p == nil {
 				return err
 			}
-			if p.Type == "leaf" {
+			if p.Type == typ {
 				ids = append(ids, id)
 			}
 		}
 	})
 	if err != nil {
-		t.Fatalf("LeafPages: %v", err)
+		t.Fatalf("pagesOf: %v", err)
 	}
 	return ids
 }
