@@ -90,8 +90,8 @@ type Options struct {
 	// SweepChunk bounds how many index entries one sweep transaction
 	// deletes, so the sweeper never holds the write lock for long. It
 	// bounds the other long-running writes the same way: the tokens one
-	// RevokeClient transaction revokes, and the tokens one transaction
-	// indexes when Open upgrades a version-1 file.
+	// RevokeClient write revokes, and the tokens one transaction indexes
+	// when Open upgrades a version-1 file.
 	// 0 means DefaultSweepChunk (1000).
 	SweepChunk int
 
