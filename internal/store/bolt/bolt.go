@@ -103,10 +103,6 @@ type Options struct {
 	// Timeout is how long Open waits for the file lock before it fails with
 	// ErrLocked. 0 means DefaultTimeout (1s); negative waits forever.
 	Timeout time.Duration
-
-	// noSync skips every fsync (bbolt's NoSync), for the fuzz target only
-	// (export_test.go): a commit is then not durable.
-	noSync bool
 }
 
 // Store is the bbolt-backed store.Store. It is safe for concurrent use.
@@ -156,7 +152,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := probe(path, opts.Timeout); err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path, &bbolt.Options{Timeout: lockTimeout(opts.Timeout), NoSync: opts.noSync})
+	db, err := openBolt(path, &bbolt.Options{Timeout: lockTimeout(opts.Timeout)})
 	if err != nil {
 		return nil, err
 	}

@@ -145,18 +145,22 @@ func probe(path string, timeout time.Duration) error {
 	return db.Close()
 }
 
-// checkTx runs bbolt's consistency check (every page reachable exactly
-// once or free, every bucket's keys in order) and the store's own (every
-// bucket present) in tx. bbolt's check cannot be stopped once started, so
-// ctx is only looked at before it starts.
-func checkTx(ctx context.Context, tx *bbolt.Tx, path string) error {
+// checkTx runs the store's check (every bucket present) and bbolt's
+// consistency check (every page reachable exactly once or free, every
+// bucket's keys in order) in tx, and releases tx (release) once bbolt's
+// check is done with it. bbolt's check cannot be stopped once started, so
+// ctx is only looked at before it starts; after maxProblems problems it is
+// left to finish on its own goroutine (it reports the same damage again and
+// again down a damaged tree) and tx is released when it has.
+func checkTx(ctx context.Context, tx *bbolt.Tx, path string, release func()) error {
 	if err := ctx.Err(); err != nil {
+		release()
 		return err
 	}
-	const shown = 10
+	const shown, maxProblems = 10, 1000
 	var problems []error
 	n := 0
-	for err := range tx.Check() { // drained to the end: the check's goroutine reads tx
+	add := func(err error) {
 		if n++; n <= shown {
 			problems = append(problems, err)
 		}
@@ -164,16 +168,25 @@ func checkTx(ctx context.Context, tx *bbolt.Tx, path string) error {
 	if err := protect(path, func() error {
 		for _, name := range bucketNames() {
 			if tx.Bucket([]byte(name)) == nil {
-				if n++; n <= shown {
-					problems = append(problems, fmt.Errorf("bucket %s missing", name))
-				}
+				add(fmt.Errorf("bucket %s missing", name))
 			}
 		}
 		return nil
 	}); err != nil {
-		n++
-		problems = append(problems, err)
+		add(err)
 	}
+	ch := tx.Check()
+	for err := range ch {
+		if add(err); n == maxProblems {
+			go func() {
+				for range ch {
+				}
+				release()
+			}()
+			return damaged(path, fmt.Sprintf("the consistency check found %d problems and stopped there: %v", n, errors.Join(problems...)))
+		}
+	}
+	release()
 	if n == 0 {
 		return nil
 	}
@@ -193,8 +206,7 @@ func (s *Store) Check(ctx context.Context) error {
 	if err != nil {
 		return s.fail("check", err)
 	}
-	defer func() { _ = tx.Rollback() }()
-	return checkTx(ctx, tx, s.db.Path())
+	return checkTx(ctx, tx, s.db.Path(), func() { _ = tx.Rollback() })
 }
 
 // CheckFile checks the database file at path as Check does, without a
@@ -206,9 +218,14 @@ func CheckFile(ctx context.Context, path string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = db.Close() }()
-	return protect(path, func() error {
-		return db.View(func(tx *bbolt.Tx) error { return checkTx(ctx, tx, path) })
+	tx, err := db.Begin(false)
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("bolt: check %s: %w", path, err)
+	}
+	return checkTx(ctx, tx, path, func() {
+		_ = tx.Rollback()
+		_ = db.Close()
 	})
 }
 

@@ -164,6 +164,3 @@ func pagesOf(t testing.TB, path, typ string) []int {
 	}
 	return ids
 }
-
-// NoSync makes a Store opened with opts skip every fsync (for fuzzing).
-func NoSync(opts Options) Options { opts.noSync = true; return opts }

