@@ -32,6 +32,9 @@ else
 fi
 export TEST_CASSANDRA_ADDR=${TEST_CASSANDRA_ADDR:-127.0.0.1:9042}
 
+echo "== go vet, go test -race: the load-test kit (its own module)"
+(cd loadtest && go vet ./... && go test -race -count=1 -timeout 10m ./...)
+
 echo "== go test -race (with the cassandra integration tests)"
 go test -race -count=1 -timeout 20m -tags cassandra ./...
 

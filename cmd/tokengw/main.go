@@ -8,6 +8,8 @@
 //	                                  manage the clients kept in the store
 //	tokengw store check|backup --config FILE
 //	                                  check or back up the embedded store's file
+//	tokengw keys list|rotate --config FILE
+//	                                  the JWT signing key ring
 //	tokengw version                   print the version
 package main
 
@@ -41,6 +43,8 @@ commands:
                           manage the clients kept in the store (tokengw client help)
   store check|backup --config FILE
                           check or back up the embedded store's file (tokengw store help)
+  keys list|rotate --config FILE
+                          list or rotate the JWT signing keys (tokengw keys help)
   version                 print the version
 
 Every config key can be overridden by an environment variable:
@@ -71,6 +75,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = client(ctx, args[1:], stdout, stderr)
 	case "store":
 		err = storeCmd(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = keys(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tokengw", version)
 	case "help", "-h", "--help":

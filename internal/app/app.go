@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -19,7 +21,7 @@ import (
 	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/introspect"
-	"github.com/tokengw/tokengw/internal/issue"
+	"github.com/tokengw/tokengw/internal/keyring"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/reuse"
 	"github.com/tokengw/tokengw/internal/seal"
@@ -49,15 +51,17 @@ type App struct {
 	Reuser   *reuse.Reuser
 	Auth     *clientauth.Authenticator
 	Registry *clients.Registry
-	Consumer *limiter.Set
-	FailedIP *limiter.Set
+	Consumer *limiter.Set[string]
+	FailedIP *limiter.Set[netip.Addr]
 	Server   *server.Server
 	Metrics  *server.Metrics
 	// Clients manages run-time clients (the admin API).
 	Clients *clients.Manager
 	// Introspect is the introspection cache (RFC 7662).
 	Introspect *introspect.Cache
-	log        *slog.Logger
+	// Keys is the JWT signing key ring (nil for opaque tokens).
+	Keys *keyring.Ring
+	log  *slog.Logger
 
 	ownStore  bool // opened by New, closed by Close
 	closeOnce sync.Once
@@ -95,6 +99,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
+	mint, ring, err := minter(ctx, cfg, a.Store, opts.Now, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.Keys = ring
 	a.Reuser, err = reuse.New(reuse.Options{
 		Enabled: cfg.Reuse.Enabled,
 		Policy: reuse.Policy{
@@ -105,7 +114,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		LocalTTL:     cfg.Reuse.LocalTTL,
 		StoreTimeout: cfg.Server.Timeouts.Store,
 		Store:        a.Store,
-		Minter:       issue.Opaque{},
+		Minter:       mint,
 		Sealer:       sealer,
 		Now:          opts.Now,
 	})
@@ -156,16 +165,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	if a.Consumer, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+	if a.Consumer, err = limiter.New[string](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
-	if a.FailedIP, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+	if a.FailedIP, err = limiter.New[netip.Addr](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
 	a.Server, err = server.New(server.Options{
 		Settings: server.SettingsFrom(cfg), Tokens: a.Reuser, Auth: a.Auth,
 		ClientLimiter: a.Consumer, FailedAuth: a.FailedIP, Store: a.Store, Introspector: a.Introspect,
-		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now,
+		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now, Keys: keySet(ring),
 	})
 	if err != nil {
 		return nil, err
@@ -185,6 +194,7 @@ func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*c
 		if err != nil { // config.Load refuses these; a Config built in code may not
 			return nil, fmt.Errorf("config: clients[%d]: %w", i, err)
 		}
+		sc.Resources = slices.Clone(c.Resources) // RFC 8707; validated by config.Load
 		static = append(static, sc)
 	}
 	return clients.NewRegistry(static, st, clients.RegistryOptions{
@@ -234,6 +244,9 @@ func (a *App) Serve(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("app: listen %s: %w", a.Config.Server.AdminAddr, err)
 		}
+	}
+	if a.Keys != nil {
+		go a.Keys.Run(ctx) // ends with ctx
 	}
 	return a.Server.Serve(ctx, ln, adminLn)
 }

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tokengw/tokengw/internal/generation"
 	"github.com/tokengw/tokengw/internal/oauth"
 	"github.com/tokengw/tokengw/internal/store"
 )
@@ -64,9 +65,10 @@ type Registry struct {
 	known, unknown atomic.Int64 // entries of each kind, for the bound
 	group          singleflight.Group
 	mu             sync.Mutex
-	// epoch counts invalidations (under mu): a lookup that began before one
-	// does not cache what it read, which may predate the change.
-	epoch uint64
+	// gen guards against Invalidate landing while a lookup is in flight: a
+	// lookup that began before one does not cache what it read, which may
+	// predate the change. Bumped and checked under mu.
+	gen *generation.Guard
 }
 
 // regEntry is one cached store answer. Immutable once stored.
@@ -95,6 +97,7 @@ func NewRegistry(static []store.Client, st store.Clients, opts RegistryOptions) 
 	r := &Registry{
 		static: make(map[string]store.Client, len(static)), store: st,
 		refresh: opts.Refresh, max: opts.MaxEntries, timeout: opts.Timeout, now: opts.Now,
+		gen: generation.New(),
 	}
 	for i, c := range static {
 		if _, dup := r.static[c.ID]; dup {
@@ -138,16 +141,14 @@ func (r *Registry) Client(ctx context.Context, id string) (store.Client, error) 
 		}
 	}
 	v, err, _ := r.group.Do(id, func() (any, error) {
-		r.mu.Lock()
-		epoch := r.epoch
-		r.mu.Unlock()
+		stamp := r.gen.Stamp(id)
 		// Detached from the first caller's cancellation: the answer is
 		// shared with the callers that joined it; bounded by r.timeout.
 		e, err := r.fetch(context.WithoutCancel(ctx), id)
 		if err != nil {
 			return nil, err
 		}
-		r.put(id, e, epoch)
+		r.put(id, e, stamp)
 		return e, nil
 	})
 	if err != nil {
@@ -191,12 +192,12 @@ func (r *Registry) counter(found bool) *atomic.Int64 {
 	return &r.unknown
 }
 
-// put caches e unless an invalidation happened since epoch, evicting
+// put caches e unless an invalidation happened since stamp, evicting
 // arbitrary entries of its kind beyond the bound.
-func (r *Registry) put(id string, e *regEntry, epoch uint64) {
+func (r *Registry) put(id string, e *regEntry, stamp generation.Stamp) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.epoch != epoch {
+	if !r.gen.Valid(stamp) {
 		return
 	}
 	if old, loaded := r.entries.Swap(id, e); loaded {
@@ -224,7 +225,7 @@ func (r *Registry) put(id string, e *regEntry, epoch uint64) {
 func (r *Registry) Invalidate(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.epoch++
+	r.gen.Bump(id)
 	r.group.Forget(id)
 	if v, loaded := r.entries.LoadAndDelete(id); loaded {
 		r.counter(v.(*regEntry).found).Add(-1)

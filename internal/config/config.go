@@ -88,13 +88,6 @@ type Timeouts struct {
 	Store         time.Duration `koanf:"store"` // per store operation on the request path
 }
 
-// Issuer is what tokens look like.
-type Issuer struct {
-	URL         string        `koanf:"url"`          // issuer identifier (RFC 8414), absolute URL
-	TokenTTL    time.Duration `koanf:"token_ttl"`    // default access token lifetime
-	TokenFormat string        `koanf:"token_format"` // "opaque"
-}
-
 // Reuse is dynamic-TTL reuse of live client_credentials tokens.
 type Reuse struct {
 	Enabled            bool          `koanf:"enabled"`
@@ -172,6 +165,7 @@ type Client struct {
 	TokenTTL   time.Duration `koanf:"token_ttl"`   // 0 = issuer.token_ttl
 	Limit      *Rate         `koanf:"limit"`       // nil = limits.per_client
 	Introspect bool          `koanf:"introspect"`
+	Resources  []string      `koanf:"resources"` // RFC 8707 resource indicators the client may ask for
 }
 
 // Log is logging.
@@ -203,6 +197,10 @@ func Defaults() map[string]any {
 		"issuer.url":                      "http://127.0.0.1:8080",
 		"issuer.token_ttl":                "1h",
 		"issuer.token_format":             "opaque",
+		"issuer.audience":                 "",
+		"issuer.jwks_max_age":             "300s",
+		"issuer.signing.alg":              "ES256",
+		"issuer.signing.rotation_period":  "0s",
 		"reuse.enabled":                   true,
 		"reuse.min_remaining":             "60s",
 		"reuse.max_elapsed_fraction":      0.5,
@@ -389,9 +387,7 @@ func (c *Config) Validate() error {
 	if err := clients.CheckTokenTTL(c.Issuer.TokenTTL); err != nil {
 		add(specErrors("issuer", err))
 	}
-	if c.Issuer.TokenFormat != "opaque" {
-		add(bad("issuer.token_format", "must be \"opaque\", got %q", c.Issuer.TokenFormat))
-	}
+	add(c.Issuer.validate())
 
 	r := c.Reuse
 	if !(r.MaxElapsedFraction > 0 && r.MaxElapsedFraction <= 1) {
@@ -474,6 +470,7 @@ func (c *Config) Validate() error {
 		if _, err := cl.Spec().Client(); err != nil {
 			add(specErrors(key, err))
 		}
+		add(resources(key+".resources", cl.Resources))
 	}
 
 	switch c.Log.Level {

@@ -24,13 +24,13 @@ func (c *fakeClock) Now() time.Time          { return base.Add(time.Duration(c.n
 func (c *fakeClock) Set(t time.Time)         { c.ns.Store(int64(t.Sub(base))) }
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func newSet(t testing.TB, opts Options) (*Set, *fakeClock) {
+func newSet(t testing.TB, opts Options) (*Set[string], *fakeClock) {
 	t.Helper()
 	c := newClock()
 	if opts.Now == nil {
 		opts.Now = c.Now
 	}
-	s, err := New(opts)
+	s, err := New[string](opts)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", opts, err)
 	}
@@ -539,7 +539,7 @@ func TestNew(t *testing.T) {
 		{name: "negative shards", opts: Options{Shards: -2}, wantErr: "limiter: shards"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(tc.opts)
+			s, err := New[string](tc.opts)
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want prefix %q", err, tc.wantErr)
@@ -593,9 +593,9 @@ func TestLimitValidate(t *testing.T) {
 }
 
 // newBenchSet returns a Set holding the given keys, each with a bucket.
-func newBenchSet(b *testing.B, n int, l Limit, now func() time.Time) (*Set, []string) {
+func newBenchSet(b *testing.B, n int, l Limit, now func() time.Time) (*Set[string], []string) {
 	b.Helper()
-	s, err := New(Options{MaxKeys: 2 * n, Now: now})
+	s, err := New[string](Options{MaxKeys: 2 * n, Now: now})
 	if err != nil {
 		b.Fatal(err)
 	}

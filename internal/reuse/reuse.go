@@ -28,13 +28,16 @@ import (
 	"github.com/allegro/bigcache/v3"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tokengw/tokengw/internal/generation"
+	"github.com/tokengw/tokengw/internal/issue"
 	"github.com/tokengw/tokengw/internal/store"
 )
 
-// Minter makes new opaque tokens. Implementations are safe for concurrent use.
+// Minter makes new tokens (opaque or JWT, package issue). Implementations
+// are safe for concurrent use.
 type Minter interface {
-	// Mint returns a fresh bearer token and SHA-256 of it.
-	Mint() (token string, hash []byte, err error)
+	// Mint returns a fresh bearer token for c and SHA-256 of it.
+	Mint(c issue.Claims) (token string, hash []byte, err error)
 }
 
 // Sealer protects the copy of a token kept in the store for reuse.
@@ -80,6 +83,9 @@ type Request struct {
 	// Fingerprint identifies the client's current registration (secret,
 	// scopes, lifetime); when it changes, old tokens are no longer reused.
 	Fingerprint string
+	// Audience is the token's audience (RFC 8707 resources, else the
+	// configured default); part of the reuse key.
+	Audience []string
 }
 
 // Outcome says where a token came from.
@@ -132,10 +138,11 @@ type Reuser struct {
 	cache *bigcache.BigCache
 	group singleflight.Group
 	close sync.Once
-	// gens holds a generation per client (string -> *atomic.Uint64); an L1
-	// entry written under an older generation is ignored. EvictClient bumps
-	// it, dropping every L1 entry of the client at once.
-	gens sync.Map
+	// gen holds the clients' generations; an L1 entry written under an
+	// older generation of its client is ignored. EvictClient bumps it,
+	// dropping every L1 entry of the client at once and voiding what a
+	// flight of the client in progress would cache.
+	gen *generation.Guard
 
 	l1Hits, l2Hits, mints, storeErrs atomic.Uint64
 	unsealable, unclaimed            atomic.Uint64
@@ -152,7 +159,7 @@ func New(opts Options) (*Reuser, error) {
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = 2 * time.Second
 	}
-	r := &Reuser{opts: opts, now: opts.Now}
+	r := &Reuser{opts: opts, now: opts.Now, gen: generation.New()}
 	if !opts.Enabled {
 		return r, nil
 	}
@@ -220,9 +227,15 @@ func (r *Reuser) CacheBytes() int {
 
 // ReuseKey is the store's reuse slot of a request within its client's
 // partition: the granted scope and the registration fingerprint, NUL
-// separated (later also audience and resource).
+// separated, then the audience (space separated) when there is one.
 func ReuseKey(req Request) string {
-	return req.Scope + "\x00" + req.Fingerprint
+	switch len(req.Audience) {
+	case 0:
+		return req.Scope + "\x00" + req.Fingerprint
+	case 1: // one allocation on the hit path
+		return req.Scope + "\x00" + req.Fingerprint + "\x00" + req.Audience[0]
+	}
+	return req.Scope + "\x00" + req.Fingerprint + "\x00" + strings.Join(req.Audience, " ")
 }
 
 func cacheKey(clientID, reuseKey string) string { return clientID + "\x00" + reuseKey }
@@ -267,7 +280,7 @@ func (r *Reuser) Token(ctx context.Context, req Request) (Result, error) {
 func (r *Reuser) resolve(ctx context.Context, req Request, rk, ck string) (Result, error) {
 	// The client's generation before anything is read: an eviction that
 	// lands while this flight is in the store makes what it caches void.
-	gen := r.gen(req.ClientID)
+	gen := r.gen.Current(req.ClientID)
 	now := r.now()
 	e, haveL1 := r.l1(ck)
 	if haveL1 && !r.opts.Policy.Reusable(e.iat, e.exp, now) {
@@ -337,11 +350,13 @@ func (r *Reuser) adopt(cur store.Current, now time.Time) (Result, bool) {
 // gen is the client's generation read before the flight began; L1 entries
 // are written under it.
 func (r *Reuser) mint(ctx context.Context, req Request, rk string, gen uint64) (Result, error) {
-	token, hash, err := r.opts.Minter.Mint()
+	now := r.now().Truncate(time.Millisecond)
+	token, hash, err := r.opts.Minter.Mint(issue.Claims{
+		ClientID: req.ClientID, Scope: req.Scope, Audience: req.Audience, IssuedAt: now, ExpiresAt: now.Add(req.Lifetime),
+	})
 	if err != nil {
 		return Result{}, fmt.Errorf("reuse: mint: %w", err)
 	}
-	now := r.now().Truncate(time.Millisecond)
 	tok := store.Token{
 		Hash: hash, ClientID: req.ClientID, Scope: req.Scope, ReuseKey: rk,
 		IssuedAt: now, ExpiresAt: now.Add(req.Lifetime),
@@ -395,17 +410,7 @@ func (r *Reuser) mint(ctx context.Context, req Request, rk string, gen uint64) (
 
 // EvictClient drops every L1 entry of a client at once (all its tokens were
 // revoked).
-func (r *Reuser) EvictClient(clientID string) {
-	g, _ := r.gens.LoadOrStore(clientID, new(atomic.Uint64))
-	g.(*atomic.Uint64).Add(1)
-}
-
-func (r *Reuser) gen(clientID string) uint64 {
-	if g, ok := r.gens.Load(clientID); ok {
-		return g.(*atomic.Uint64).Load()
-	}
-	return 0
-}
+func (r *Reuser) EvictClient(clientID string) { r.gen.Bump(clientID) }
 
 // Evict drops a reuse slot from this process's L1 (a revoked token: the
 // store's row is deleted by the revocation itself). It also voids what a
@@ -455,7 +460,7 @@ func (r *Reuser) l1(ck string) (entry, bool) {
 	if err != nil || len(b) <= entryHeader {
 		return entry{}, false
 	}
-	if binary.BigEndian.Uint64(b[24:]) != r.gen(clientOf(ck)) {
+	if binary.BigEndian.Uint64(b[24:]) != r.gen.Current(clientOf(ck)) {
 		return entry{}, false // the client's tokens were revoked since
 	}
 	return entry{

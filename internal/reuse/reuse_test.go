@@ -317,7 +317,7 @@ func TestClaimLostToAnotherReplica(t *testing.T) {
 	a, _ := other.Token(context.Background(), req("c1"))
 	// This replica has nothing in L1; its Current lookup is bypassed by
 	// calling mint directly, as if the other replica won the race in between.
-	b, err := e.r.mint(context.Background(), req("c1"), ReuseKey(req("c1")), e.r.gen("c1"))
+	b, err := e.r.mint(context.Background(), req("c1"), ReuseKey(req("c1")), e.r.gen.Current("c1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 // metadata is the RFC 8414 authorization server metadata document.
-func metadata(iss string) ([]byte, error) {
+func metadata(iss string, jwks bool) ([]byte, error) {
 	md := map[string]any{
 		"issuer":                                        iss,
 		"token_endpoint":                                iss + "/oauth2/token",
@@ -23,6 +23,9 @@ func metadata(iss string) ([]byte, error) {
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		// No authorization endpoint: this server issues no response types.
 		"response_types_supported": []string{},
+	}
+	if jwks {
+		md["jwks_uri"] = iss + JWKSPath
 	}
 	b, err := json.Marshal(md)
 	if err != nil {
@@ -50,7 +53,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.set.Timeouts.Store)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("readiness: store unavailable", "request_id", RequestID(r.Context()), "err", err.Error())
+		s.log.Warn("readiness: store unavailable", "request_id", infoOf(w).id, "err", err.Error())
 		w.Header().Set("Retry-After", "1")
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
 		return

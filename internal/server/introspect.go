@@ -52,7 +52,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, info, errIntrospectBadBearer)
 			return
 		}
-		client, err := s.authClient(r, form, ipKey)
+		client, err := s.authClient(w, r, form, ipKey)
 		if err != nil {
 			s.fail(w, info, err)
 			return

@@ -2,7 +2,6 @@ package server
 
 import (
 	"errors"
-	"github.com/tokengw/tokengw/internal/clients"
 	"net/http"
 	"strconv"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/instrument"
 )
@@ -38,7 +38,7 @@ func NewMetrics() *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengw_token_requests_total",
-			Help: "Token endpoint requests by grant type, outcome (minted, reused_l1, reused_l2, limited, shed, error) and HTTP status.",
+			Help: "Token endpoint requests by grant type, outcome (minted, reused_l1, reused_l2, limited, shed, error, panic) and HTTP status.",
 		}, []string{"grant", "outcome", "status"}),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tokengw_token_request_duration_seconds",

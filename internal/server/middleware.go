@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"log/slog"
 	"math"
 	"net/http"
@@ -32,8 +31,6 @@ type reqInfo struct {
 	budget authBudget
 }
 
-type infoKey struct{}
-
 // reqState is the per-request allocation of accessLog.
 type reqState struct {
 	info  reqInfo
@@ -41,18 +38,20 @@ type reqState struct {
 	idHdr [1]string
 }
 
-func infoFrom(ctx context.Context) *reqInfo {
-	if i, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
-		return i
+// infoOf returns the record of the request whose writer w is: handlers and
+// middleware inside accessLog get its statusWriter, which points at the
+// record, so no context value (and no copy of the request) is needed. A
+// writer from elsewhere gets a record of its own.
+func infoOf(w http.ResponseWriter) *reqInfo {
+	if sw, ok := w.(*statusWriter); ok && sw.info != nil {
+		return sw.info
 	}
 	return &reqInfo{}
 }
 
-// RequestID returns the id the access log uses for the request in ctx.
-func RequestID(ctx context.Context) string { return infoFrom(ctx).id }
-
 type statusWriter struct {
 	http.ResponseWriter
+	info   *reqInfo
 	status int
 	bytes  int
 }
@@ -91,6 +90,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		st.idHdr[0] = st.info.id
 		w.Header()["X-Request-Id"] = st.idHdr[:] // canonical key; Set would allocate the slice
 		st.sw.ResponseWriter = w
+		st.sw.info = &st.info
 		info, sw := &st.info, &st.sw
 		if s.metrics != nil {
 			s.metrics.inFlight.Inc()
@@ -99,7 +99,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		// sits inside this) or aborts still leaves the gauge right and gets
 		// its line.
 		defer s.logRequest(r, info, sw, start)
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		next.ServeHTTP(sw, r)
 	})
 }
 
@@ -147,8 +147,8 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("panic", "request_id", RequestID(r.Context()), "panic", v, "stack", string(debug.Stack()))
-				info := infoFrom(r.Context())
+				info := infoOf(w)
+				s.log.Error("panic", "request_id", info.id, "panic", v, "stack", string(debug.Stack()))
 				info.outcome, info.err = "panic", oauth.ErrServerError
 				oauth.WriteError(w, oauth.ErrServerError)
 			}
@@ -169,7 +169,7 @@ func (s *Server) shed(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		info := infoFrom(r.Context())
+		info := infoOf(w)
 		info.caller = callerAddr(limiter.ClientIP(r, s.set.TrustedProxies))
 		if s.inFlight != nil {
 			select {

@@ -18,7 +18,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	// RFC 7009 §2.1: "The client also includes its authentication
 	// credentials as described in Section 2.3. of [RFC6749]."
-	client, err := s.authClient(r, form, ipKey)
+	client, err := s.authClient(w, r, form, ipKey)
 	if err != nil {
 		s.fail(w, info, err)
 		return

@@ -57,11 +57,12 @@ type ClientLimiter interface {
 // FailedAuthLimiter is the per-caller-address budget of failed client
 // authentications. limiter.Set is the implementation. Safe for concurrent
 // use.
+// Keys are caller addresses as callerAddr makes them (an IPv6 caller's /64).
 type FailedAuthLimiter interface {
-	Blocked(key string, l limiter.Limit) (bool, time.Duration)
-	Strike(key string, l limiter.Limit) limiter.Decision
-	Take(key string, l limiter.Limit) limiter.Decision
-	Refund(key string, l limiter.Limit)
+	Blocked(key netip.Addr, l limiter.Limit) (bool, time.Duration)
+	Strike(key netip.Addr, l limiter.Limit) limiter.Decision
+	Take(key netip.Addr, l limiter.Limit) limiter.Decision
+	Refund(key netip.Addr, l limiter.Limit)
 }
 
 // Store is what the HTTP side asks the token store directly: readiness
@@ -98,10 +99,14 @@ type Settings struct {
 	MaxHeaderBytes  int
 	MaxInFlight     int // 0 = unbounded
 	MaxInFlightIP   int // per caller address; 0 = unbounded
-	AdminPublic     bool
-	Timeouts        config.Timeouts
-	TLSCertFile     string
-	TLSKeyFile      string
+	// JWT and Audience: JWT access tokens, and their aud when the client
+	// names no resource (issuer.audience, default the issuer).
+	JWT         bool
+	Audience    string
+	AdminPublic bool
+	Timeouts    config.Timeouts
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // SettingsFrom returns the settings of a validated Config.
@@ -117,6 +122,8 @@ func SettingsFrom(c *config.Config) Settings {
 		MaxHeaderBytes:  c.Server.MaxHeaderBytes,
 		MaxInFlight:     c.Server.MaxInFlight,
 		MaxInFlightIP:   c.Server.MaxInFlightPerIP,
+		JWT:             c.Issuer.JWT(),
+		Audience:        c.Issuer.DefaultAudience(),
 		AdminPublic:     c.Server.AdminPublic,
 		Timeouts:        c.Server.Timeouts,
 		TLSCertFile:     c.Server.TLSCertFile,
@@ -142,6 +149,9 @@ type Options struct {
 	Metrics *Metrics
 	Logger  *slog.Logger     // default: discard
 	Now     func() time.Time // default: time.Now
+	// Keys, when set (issuer.token_format jwt), serves the JWKS and the
+	// admin key rotation.
+	Keys KeySet
 }
 
 // Server holds the handlers. Create it with New.
@@ -153,6 +163,7 @@ type Server struct {
 	failedAuth   FailedAuthLimiter
 	store        Store
 	introspector Introspector
+	keys         KeySet
 	admin        ClientAdmin
 	metrics      *Metrics
 	log          *slog.Logger
@@ -187,7 +198,7 @@ func New(opts Options) (*Server, error) {
 	set := opts.Settings
 	s := &Server{
 		set: set, tokens: opts.Tokens, auth: opts.Auth, clientLimit: opts.ClientLimiter, failedAuth: opts.FailedAuth,
-		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics,
+		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics, keys: opts.Keys,
 		log: opts.Logger, now: opts.Now,
 		idPrefix:   hex.EncodeToString(pfx[:]),
 		adminToken: newAdminToken(set.AdminToken),
@@ -198,7 +209,7 @@ func New(opts Options) (*Server, error) {
 	if set.MaxInFlightIP > 0 {
 		s.perIP = newPerIPLimit(set.MaxInFlightIP)
 	}
-	md, err := metadata(set.Issuer)
+	md, err := metadata(set.Issuer, opts.Keys != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -227,11 +238,13 @@ func (s *Server) Handler() http.Handler {
 	// RFC 9110 §9.1: "All general-purpose servers MUST support the methods
 	// GET and HEAD" (chi routes HEAD to GET only when told; net/http drops
 	// the body of a HEAD response).
-	for path, h := range map[string]http.HandlerFunc{
+	gets := map[string]http.HandlerFunc{
 		"/.well-known/oauth-authorization-server": s.discovery,
 		"/healthz": s.healthz,
 		"/readyz":  s.readyz,
-	} {
+	}
+	s.jwtRoutes(gets)
+	for path, h := range gets {
 		r.Get(path, h)
 		r.Head(path, h)
 	}
@@ -263,6 +276,9 @@ func (s *Server) AdminHandler() http.Handler {
 	// is not mounted at all.
 	if s.admin != nil && s.set.AdminToken != "" {
 		newAdminAPI(s.admin, s.adminToken, s.log).routes(r)
+	}
+	if s.keys != nil && s.set.AdminToken != "" {
+		r.Post("/admin/keys/rotate", s.rotateKeys)
 	}
 	return r
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"time"
@@ -35,7 +36,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	client, err := s.authClient(r, form, ipKey)
+	client, err := s.authClient(w, r, form, ipKey)
 	if err != nil {
 		s.fail(w, info, err)
 		return
@@ -80,12 +81,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	aud, err := s.audience(client, form["resource"])
+	if err != nil {
+		s.fail(w, info, err)
+		return
+	}
 	ttl := client.TokenTTL
 	if ttl <= 0 {
 		ttl = s.set.TokenTTL
 	}
 	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: client.Fingerprint,
+		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: client.Fingerprint, Audience: aud,
 	})
 	if err != nil {
 		s.fail(w, info, storeError(err))
@@ -108,8 +114,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 // begin is the start of every POST endpoint: the caller-IP block check and
 // the form. ok is false when a response was written already.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey string, form url.Values, ok bool) {
-	info = infoFrom(r.Context())
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey netip.Addr, form url.Values, ok bool) {
+	info = infoOf(w)
 	ipKey, blocked := s.ipBlocked(w, r, info)
 	if blocked {
 		return info, ipKey, nil, false
@@ -124,11 +130,11 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, i
 
 // ipBlocked answers 429 to a caller that has spent its budget of failed
 // authentications, whatever it sends now. It returns the caller's bucket key.
-func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (string, bool) {
+func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (netip.Addr, bool) {
 	if !info.caller.IsValid() { // shed did not run (an endpoint it skips)
 		info.caller = callerAddr(limiter.ClientIP(r, s.set.TrustedProxies))
 	}
-	ipKey := info.caller.String()
+	ipKey := info.caller
 	if blocked, wait := s.failedAuth.Blocked(ipKey, s.set.FailedAuthLimit); blocked {
 		info.outcome = "limited"
 		oauth.WriteError(w, oauth.ErrRateLimited.
@@ -144,8 +150,8 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 // bucket before it runs and refunded when it succeeds (clientauth.Budget),
 // so concurrent wrong secrets cannot all be verified; a failure that ran no
 // verification (no credentials) is a strike of its own.
-func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (store.Client, error) {
-	info := infoFrom(r.Context())
+func (s *Server) authClient(w http.ResponseWriter, r *http.Request, form url.Values, ipKey netip.Addr) (store.Client, error) {
+	info := infoOf(w)
 	creds, err := clientauth.FromRequest(r, form)
 	if err == nil {
 		info.budget = authBudget{set: s.failedAuth, key: ipKey, lim: s.set.FailedAuthLimit}
@@ -165,7 +171,7 @@ func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (sto
 // failed-authentication bucket.
 type authBudget struct {
 	set   FailedAuthLimiter
-	key   string
+	key   netip.Addr
 	lim   limiter.Limit
 	taken bool // a Take succeeded and was not refunded
 }
@@ -259,9 +265,9 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	// client_secret next to HTTP Basic is then no second method.)
 	for k, v := range form {
 		switch {
-		case len(v) > 1:
+		case len(v) > 1 && k != "resource": // RFC 8707 §2: resource may repeat
 			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
-		case v[0] == "":
+		case v[0] == "" && len(v) == 1:
 			delete(form, k)
 		}
 	}

@@ -80,6 +80,8 @@ type Store struct {
 
 	tokenExpiry   expiryHeap[string] // one entry per token written
 	currentExpiry expiryHeap[slot]   // one entry per reuse row written
+	// signingKeys is the JWT key ring by slot (keys.go); made on first add.
+	signingKeys map[string]store.SigningKey
 }
 
 // New returns an empty store.
