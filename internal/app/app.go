@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/tokengw/tokengw/internal/seal"
 	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
+	"github.com/tokengw/tokengw/internal/store/bolt"
 	"github.com/tokengw/tokengw/internal/store/instrument"
 	"github.com/tokengw/tokengw/internal/upstream"
 )
@@ -193,7 +195,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		Settings: server.SettingsFrom(cfg), Tokens: a.Reuser, Auth: a.Auth,
 		ClientLimiter: a.Consumer, FailedAuth: a.FailedIP, Store: a.Store, Introspector: a.Introspect,
 		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now, Keys: keySet(ring),
-		UpstreamToken: up.UpstreamToken, UpstreamRevoke: up.UpstreamRevoke,
+		UpstreamToken: up.UpstreamToken, UpstreamRevoke: up.UpstreamRevoke, Backup: backupHandler(a.Backend, opts.Logger),
 		JWTAuth: a.Assertions.JWTAuth, Grant: a.Assertions.bearerGrant(),
 	})
 	if err != nil {
@@ -206,6 +208,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	return a, nil
+}
+
+// backupHandler serves the embedded store's online backup on the admin API
+// (tokengw store backup, when a server holds the file); nil for the other
+// drivers.
+func backupHandler(st store.Store, log *slog.Logger) http.Handler {
+	b, ok := st.(*bolt.Store)
+	if !ok {
+		return nil
+	}
+	return bolt.BackupHandler(b, func(r *http.Request, err error) {
+		log.Error("admin API: store backup failed", "remote", r.RemoteAddr, "err", err)
+	})
 }
 
 // NewRegistry builds the client registry: the configured clients, then the

@@ -62,17 +62,6 @@ func RotateKeysHandler(ks KeySet, now func() time.Time) http.Handler {
 	})
 }
 
-// rotateKeys is the admin route: the admin token, then the rotation.
-func (s *Server) rotateKeys(w http.ResponseWriter, r *http.Request) {
-	a := &adminAPI{token: s.adminToken, log: s.log}
-	if e := a.authorize(r); e != nil {
-		s.log.Warn("admin API: unauthorized request", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "reason", e.desc)
-		e.write(w)
-		return
-	}
-	RotateKeysHandler(s.keys, s.now).ServeHTTP(w, r)
-}
-
 // audience is the audience of a token request: the RFC 8707 resources the
 // client asked for, each one it is allowed (else invalid_target), or the
 // configured default.

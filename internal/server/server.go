@@ -152,6 +152,10 @@ type Options struct {
 	// Keys, when set (issuer.token_format jwt), serves the JWKS and the
 	// admin key rotation.
 	Keys KeySet
+	// Backup, when set (the embedded store), serves POST
+	// /admin/store/backup: a consistent copy of the store file
+	// (bolt.BackupHandler), behind the admin token.
+	Backup http.Handler
 	// UpstreamToken and UpstreamRevoke, when set (upstream mode), serve
 	// POST /oauth2/token and /oauth2/revoke instead (package upstream).
 	UpstreamToken, UpstreamRevoke http.Handler
@@ -171,6 +175,7 @@ type Server struct {
 	store        Store
 	introspector Introspector
 	keys         KeySet
+	backup       http.Handler
 	admin        ClientAdmin
 	metrics      *Metrics
 	log          *slog.Logger
@@ -210,7 +215,7 @@ func New(opts Options) (*Server, error) {
 	set := opts.Settings
 	s := &Server{
 		set: set, tokens: opts.Tokens, auth: opts.Auth, clientLimit: opts.ClientLimiter, failedAuth: opts.FailedAuth,
-		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics, keys: opts.Keys,
+		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics, keys: opts.Keys, backup: opts.Backup,
 		log: opts.Logger, now: opts.Now, jwtAuth: opts.JWTAuth, grant: opts.Grant,
 		upstreamToken: opts.UpstreamToken, upstreamRevoke: opts.UpstreamRevoke,
 		idPrefix:   hex.EncodeToString(pfx[:]),
@@ -290,13 +295,17 @@ func (s *Server) AdminHandler() http.Handler {
 	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	// The client API exists only with an admin token: without one, /admin/
+	// The admin API exists only with an admin token: without one, /admin/
 	// is not mounted at all.
-	if s.admin != nil && s.set.AdminToken != "" {
-		newAdminAPI(s.admin, s.adminToken, s.log).routes(r)
-	}
-	if s.keys != nil && s.set.AdminToken != "" {
-		r.Post("/admin/keys/rotate", s.rotateKeys)
+	if s.set.AdminToken != "" {
+		extra := map[string]http.Handler{}
+		if s.keys != nil {
+			extra["/keys/rotate"] = RotateKeysHandler(s.keys, s.now)
+		}
+		if s.backup != nil {
+			extra["/store/backup"] = s.backup
+		}
+		newAdminAPI(s.admin, s.adminToken, s.log).routes(r, extra)
 	}
 	return r
 }

@@ -29,7 +29,7 @@ const (
 )
 
 // ClaimAssertion implements store.Assertions: the check and the put are one
-// write transaction (batched with concurrent writers; bbolt has one writer
+// write transaction (group-committed with concurrent writers; bbolt has one writer
 // at a time), so exactly one of any number of concurrent claims succeeds.
 func (s *Store) ClaimAssertion(ctx context.Context, scope string, jtiHash []byte, until time.Time) error {
 	if err := s.begin(ctx); err != nil {
@@ -43,10 +43,11 @@ func (s *Store) ClaimAssertion(ctx context.Context, scope string, jtiHash []byte
 	var val [8]byte
 	binary.BigEndian.PutUint64(val[:], indexMilli(until.UnixMilli()))
 
-	// DB.Batch may run fn more than once: results are reset on every run.
+	// The group committer may run a write more than once: results are reset
+	// on every run.
 	var replay bool
 	var ctxErr error
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		replay, ctxErr = false, nil
 		if ctxErr = ctx.Err(); ctxErr != nil {
 			return nil

@@ -23,7 +23,7 @@ func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 		return nil, err
 	}
 	out := []store.SigningKey{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSigningKeys))
 		if b == nil {
 			return nil
@@ -54,7 +54,8 @@ func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey) (bool, er
 		return false, fmt.Errorf("bolt: add signing key: %w", err)
 	}
 	added := false
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.write(func(tx *bbolt.Tx) error {
+		added = false // the committer may run this more than once
 		b, err := tx.CreateBucketIfNotExists([]byte(bucketSigningKeys))
 		if err != nil {
 			return err
@@ -76,7 +77,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, slot string) error {
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.write(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketSigningKeys))
 		if b == nil {
 			return nil
