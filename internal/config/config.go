@@ -9,16 +9,13 @@
 package config
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -30,7 +27,6 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 
-	"github.com/tokengw/tokengw/internal/clientauth"
 	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/store"
@@ -113,52 +109,6 @@ type Rate struct {
 type Limits struct {
 	PerClient       Rate `koanf:"per_client"`
 	PerIPFailedAuth Rate `koanf:"per_ip_failed_auth"`
-}
-
-// Auth is client authentication: the hashes tokengw makes for generated
-// secrets, the verified-credential cache, the cap on concurrent hash
-// verifications, and the cache of store-managed clients.
-type Auth struct {
-	Argon2              Argon2        `koanf:"argon2"`                // parameters of the hashes tokengw makes
-	CacheEntries        int           `koanf:"cache_entries"`         // verified-credential cache bound, entries; 0 = off
-	CacheMaxAge         time.Duration `koanf:"cache_max_age"`         // re-verify a cached credential after this; 0 = never
-	MaxConcurrentVerify int           `koanf:"max_concurrent_verify"` // hash verifications at once; 0 = number of CPUs
-	VerifyQueueTimeout  time.Duration `koanf:"verify_queue_timeout"`  // wait for a verification slot before 503
-	ClientRefresh       time.Duration `koanf:"client_refresh"`        // store-managed clients are re-read after this; 0 = every request
-	ClientCacheEntries  int           `koanf:"client_cache_entries"`  // bound of the store-client cache (known and unknown ids each)
-}
-
-// Argon2 are argon2id cost parameters (RFC 9106).
-type Argon2 struct {
-	MemoryKiB int `koanf:"memory_kib"` // m, KiB
-	Time      int `koanf:"time"`       // t, passes
-	Threads   int `koanf:"threads"`    // p, lanes
-}
-
-// Store selects and configures the storage driver.
-type Store struct {
-	Driver    string    `koanf:"driver"`    // bolt | cassandra | memory
-	SealKeys  []string  `koanf:"seal_keys"` // base64 32-byte AES keys; the first seals, all open
-	Bolt      Bolt      `koanf:"bolt"`
-	Cassandra Cassandra `koanf:"cassandra"`
-}
-
-// Bolt is the embedded store.
-type Bolt struct {
-	Path string `koanf:"path"`
-}
-
-// Cassandra is the shared store.
-type Cassandra struct {
-	Hosts          []string          `koanf:"hosts"`
-	Keyspace       string            `koanf:"keyspace"`
-	Consistency    string            `koanf:"consistency"`
-	Timeout        time.Duration     `koanf:"timeout"`
-	ConnectTimeout time.Duration     `koanf:"connect_timeout"`
-	NumConns       int               `koanf:"num_conns"`
-	Username       string            `koanf:"username"`
-	Password       string            `koanf:"password"`
-	Replication    map[string]string `koanf:"replication"`
 }
 
 // Client is a client defined in the configuration (read-only at run time).
@@ -341,11 +291,6 @@ func bad(key, format string, a ...any) error {
 	return &KeyError{Key: key, Msg: fmt.Sprintf(format, a...)}
 }
 
-var (
-	identRe      = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]{0,47}$`)
-	consistences = []string{"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
-)
-
 // Validate checks every value and returns every problem found, joined, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -423,54 +368,7 @@ func (c *Config) Validate() error {
 	add(c.Auth.validate())
 	add(c.Upstream.validate())
 
-	st := c.Store
-	switch st.Driver {
-	case "bolt":
-		if st.Bolt.Path == "" {
-			add(bad("store.bolt.path", "must not be empty"))
-		}
-	case "memory":
-	case "cassandra":
-		cs := st.Cassandra
-		if len(cs.Hosts) == 0 {
-			add(bad("store.cassandra.hosts", "must list at least one host"))
-		}
-		if !identRe.MatchString(cs.Keyspace) {
-			add(bad("store.cassandra.keyspace", "must be a CQL identifier (letters, digits, _), got %q", cs.Keyspace))
-		}
-		if !slices.Contains(consistences, strings.ToUpper(cs.Consistency)) {
-			add(bad("store.cassandra.consistency", "must be one of %s, got %q", strings.Join(consistences, ", "), cs.Consistency))
-		}
-		if cs.Timeout <= 0 {
-			add(bad("store.cassandra.timeout", "must be positive"))
-		}
-		if cs.ConnectTimeout <= 0 {
-			add(bad("store.cassandra.connect_timeout", "must be positive"))
-		}
-		if cs.NumConns < 1 || cs.NumConns > 64 {
-			add(bad("store.cassandra.num_conns", "must be between 1 and 64, got %d", cs.NumConns))
-		}
-		if (cs.Username == "") != (cs.Password == "") {
-			add(bad("store.cassandra.username", "username and password go together"))
-		}
-		cls := cs.Replication["class"]
-		if cls != "SimpleStrategy" && cls != "NetworkTopologyStrategy" {
-			add(bad("store.cassandra.replication", "class must be SimpleStrategy or NetworkTopologyStrategy, got %q", cls))
-		}
-		if strings.EqualFold(cs.Consistency, "EACH_QUORUM") && cls == "SimpleStrategy" {
-			// Cassandra refuses every EACH_QUORUM write (the lightweight
-			// transactions included) on a SimpleStrategy keyspace.
-			add(bad("store.cassandra.consistency", "EACH_QUORUM needs replication class NetworkTopologyStrategy"))
-		}
-		if len(st.SealKeys) == 0 {
-			add(bad("store.seal_keys", "the cassandra store needs at least one seal key, shared by every replica (generate one with: head -c32 /dev/urandom | base64)"))
-		}
-	default:
-		add(bad("store.driver", "must be bolt, cassandra or memory, got %q", st.Driver))
-	}
-	if _, err := st.DecodedSealKeys(); err != nil {
-		add(err)
-	}
+	add(c.Store.validate())
 
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {
@@ -509,45 +407,6 @@ func (c *Config) Validate() error {
 
 // MinAdminTokenLen is the shortest server.admin_token accepted.
 const MinAdminTokenLen = 16
-
-// Caps of the auth section.
-const (
-	maxCacheEntries  = 10_000_000
-	maxClientRefresh = 10 * time.Minute
-)
-
-func (a Auth) validate() error {
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
-	}
-	var pe *clientauth.ParamError
-	if err := a.Argon2.Params().Validate(); errors.As(err, &pe) {
-		name := map[string]string{"m": "memory_kib", "t": "time", "p": "threads"}[pe.Param]
-		add(bad("auth.argon2."+name, "%s (RFC 9106; at most 2 GiB, 100 passes, 64 lanes, memory_kib × time <= 4194304)", pe.Msg))
-	}
-	if a.CacheEntries < 0 || a.CacheEntries > maxCacheEntries {
-		add(bad("auth.cache_entries", "must be between 0 (cache off) and %d, got %d", maxCacheEntries, a.CacheEntries))
-	}
-	if a.CacheMaxAge < 0 {
-		add(bad("auth.cache_max_age", "must be >= 0 (0 = no age limit), got %v", a.CacheMaxAge))
-	}
-	if a.MaxConcurrentVerify < 0 || a.MaxConcurrentVerify > 4096 {
-		add(bad("auth.max_concurrent_verify", "must be between 0 (number of CPUs) and 4096, got %d", a.MaxConcurrentVerify))
-	}
-	if a.VerifyQueueTimeout <= 0 {
-		add(bad("auth.verify_queue_timeout", "must be a positive duration, got %v", a.VerifyQueueTimeout))
-	}
-	if a.ClientRefresh < 0 || a.ClientRefresh > maxClientRefresh {
-		add(bad("auth.client_refresh", "must be between 0 (no caching) and %v, got %v", maxClientRefresh, a.ClientRefresh))
-	}
-	if a.ClientCacheEntries < 1 || a.ClientCacheEntries > maxCacheEntries {
-		add(bad("auth.client_cache_entries", "must be between 1 and %d, got %d", maxCacheEntries, a.ClientCacheEntries))
-	}
-	return errors.Join(errs...)
-}
 
 // loopbackHost reports whether a host:port names a loopback address
 // ("localhost" included; an empty host means every interface).
@@ -608,22 +467,6 @@ func specErrors(prefix string, err error) error {
 // Limit is r as the limiter takes it.
 func (r Rate) Limit() limiter.Limit { return limiter.Limit{Rate: r.Rate, Burst: r.Burst} }
 
-// Params are a's values as clientauth takes them; values outside the
-// parameters' ranges become ones that Validate refuses.
-func (a Argon2) Params() clientauth.Argon2Params {
-	clamp := func(v int, max uint64) uint64 {
-		if v < 0 {
-			return 0
-		}
-		return min(uint64(v), max)
-	}
-	return clientauth.Argon2Params{
-		Memory:  uint32(clamp(a.MemoryKiB, math.MaxUint32)),
-		Time:    uint32(clamp(a.Time, math.MaxUint32)),
-		Threads: uint8(clamp(a.Threads, math.MaxUint8)),
-	}
-}
-
 // Spec is the client as the client domain validates it.
 func (c Client) Spec() clients.Spec {
 	s := clients.Spec{
@@ -656,20 +499,4 @@ func (s Server) TrustedProxyPrefixes() []netip.Prefix {
 		}
 	}
 	return out
-}
-
-// DecodedSealKeys returns store.seal_keys decoded: 32-byte AES-256 keys.
-func (s Store) DecodedSealKeys() ([][]byte, error) {
-	out := make([][]byte, 0, len(s.SealKeys))
-	for i, k := range s.SealKeys {
-		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(k))
-		if err != nil {
-			b, err = base64.RawURLEncoding.DecodeString(strings.TrimSpace(k))
-		}
-		if err != nil || len(b) != 32 {
-			return nil, bad(fmt.Sprintf("store.seal_keys[%d]", i), "must be base64 of 32 bytes")
-		}
-		out = append(out, b)
-	}
-	return out, nil
 }
