@@ -114,12 +114,12 @@ func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 	}
 	index := make(chan error, 1)
 	go func() {
-		index <- s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl).
-			Idempotent(true).ExecContext(ctx)
+		index <- s.idem(s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl)).
+			ExecContext(ctx)
 	}()
-	err := s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
-		tok.IssuedAt, tok.ExpiresAt, revoked, ttl).
-		Idempotent(true).ExecContext(ctx)
+	err := s.idem(s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
+		tok.IssuedAt, tok.ExpiresAt, revoked, ttl)).
+		ExecContext(ctx)
 	ierr := <-index
 	if err != nil {
 		return classify("issue: insert token", err)
@@ -129,32 +129,54 @@ func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 
 // claim runs the lightweight transaction. It returns (the row, true) when
 // this call claimed the slot, (the live holder, false) when another did.
+// An unknown outcome is resolved by a serial read of the slot (lwt.go).
 func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, bool, error) {
 	for range maxClaimAttempts {
-		ttl := ttlSeconds(cur.ReuseUntil, s.now())
 		prev := map[string]any{}
-		applied, err := s.session.Query(qClaim, cur.ClientID, cur.ReuseKey, cur.TokenHash, cur.Sealed,
-			cur.Scope, cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, ttl).
-			MapScanCASContext(ctx, prev)
+		var (
+			have     store.Current
+			resolved bool
+		)
+		check := func(ctx context.Context) (casOutcome, error) {
+			out, h, err := s.slotOutcome(ctx, cur)
+			have, resolved = h, out.decided && !out.applied
+			return out, err
+		}
+		applied, err := s.cas(ctx, "issue: claim", func(actx context.Context) (bool, error) {
+			clear(prev)
+			ttl := ttlSeconds(cur.ReuseUntil, s.now())
+			return s.session.Query(qClaim, cur.ClientID, cur.ReuseKey, cur.TokenHash, cur.Sealed,
+				cur.Scope, cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, ttl).
+				MapScanCASContext(actx, prev)
+		}, check)
 		if err != nil {
-			return store.Current{}, false, classify("issue: claim", err)
+			return store.Current{}, false, err
 		}
 		if applied {
 			return store.Current{}, true, nil
 		}
-		have := currentFromMap(cur.ClientID, cur.ReuseKey, prev)
+		if !resolved {
+			have = currentFromMap(cur.ClientID, cur.ReuseKey, prev)
+		}
 		if s.now().Before(have.ReuseUntil) {
 			return have, false, nil
 		}
 		// The holder's reuse window has passed but its TTL, rounded up to
 		// whole seconds and counted on the server's clock, has not.
 		// Replace it only if it still holds that same stale token.
-		ttl = ttlSeconds(cur.ReuseUntil, s.now())
-		applied, err = s.session.Query(qTakeover, ttl, cur.TokenHash, cur.Sealed, cur.Scope,
-			cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, cur.ClientID, cur.ReuseKey, have.TokenHash).
-			MapScanCASContext(ctx, map[string]any{})
+		stale := have.TokenHash
+		applied, err = s.cas(ctx, "issue: claim", func(actx context.Context) (bool, error) {
+			ttl := ttlSeconds(cur.ReuseUntil, s.now())
+			return s.session.Query(qTakeover, ttl, cur.TokenHash, cur.Sealed, cur.Scope,
+				cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, cur.ClientID, cur.ReuseKey, stale).
+				MapScanCASContext(actx, map[string]any{})
+		}, func(ctx context.Context) (casOutcome, error) {
+			out, _, err := s.slotOutcome(ctx, cur)
+			// Anything but this call's token: not applied; look again.
+			return casOutcome{applied: out.applied, decided: true}, err
+		})
 		if err != nil {
-			return store.Current{}, false, classify("issue: claim", err)
+			return store.Current{}, false, err
 		}
 		if applied {
 			return store.Current{}, true, nil
@@ -162,6 +184,24 @@ func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, b
 		// Someone else replaced or deleted the row in between: look again.
 	}
 	return store.Current{}, false, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
+}
+
+// slotOutcome reads cur's slot at the serial consistency after a claim
+// whose outcome is unknown: it holds cur's token (applied), another one
+// (not applied; that row is returned), or nothing (not applied yet).
+func (s *Store) slotOutcome(ctx context.Context, cur *store.Current) (casOutcome, store.Current, error) {
+	c := store.Current{ClientID: cur.ClientID, ReuseKey: cur.ReuseKey}
+	found, err := s.serialRead(ctx, qSelectCurrent, []any{cur.ClientID, cur.ReuseKey},
+		&c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
+	switch {
+	case err != nil:
+		return casOutcome{}, store.Current{}, err
+	case !found:
+		return casOutcome{}, store.Current{}, nil
+	case bytes.Equal(c.TokenHash, cur.TokenHash):
+		return casOutcome{applied: true, decided: true}, store.Current{}, nil
+	}
+	return casOutcome{decided: true}, c, nil
 }
 
 // release deletes the slot's row if it still holds cur's token: best
@@ -233,8 +273,8 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 		return store.Current{}, store.ErrClosed
 	}
 	c := store.Current{ClientID: clientID, ReuseKey: reuseKey}
-	err := s.session.Query(qSelectCurrent, clientID, reuseKey).
-		Consistency(s.readCons).Idempotent(true).
+	err := s.idem(s.session.Query(qSelectCurrent, clientID, reuseKey)).
+		Consistency(s.readCons).
 		ScanContext(ctx, &c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Current{}, store.ErrNotFound
@@ -295,8 +335,8 @@ func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
 		return store.Token{}, store.ErrClosed
 	}
 	t := store.Token{Hash: bytes.Clone(hash)}
-	err := s.session.Query(qSelectToken, hash).
-		Consistency(s.readCons).Idempotent(true).
+	err := s.idem(s.session.Query(qSelectToken, hash)).
+		Consistency(s.readCons).
 		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Token{}, store.ErrNotFound
@@ -322,13 +362,13 @@ func (s *Store) Revoke(ctx context.Context, hash []byte) error {
 		return err
 	}
 	ttl := ttlSeconds(t.ExpiresAt, s.now())
-	err = s.session.Query(qRevokeToken, ttl, hash).Idempotent(true).ExecContext(ctx)
+	err = s.idem(s.session.Query(qRevokeToken, ttl, hash)).ExecContext(ctx)
 	if err != nil {
 		return classify("revoke", err)
 	}
 	var holder []byte
-	err = s.session.Query(qSelectSlotHash, t.ClientID, t.ReuseKey).
-		Consistency(s.slotReadCons).Idempotent(true).ScanContext(ctx, &holder)
+	err = s.idem(s.session.Query(qSelectSlotHash, t.ClientID, t.ReuseKey)).
+		Consistency(s.slotReadCons).ScanContext(ctx, &holder)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return nil
 	}
@@ -338,9 +378,19 @@ func (s *Store) Revoke(ctx context.Context, hash []byte) error {
 	if !bytes.Equal(holder, hash) {
 		return nil
 	}
-	_, err = s.session.Query(qReleaseCurrent, t.ClientID, t.ReuseKey, hash).
-		MapScanCASContext(ctx, map[string]any{})
-	return classify("revoke: delete reuse row", err)
+	_, err = s.cas(ctx, "revoke: delete reuse row", func(actx context.Context) (bool, error) {
+		return s.session.Query(qReleaseCurrent, t.ClientID, t.ReuseKey, hash).
+			MapScanCASContext(actx, map[string]any{})
+	}, func(ctx context.Context) (casOutcome, error) {
+		var h []byte
+		found, err := s.serialRead(ctx, qSelectSlotHash, []any{t.ClientID, t.ReuseKey}, &h)
+		if err != nil {
+			return casOutcome{}, err
+		}
+		gone := !found || !bytes.Equal(h, hash)
+		return casOutcome{applied: gone, decided: gone}, nil
+	})
+	return err
 }
 
 // ClearCurrents implements store.Tokens with one partition delete (the
@@ -352,8 +402,8 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 	if s.errClosed() {
 		return store.ErrClosed
 	}
-	err := s.session.Query(qClearCurrents, clientID).
-		DefaultTimestamp(false).Idempotent(true).ExecContext(ctx)
+	err := s.idem(s.session.Query(qClearCurrents, clientID)).
+		DefaultTimestamp(false).ExecContext(ctx)
 	return classify("clear currents", err)
 }
 
@@ -388,8 +438,8 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) 
 	var revoked atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(revokeParallel)
-	iter := s.session.Query(qLiveByClient, clientID, s.now()).
-		Consistency(s.readCons).PageSize(pageSize).Idempotent(true).IterContext(gctx)
+	iter := s.idem(s.session.Query(qLiveByClient, clientID, s.now())).
+		Consistency(s.readCons).PageSize(pageSize).IterContext(gctx)
 	var (
 		exp  time.Time
 		hash []byte
@@ -420,8 +470,8 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) 
 // reporting whether it was live and not yet revoked.
 func (s *Store) revokeOne(ctx context.Context, clientID string, hash []byte) (bool, error) {
 	var t store.Token
-	err := s.session.Query(qSelectToken, hash).
-		Consistency(s.readCons).Idempotent(true).
+	err := s.idem(s.session.Query(qSelectToken, hash)).
+		Consistency(s.readCons).
 		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return false, nil // the token row was never written, or has expired
@@ -433,7 +483,7 @@ func (s *Store) revokeOne(ctx context.Context, clientID string, hash []byte) (bo
 	if t.ClientID != clientID || t.Revoked || !now.Before(t.ExpiresAt) {
 		return false, nil
 	}
-	err = s.session.Query(qRevokeToken, ttlSeconds(t.ExpiresAt, now), hash).Idempotent(true).ExecContext(ctx)
+	err = s.idem(s.session.Query(qRevokeToken, ttlSeconds(t.ExpiresAt, now), hash)).ExecContext(ctx)
 	if err != nil {
 		return false, classify("revoke client: revoke token", err)
 	}
@@ -446,7 +496,7 @@ func (s *Store) TokenCount(ctx context.Context) (int, error) {
 	if s.errClosed() {
 		return 0, store.ErrClosed
 	}
-	iter := s.session.Query(qTokenExpiry).Consistency(s.readCons).PageSize(5000).Idempotent(true).IterContext(ctx)
+	iter := s.idem(s.session.Query(qTokenExpiry)).Consistency(s.readCons).PageSize(5000).IterContext(ctx)
 	now := s.now()
 	n := 0
 	var exp time.Time
