@@ -103,6 +103,10 @@ type Store struct {
 	slotReadCons gocql.Consistency
 	timeout      time.Duration
 	closed       atomic.Bool
+	// casFault, set only by tests (export_test.go), runs each lightweight
+	// transaction in place of the store and may change what it reports:
+	// how a single-node test makes an outcome unknown.
+	casFault func(op string, run func() (bool, error)) (bool, error)
 	bgMu         sync.Mutex     // orders bg.Add after a closed check against Close
 	bg           sync.WaitGroup // background releases of reuse slots
 }

@@ -101,7 +101,15 @@ func (s *Store) cas(ctx context.Context, op string, run func(context.Context) (b
 	var last error
 	for range casAttempts {
 		actx, cancel := s.attemptContext(ctx)
-		applied, err := run(actx)
+		var (
+			applied bool
+			err     error
+		)
+		if s.casFault != nil {
+			applied, err = s.casFault(op, func() (bool, error) { return run(actx) })
+		} else {
+			applied, err = run(actx)
+		}
 		cancel()
 		if err == nil {
 			return applied, nil
