@@ -37,11 +37,17 @@ type Counts struct {
 
 // Report is what Check found.
 type Report struct {
-	Phases     []Phase
-	Counts     []Counts
-	Tokens     int
-	Checks     [5]int // per invariant (index 1..4)
-	Violations []string
+	Phases []Phase
+	Counts []Counts
+	Tokens int
+	Checks [5]int // per invariant (index 1..4)
+	// LostSecret401 counts the 401s that followed a rotation answered
+	// other than 200 that took effect nonetheless (its new secret was
+	// never shown): not a violation of the four invariants, but reported.
+	LostSecret401 int
+	Violations    []string
+	// Categories counts the violations by invariant and kind.
+	Categories map[string]int
 }
 
 // Token is what the history says about one token.
@@ -114,8 +120,14 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 		}
 		return -1
 	}
+	rep.Categories = map[string]int{}
 	violate := func(inv int, format string, args ...any) {
 		rep.Violations = append(rep.Violations, fmt.Sprintf("invariant %d: ", inv)+fmt.Sprintf(format, args...))
+		cat := strings.TrimPrefix(strings.TrimPrefix(format, "key %s: "), "client %s: ")
+		if len(cat) > 48 {
+			cat = cat[:48]
+		}
+		rep.Categories[fmt.Sprintf("invariant %d: %s", inv, cat)]++
 	}
 	check := func(inv int, at time.Time) {
 		rep.Checks[inv]++
@@ -123,13 +135,17 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			rep.Counts[i].Checks++
 		}
 	}
-	var revokeAll, rotations []Op
+	// clears are the requests that clear a client's reuse rows: revoke-all
+	// and secret rotation (answered or not: a 503 may have applied).
+	var revokeAll, rotations, clears []Op
 	for _, o := range ops {
 		switch o.Kind {
 		case KindRevokeAll:
 			revokeAll = append(revokeAll, o)
+			clears = append(clears, o)
 		case KindRotate:
 			rotations = append(rotations, o)
+			clears = append(clears, o)
 		}
 	}
 	for _, t := range toks {
@@ -161,7 +177,7 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			if !b.IssuedAt.Add(p.Slack).Before(a.ReusableUntil) {
 				continue // b was minted after a's window
 			}
-			if invalidated(a, b.First.End, revokeAll, p) {
+			if invalidated(a, b.First.End, clears, p) {
 				continue
 			}
 			violate(1, "key %s: tokens …%s (first %s) and …%s (first %s) overlap: …%s was minted at ~%s, inside the reuse window of …%s (until %s)",
@@ -200,6 +216,13 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 
 	// 4. Availability per phase.
 	lastBefore := lastHandouts(ops, phases, toks)
+	explained := func(o Op) bool {
+		ok, lost := rotating(o, rotations, p)
+		if lost {
+			rep.LostSecret401++
+		}
+		return ok
+	}
 	for _, o := range ops {
 		i := phaseOf(o.Start)
 		if i < 0 {
@@ -212,7 +235,7 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			c.OK++
 		case o.Status == http.StatusServiceUnavailable:
 			c.Unavailable++
-		case o.Status == http.StatusUnauthorized && rotating(o, rotations, p):
+		case o.Status == http.StatusUnauthorized && explained(o):
 			c.Expected401++
 			continue
 		default:
@@ -236,7 +259,7 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 				continue
 			}
 			a := lastBefore[i][handoutKey(o)]
-			if a == nil || invalidated(a, o.Start, revokeAll, p) {
+			if a == nil || invalidated(a, o.Start, clears, p) || evicted(o, ops) {
 				continue
 			}
 			if o.Start.Add(p.Slack).Before(a.ReusableUntil) {
@@ -253,16 +276,32 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 }
 
 // invalidated reports whether something may have ended a's reuse before
-// `by`: a revocation of a (answered or not), or a revoke-all of its client
-// that ended after a was minted and began before `by`.
-func invalidated(a *Token, by time.Time, revokeAll []Op, p Params) bool {
+// `by`: a revocation of a (answered or not), or a revoke-all or secret
+// rotation of its client (clears) that ended after a was minted and began
+// before `by`.
+func invalidated(a *Token, by time.Time, clears []Op, p Params) bool {
 	for _, r := range a.revokeAttempts {
 		if r.Start.Before(by) {
 			return true
 		}
 	}
-	for _, ra := range revokeAll {
+	for _, ra := range clears {
 		if ra.Client == a.Client && ra.Start.Before(by) && ra.End.After(a.IssuedAt.Add(-p.Slack)) {
+			return true
+		}
+	}
+	return false
+}
+
+// evicted reports whether the replica of o dropped o's client from its
+// in-process cache during the phase before o: a revocation of any of the
+// client's tokens, a revoke-all or a rotation answered by that replica
+// voids the client's cached entries there, and with the store down
+// nothing can refill them.
+func evicted(o Op, ops []Op) bool {
+	for _, e := range ops {
+		if e.Kind != KindToken && e.Client == o.Client && e.Replica == o.Replica && e.Start.Before(o.Start) &&
+			o.Start.Sub(e.Start) < 10*time.Minute {
 			return true
 		}
 	}
@@ -272,15 +311,32 @@ func invalidated(a *Token, by time.Time, revokeAll []Op, p Params) bool {
 // rotating reports whether a 401 falls where a secret rotation explains it:
 // from the rotation's start until auth.client_refresh after its answer
 // (the other replica still knows the old secret, the worker has sent the
-// old one once more).
-func rotating(o Op, rotations []Op, p Params) bool {
-	for _, r := range rotations {
-		if r.Client == o.Client && !o.Start.Before(r.Start.Add(-p.Slack)) &&
-			o.Start.Before(r.End.Add(p.ClientRefresh+p.Slack)) {
-			return true
+// old one once more). A rotation that was not answered 200 may still have
+// applied (its answer, and so the new secret, was lost): 401s follow until
+// the next rotation is answered; Check counts those apart.
+func rotating(o Op, rotations []Op, p Params) (explained, lostSecret bool) {
+	for i, r := range rotations {
+		if r.Client != o.Client || o.Start.Before(r.Start.Add(-p.Slack)) {
+			continue
+		}
+		if o.Start.Before(r.End.Add(p.ClientRefresh + p.Slack)) {
+			return true, false
+		}
+		if r.OK() {
+			continue
+		}
+		next := time.Time{}
+		for _, n := range rotations[i+1:] {
+			if n.Client == o.Client && n.OK() {
+				next = n.End.Add(p.ClientRefresh + p.Slack)
+				break
+			}
+		}
+		if next.IsZero() || o.Start.Before(next) {
+			return true, true
 		}
 	}
-	return false
+	return false, false
 }
 
 func handoutKey(o Op) string {
@@ -367,6 +423,17 @@ func (r Report) Print(logf func(string, ...any)) {
 		logf("%-14s %-10s %6.1f %8d %6d %6d %6d %7d %7d  %s", ph.Name, ph.Mode, ph.End.Sub(ph.Start).Seconds(),
 			c.Requests, c.OK, c.Unavailable, c.Other, c.Minted, c.Checks, last)
 	}
-	logf("tokens handed out: %d; checks: exclusivity %d, revocation %d, availability %d; violations: %d",
-		r.Tokens, r.Checks[1], r.Checks[2], r.Checks[4], len(r.Violations))
+	logf("tokens handed out: %d; checks: exclusivity %d, revocation %d, lost-nothing %d, availability %d; violations: %d",
+		r.Tokens, r.Checks[1], r.Checks[2], r.Checks[3], r.Checks[4], len(r.Violations))
+	if r.LostSecret401 > 0 {
+		logf("401s after a secret rotation answered 503 that took effect (its new secret never shown): %d", r.LostSecret401)
+	}
+	cats := make([]string, 0, len(r.Categories))
+	for c := range r.Categories {
+		cats = append(cats, c)
+	}
+	slices.Sort(cats)
+	for _, c := range cats {
+		logf("  %5d × %s...", r.Categories[c], c)
+	}
 }

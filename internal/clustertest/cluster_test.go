@@ -195,7 +195,7 @@ func TestClusterUnderFaults(t *testing.T) {
 		go func() { defer wg.Done(); r.consume(c, stop) }()
 	}
 	wg.Add(3)
-	go func() { defer wg.Done(); r.every(stop, 400*time.Millisecond, r.revokeOne) }()
+	go func() { defer wg.Done(); r.every(stop, time.Second, r.revokeOne) }()
 	go func() { defer wg.Done(); r.every(stop, 7*time.Second, r.revokeAll) }()
 	go func() { defer wg.Done(); r.every(stop, 9*time.Second, r.rotate) }()
 
@@ -344,7 +344,7 @@ func (r *run) every(stop <-chan struct{}, d time.Duration, f func()) {
 // consume asks for a token on every call, on a random replica, with a
 // random one of two scope sets (two reuse keys per client).
 func (r *run) consume(c *consumer, stop <-chan struct{}) {
-	tick := time.NewTicker(15 * time.Millisecond)
+	tick := time.NewTicker(30 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {

@@ -107,8 +107,8 @@ type Store struct {
 	// transaction in place of the store and may change what it reports:
 	// how a single-node test makes an outcome unknown.
 	casFault func(op string, run func() (bool, error)) (bool, error)
-	bgMu         sync.Mutex     // orders bg.Add after a closed check against Close
-	bg           sync.WaitGroup // background releases of reuse slots
+	bgMu     sync.Mutex     // orders bg.Add after a closed check against Close
+	bg       sync.WaitGroup // background releases of reuse slots
 }
 
 // Open connects to the cluster in cfg and checks that the keyspace and its

@@ -79,15 +79,28 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, err
 	}
 	if !claimed {
-		switch ok, err := s.confirm(ctx, have); {
+		ok, err := s.confirm(ctx, have)
+		switch {
 		case err != nil:
 			return store.Current{}, false, err
-		case !ok:
+		case !ok && s.young(have):
 			// The winner's token never reached the store (its release is
 			// on its way): hand out nothing; the caller retries.
 			return store.Current{}, false, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
+		case !ok:
+			// An old row whose token is not stored (or revoked): a claim
+			// whose outcome was unknown and that a later Paxos round
+			// completed, or a revocation whose row delete did not land.
+			// Nobody may hand it out; take the slot over.
+			if claimed, err = s.takeover(ctx, cur, have.TokenHash); err != nil {
+				return store.Current{}, false, err
+			}
+			if !claimed {
+				return store.Current{}, false, fmt.Errorf("cassandra: issue: claim: %w: slot changed under contention", store.ErrUnavailable)
+			}
+		default:
+			return have, false, nil
 		}
-		return have, false, nil
 	}
 	if err := s.insertToken(ctx, tok); err != nil {
 		s.release(ctx, cur)
@@ -164,17 +177,7 @@ func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, b
 		// The holder's reuse window has passed but its TTL, rounded up to
 		// whole seconds and counted on the server's clock, has not.
 		// Replace it only if it still holds that same stale token.
-		stale := have.TokenHash
-		applied, err = s.cas(ctx, "issue: claim", func(actx context.Context) (bool, error) {
-			ttl := ttlSeconds(cur.ReuseUntil, s.now())
-			return s.session.Query(qTakeover, ttl, cur.TokenHash, cur.Sealed, cur.Scope,
-				cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, cur.ClientID, cur.ReuseKey, stale).
-				MapScanCASContext(actx, map[string]any{})
-		}, func(ctx context.Context) (casOutcome, error) {
-			out, _, err := s.slotOutcome(ctx, cur)
-			// Anything but this call's token: not applied; look again.
-			return casOutcome{applied: out.applied, decided: true}, err
-		})
+		applied, err = s.takeover(ctx, cur, have.TokenHash)
 		if err != nil {
 			return store.Current{}, false, err
 		}
@@ -184,6 +187,20 @@ func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, b
 		// Someone else replaced or deleted the row in between: look again.
 	}
 	return store.Current{}, false, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
+}
+
+// takeover replaces the slot's row with cur if it still holds stale.
+func (s *Store) takeover(ctx context.Context, cur *store.Current, stale []byte) (bool, error) {
+	return s.cas(ctx, "issue: claim", func(actx context.Context) (bool, error) {
+		ttl := ttlSeconds(cur.ReuseUntil, s.now())
+		return s.session.Query(qTakeover, ttl, cur.TokenHash, cur.Sealed, cur.Scope,
+			cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, cur.ClientID, cur.ReuseKey, stale).
+			MapScanCASContext(actx, map[string]any{})
+	}, func(ctx context.Context) (casOutcome, error) {
+		out, _, err := s.slotOutcome(ctx, cur)
+		// Anything but this call's token: not applied; look again.
+		return casOutcome{applied: out.applied, decided: true}, err
+	})
 }
 
 // slotOutcome reads cur's slot at the serial consistency after a claim
@@ -295,17 +312,20 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 }
 
 // confirm reports whether a slot row may be handed out, so that no replica
-// hands out a token the store does not hold. A row claimed so recently
-// that its token row may not be written yet (the winner writes it right
-// after the claim, and gives the slot back if that write fails, both within
-// two store timeouts; a second of margin for skew, issued-at being the
-// winner's clock) is confirmed by reading the token row: stored and not
-// revoked. A missing row is read again a few times (the winner's write is
-// milliseconds behind its claim); still missing, the winner's write failed
-// and its release is on its way. Older rows are trusted without a read.
+// hands out a token the store does not hold: its token row is read, and
+// must be stored and not revoked. A row claimed so recently that its token
+// row may not be written yet (the winner writes it right after the claim,
+// and gives the slot back if that write fails, both within two store
+// timeouts; a second of margin for skew, issued-at being the winner's
+// clock) is read again a few times when missing (the winner's write is
+// milliseconds behind its claim). An older row is read once: on a cluster
+// a claim whose outcome was unknown to its caller can be completed later
+// by another Paxos round, leaving a row, of any age, that names a token
+// nobody stored (issue 18's cluster test found one).
 func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
-	if s.now().Sub(c.IssuedAt) >= 2*s.timeout+time.Second {
-		return true, nil
+	reads := 1
+	if s.young(c) {
+		reads = confirmReads
 	}
 	backoff := 5 * time.Millisecond
 	for try := 0; ; try++ {
@@ -315,7 +335,7 @@ func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
 			return !t.Revoked, nil
 		case !errors.Is(err, store.ErrNotFound):
 			return false, err
-		case try == confirmReads-1:
+		case try == reads-1:
 			return false, nil
 		}
 		timer := time.NewTimer(backoff)
@@ -327,6 +347,12 @@ func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
 		}
 		backoff *= 2
 	}
+}
+
+// young reports whether a slot row was claimed so recently that its token
+// row may still be on its way.
+func (s *Store) young(c store.Current) bool {
+	return s.now().Sub(c.IssuedAt) < 2*s.timeout+time.Second
 }
 
 // Token implements store.Tokens.
