@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/tokengw/tokengw/internal/app"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
-	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/bolt"
 )
@@ -98,7 +98,7 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	switch cmd {
 	case "add":
-		spec := server.ClientSpec{ID: *id, Introspect: *introspect}
+		spec := clients.Spec{ID: *id, Introspect: *introspect}
 		if set["id"] && *id == "" {
 			return errors.New("client add: --id must not be empty (omit it to have one generated)")
 		}
@@ -107,7 +107,7 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 				spec.Scopes = append(spec.Scopes, s)
 			}
 		}
-		if spec.TokenTTL, err = server.ParseTokenTTL(*ttl); err != nil {
+		if spec.TokenTTL, err = clients.ParseTokenTTL(*ttl); err != nil {
 			return clientErr("add", *id, err)
 		}
 		if set["rate"] || set["burst"] {
@@ -160,7 +160,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // openClientManager opens the configured store for client management.
-func openClientManager(ctx context.Context, cfg *config.Config) (*server.ClientManager, func(), error) {
+func openClientManager(ctx context.Context, cfg *config.Config) (*clients.Manager, func(), error) {
 	if cfg.Store.Driver == "memory" {
 		return nil, nil, errors.New("store.driver is memory, which lives inside one server process: " +
 			"manage its clients through the admin API (/admin/clients on server.admin_addr)")
@@ -180,8 +180,8 @@ func openClientManager(ctx context.Context, cfg *config.Config) (*server.ClientM
 		closeStore()
 		return nil, nil, err
 	}
-	m, err := server.NewClientManager(server.ClientManagerOptions{
-		Registry: reg, Store: st, Argon2: app.Argon2Params(cfg), Timeout: clientTimeout,
+	m, err := clients.NewManager(clients.ManagerOptions{
+		Registry: reg, Store: st, Argon2: cfg.Auth.Argon2.Params(), Timeout: clientTimeout,
 	})
 	if err != nil {
 		closeStore()
@@ -192,11 +192,11 @@ func openClientManager(ctx context.Context, cfg *config.Config) (*server.ClientM
 
 // clientErr words a management error for the terminal.
 func clientErr(cmd, id string, err error) error {
-	var se *server.SpecError
+	var se *clients.SpecError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Errorf("client %s: %s", cmd, flagName(se))
-	case errors.Is(err, server.ErrReadOnlyClient):
+	case errors.Is(err, clients.ErrReadOnly):
 		return fmt.Errorf("client %s: client %q is defined in the config file (clients:) and is read-only here; change it in the file", cmd, id)
 	case errors.Is(err, store.ErrExists):
 		return fmt.Errorf("client %s: client %q exists already", cmd, id)
@@ -207,7 +207,7 @@ func clientErr(cmd, id string, err error) error {
 }
 
 // flagName renames a SpecError's field to the flag that sets it.
-func flagName(se *server.SpecError) string {
+func flagName(se *clients.SpecError) string {
 	field := se.Field
 	switch {
 	case field == "id":
@@ -230,7 +230,7 @@ func printSecret(stdout, stderr io.Writer, id, secret string) {
 }
 
 // printClients writes the client table: one row per client, no secrets.
-func printClients(w io.Writer, list []server.ClientInfo) {
+func printClients(w io.Writer, list []clients.Info) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSOURCE\tSCOPES\tTOKEN_TTL\tLIMIT\tINTROSPECT\tCREATED")
 	for _, c := range list {

@@ -165,6 +165,12 @@ func (p *proc) stop(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
+	p.wait(t)
+}
+
+// wait waits for the process to exit 0 (after a SIGTERM sent already).
+func (p *proc) wait(t *testing.T) {
+	t.Helper()
 	select {
 	case err := <-p.done:
 		if err != nil {
@@ -221,7 +227,9 @@ func TestServeRestartKeepsTokens(t *testing.T) {
 // write HTTP/1.1 by hand on raw connections, so the request line and headers
 // reach the server while the body is held back.
 func TestSIGTERMDrainsInFlight(t *testing.T) {
-	p := serveProc(t, t.TempDir())
+	// Bodies held for the whole test; no readiness delay (see
+	// TestSIGTERMNotReadyWhileServing).
+	p := serveProc(t, t.TempDir(), "TOKENGW_SERVER__TIMEOUTS__BODY=1m", "TOKENGW_SERVER__TIMEOUTS__SHUTDOWN_DELAY=0s")
 	const n = 20
 	body := "grant_type=client_credentials"
 	conns := make([]net.Conn, n)
@@ -293,6 +301,49 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	if !strings.Contains(p.logs.String(), `"msg":"stopped"`) {
 		t.Fatalf("no clean stop logged:\n%s", p.logs.String())
 	}
+}
+
+// TestSIGTERMNotReadyWhileServing: after SIGTERM /readyz answers 503 for
+// server.timeouts.shutdown_delay while a token request still gets 200, so a
+// load balancer's prober sees the replica leave before its listener closes;
+// then the process exits 0.
+func TestSIGTERMNotReadyWhileServing(t *testing.T) {
+	p := serveProc(t, t.TempDir(), "TOKENGW_SERVER__TIMEOUTS__SHUTDOWN_DELAY=4s")
+	get := func(path string) int {
+		resp, err := http.Get("http://" + p.addr + path)
+		if err != nil {
+			t.Fatalf("GET %s during the delay: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/readyz"); code != 200 {
+		t.Fatalf("/readyz before SIGTERM: %d", code)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; get("/readyz") != 503; i++ { // observable: poll
+		if i > 1000 {
+			t.Fatal("/readyz never turned 503 after SIGTERM")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.addr+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", demoAuth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("token request during the delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("token request during the delay: %d, want 200", resp.StatusCode)
+	}
+	if code := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz during the delay: %d", code)
+	}
+	p.wait(t)
 }
 
 // blockedReaders counts goroutine stacks in a debug=1 dump that sit in the

@@ -10,12 +10,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/introspect"
 	"github.com/tokengw/tokengw/internal/issue"
@@ -24,9 +26,7 @@ import (
 	"github.com/tokengw/tokengw/internal/seal"
 	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
-	"github.com/tokengw/tokengw/internal/store/bolt"
 	"github.com/tokengw/tokengw/internal/store/instrument"
-	"github.com/tokengw/tokengw/internal/store/memory"
 )
 
 // Options are the parts tests replace.
@@ -49,13 +49,13 @@ type App struct {
 	Backend  store.Store
 	Reuser   *reuse.Reuser
 	Auth     *clientauth.Authenticator
-	Registry *server.Registry
-	Consumer *limiter.Set
-	FailedIP *limiter.Set
+	Registry *clients.Registry
+	Consumer *limiter.Set[string]
+	FailedIP *limiter.Set[netip.Addr]
 	Server   *server.Server
 	Metrics  *server.Metrics
 	// Clients manages run-time clients (the admin API).
-	Clients *server.ClientManager
+	Clients *clients.Manager
 	// Introspect is the introspection cache (RFC 7662).
 	Introspect *introspect.Cache
 	log        *slog.Logger
@@ -96,7 +96,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	a.Reuser, err = reuse.New(ctx, reuse.Options{
+	a.Reuser, err = reuse.New(reuse.Options{
 		Enabled: cfg.Reuse.Enabled,
 		Policy: reuse.Policy{
 			MinRemaining:       cfg.Reuse.MinRemaining,
@@ -119,11 +119,6 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range cfg.Clients {
-		if err := clientauth.ValidHash(c.SecretHash); err != nil {
-			return nil, fmt.Errorf("config: clients[%d].secret_hash: %w", i, err)
-		}
-	}
 	if a.Registry, err = NewRegistry(cfg, a.Store, opts.Now); err != nil {
 		return nil, err
 	}
@@ -135,14 +130,13 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	}
 	// Unknown ids are verified against a dummy hash with the parameters of
 	// generated secrets, so they take as long as known ones.
-	dummy, err := clientauth.HashSecret(rand.Text(), Argon2Params(cfg))
+	dummy, err := clientauth.HashSecret(rand.Text(), cfg.Auth.Argon2.Params())
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	a.Auth, err = clientauth.New(clientauth.Options{
 		Lookup:              a.Registry,
 		CacheEntries:        cfg.Auth.CacheEntries,
-		DisableCache:        cfg.Auth.CacheEntries == 0,
 		CacheMaxAge:         cfg.Auth.CacheMaxAge,
 		MaxConcurrentVerify: cfg.Auth.MaxConcurrentVerify,
 		VerifyQueueTimeout:  cfg.Auth.VerifyQueueTimeout,
@@ -152,8 +146,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	a.Clients, err = server.NewClientManager(server.ClientManagerOptions{
-		Registry: a.Registry, Store: a.Store, Argon2: Argon2Params(cfg), Invalidate: a.Auth.Invalidate,
+	a.Clients, err = clients.NewManager(clients.ManagerOptions{
+		Registry: a.Registry, Store: a.Store, Argon2: cfg.Auth.Argon2.Params(), Invalidate: a.Auth.Invalidate,
 		OnRevokeTokens: func(id string) {
 			a.Reuser.EvictClient(id)
 			a.Introspect.ForgetClient(id)
@@ -163,17 +157,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
-	if a.Consumer, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+	if a.Consumer, err = limiter.New[string](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
-	if a.FailedIP, err = limiter.New(limiter.Options{Now: opts.Now}); err != nil {
+	if a.FailedIP, err = limiter.New[netip.Addr](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
 	a.Server, err = server.New(server.Options{
-		Config: cfg, Tokens: a.Reuser, Auth: a.Auth, Clients: a.Registry,
-		Consumer: a.Consumer, FailedIP: a.FailedIP, Store: a.Store,
-		Logger: opts.Logger, Now: opts.Now, Metrics: a.Metrics, Admin: a.Clients,
-		TokenStore: a.Store, Evictor: a.Reuser, Introspector: a.Introspect,
+		Settings: server.SettingsFrom(cfg), Tokens: a.Reuser, Auth: a.Auth,
+		ClientLimiter: a.Consumer, FailedAuth: a.FailedIP, Store: a.Store, Introspector: a.Introspect,
+		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now,
 	})
 	if err != nil {
 		return nil, err
@@ -186,37 +179,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 
 // NewRegistry builds the client registry: the configured clients, then the
 // store's, cached for auth.client_refresh.
-func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*server.Registry, error) {
-	refresh := cfg.Auth.ClientRefresh
-	if refresh == 0 {
-		refresh = -1 // configured 0: ask the store on every request
-	}
-	return server.NewRegistry(cfg.Clients, st, server.RegistryOptions{
-		Refresh: refresh, MaxEntries: cfg.Auth.ClientCacheEntries, Timeout: cfg.Server.Timeouts.Store, Now: now,
-	})
-}
-
-// Argon2Params are the argon2id parameters of generated secrets
-// (auth.argon2), validated by config.Load.
-func Argon2Params(cfg *config.Config) clientauth.Argon2Params {
-	g := cfg.Auth.Argon2
-	return clientauth.Argon2Params{Memory: uint32(g.MemoryKiB), Time: uint32(g.Time), Threads: uint8(g.Threads)}
-}
-
-// OpenStore opens the configured store driver.
-func OpenStore(ctx context.Context, cfg *config.Config, now func() time.Time) (store.Store, error) {
-	switch cfg.Store.Driver {
-	case "memory":
-		return memory.New(memory.Options{Now: now}), nil
-	case "bolt":
-		s, err := bolt.Open(cfg.Store.Bolt.Path, bolt.Options{Now: now})
-		if err != nil {
-			return nil, fmt.Errorf("app: store: %w", err)
+func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*clients.Registry, error) {
+	static := make([]store.Client, 0, len(cfg.Clients))
+	for i, c := range cfg.Clients {
+		sc, err := c.Spec().Client()
+		if err != nil { // config.Load refuses these; a Config built in code may not
+			return nil, fmt.Errorf("config: clients[%d]: %w", i, err)
 		}
-		return s, nil
-	default:
-		return openOther(ctx, cfg)
+		static = append(static, sc)
 	}
+	return clients.NewRegistry(static, st, clients.RegistryOptions{
+		Refresh: cfg.Auth.ClientRefresh, MaxEntries: cfg.Auth.ClientCacheEntries, Timeout: cfg.Server.Timeouts.Store, Now: now,
+	})
 }
 
 // newSealer builds the sealer from store.seal_keys; the embedded store

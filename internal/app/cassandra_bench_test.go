@@ -3,12 +3,14 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,6 +76,7 @@ func benchTokens(b *testing.B, hc *http.Client, gw *replica, par int) {
 	)
 	ctx := context.Background()
 	before := gw.app.Reuser.Stats().Mints
+	cpu0, cass0 := processCPU(os.Getpid()), processCPU(cassandraPID())
 	b.SetParallelism(par)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -92,8 +95,16 @@ func benchTokens(b *testing.B, hc *http.Client, gw *replica, par int) {
 		mu.Unlock()
 	})
 	b.StopTimer()
+	cpu1, cass1 := processCPU(os.Getpid()), processCPU(cassandraPID())
 	if len(all) == 0 {
 		return
+	}
+	// Where the time goes: CPU of this process (gateway and load
+	// generator together) and, with TEST_CASSANDRA_PID, of the Cassandra
+	// node, per request.
+	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "proc-cpu-us/op")
+	if cass0 >= 0 {
+		b.ReportMetric(float64((cass1-cass0).Microseconds())/float64(b.N), "cassandra-cpu-us/op")
 	}
 	slices.Sort(all)
 	q := func(p float64) float64 {
@@ -103,4 +114,33 @@ func benchTokens(b *testing.B, hc *http.Client, gw *replica, par int) {
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 	b.ReportMetric(float64(gw.app.Reuser.Stats().Mints-before)/float64(b.N), "mints/op")
+}
+
+// cassandraPID is TEST_CASSANDRA_PID (scripts/cassandra.sh status prints
+// it), or -1.
+func cassandraPID() int {
+	if n, err := strconv.Atoi(os.Getenv("TEST_CASSANDRA_PID")); err == nil && n > 0 {
+		return n
+	}
+	return -1
+}
+
+// processCPU is the user+system CPU time of process pid from
+// /proc/PID/stat; -1 for pid -1 or an unreadable file.
+func processCPU(pid int) time.Duration {
+	if pid < 0 {
+		return -1
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+	st, _ := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }

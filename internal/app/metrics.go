@@ -15,6 +15,7 @@ func (a *App) registerMetrics() error {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
 			func() float64 { return float64(f()) })
 	}
+	const evictHelp = "Partly spent token buckets evicted to respect the limiter's key bound (each key got a fresh bucket); rising steadily: too many callers for the bound."
 	const reuseHelp = "Tokens handed out by source: reused from the in-process cache (l1), reused from the store (l2), or minted."
 	return a.Metrics.Register(
 		counter("tokengw_tokens_issued_total", reuseHelp, prometheus.Labels{"source": "l1"}, func() uint64 { return a.Reuser.Stats().L1Hits }),
@@ -36,5 +37,7 @@ func (a *App) registerMetrics() error {
 		counter("tokengw_introspection_lookups_total", "Introspection lookups by source.", prometheus.Labels{"source": "store"}, a.Introspect.Misses),
 		gauge("tokengw_introspection_cache_entries", "Entries in the introspection cache.", a.Introspect.Len),
 		gauge("tokengw_rate_limit_keys", "Token buckets held by the per-client limiter.", a.Consumer.Len),
+		counter("tokengw_rate_limit_forced_evictions_total", evictHelp, prometheus.Labels{"limiter": "consumer"}, a.Consumer.ForcedEvictions),
+		counter("tokengw_rate_limit_forced_evictions_total", evictHelp, prometheus.Labels{"limiter": "failed_auth"}, a.FailedIP.ForcedEvictions),
 	)
 }

@@ -26,31 +26,21 @@ type Lookup interface {
 	Client(ctx context.Context, id string) (store.Client, error)
 }
 
-// LookupFunc adapts a function to Lookup.
-type LookupFunc func(ctx context.Context, id string) (store.Client, error)
-
-// Client calls f.
-func (f LookupFunc) Client(ctx context.Context, id string) (store.Client, error) { return f(ctx, id) }
-
-var (
-	_ Lookup = LookupFunc(nil)
-	_ Lookup = store.Clients(nil)
-)
+var _ Lookup = store.Clients(nil)
 
 // Options configures an Authenticator.
 type Options struct {
 	// Lookup finds clients. Required.
 	Lookup Lookup
 	// CacheEntries bounds the verified-credential cache, in entries (one
-	// per client id, about 150 bytes each). 0 means DefaultCacheEntries.
+	// per client id, about 150 bytes each). 0 turns the cache off: every
+	// request runs the full hash verification (as auth.cache_entries: 0
+	// does). DefaultCacheEntries is auth.cache_entries' default.
 	CacheEntries int
 	// CacheMaxAge, when positive, makes a cached verification expire that
 	// long after it was made, so the full hash runs again. 0: entries live
 	// until evicted, invalidated, or the stored hash changes.
 	CacheMaxAge time.Duration
-	// DisableCache turns the verified-credential cache off: every request
-	// runs the full hash verification.
-	DisableCache bool
 	// MaxConcurrentVerify caps how many hash verifications run at once (each
 	// argon2id verification holds its memory, 19 MiB by default, and a CPU).
 	// 0 means runtime.NumCPU().
@@ -96,9 +86,6 @@ func New(opts Options) (*Authenticator, error) {
 	case opts.VerifyQueueTimeout < 0:
 		return nil, fmt.Errorf("clientauth: Options.VerifyQueueTimeout %v is negative", opts.VerifyQueueTimeout)
 	}
-	if opts.CacheEntries == 0 {
-		opts.CacheEntries = DefaultCacheEntries
-	}
 	if opts.MaxConcurrentVerify == 0 {
 		opts.MaxConcurrentVerify = runtime.NumCPU()
 	}
@@ -124,7 +111,7 @@ func New(opts Options) (*Authenticator, error) {
 		dummy:        opts.DummyHash,
 		verify:       VerifySecret,
 	}
-	if !opts.DisableCache {
+	if opts.CacheEntries > 0 {
 		c, err := newVerifiedCache(opts.CacheEntries, opts.CacheMaxAge, opts.Now)
 		if err != nil {
 			return nil, err
@@ -143,6 +130,9 @@ func New(opts Options) (*Authenticator, error) {
 // client used Basic; ErrTemporarilyUnavailable when the registry cannot
 // answer or no verification slot freed up in time.
 func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.Client, error) {
+	if c.Budget == nil {
+		c.Budget = noBudget{}
+	}
 	if c.ID == "" || (c.Method != MethodBasic && c.Method != MethodPost) {
 		a.failures.Add(1)
 		return store.Client{}, oauth.ErrInvalidClient.WithDescription(descAuthRequired).WithBasicChallenge()
@@ -165,10 +155,11 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		// Spend what a known id would, so timing does not tell which ids
-		// exist: the dummy hash, shared by identical concurrent requests
-		// just as a known id's verification is (else a burst of identical
-		// requests would queue, or be shed, only for unknown ids).
-		if _, err := a.verifyShared(ctx, c, a.dummy, a.sum(c, a.dummy), false); errors.Is(err, oauth.ErrTemporarilyUnavailable) {
+		// exist: the budget and the dummy hash, shared by identical
+		// concurrent requests just as a known id's verification is (else a
+		// burst of identical requests would queue, or be shed, only for
+		// unknown ids).
+		if _, err := a.verifyShared(ctx, c, a.dummy, a.sum(c, a.dummy), false); errors.Is(err, oauth.ErrTemporarilyUnavailable) || errors.Is(err, oauth.ErrRateLimited) {
 			return store.Client{}, err
 		}
 		a.failures.Add(1)
@@ -200,6 +191,22 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 	}
 }
 
+// noBudget is the Budget of credentials that carry none.
+type noBudget struct{}
+
+func (noBudget) Take() (bool, time.Duration) { return true, 0 }
+func (noBudget) Refund()                     {}
+
+// charge takes one verification from b; the error is 429 when b is spent.
+func charge(b Budget) error {
+	if ok, wait := b.Take(); !ok {
+		return oauth.ErrRateLimited.
+			WithDescription("too many failed client authentications from this address").
+			WithRetryAfter(wait)
+	}
+	return nil
+}
+
 // sum is the cache's HMAC of (c.ID, c.Secret, phc); zero with the cache off.
 func (a *Authenticator) sum(c Credentials, phc string) (mac [32]byte) {
 	if a.cache != nil {
@@ -218,7 +225,7 @@ func (a *Authenticator) sum(c Credentials, phc string) (mac [32]byte) {
 // just before another's verification ended does not hash again.
 func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc string, mac [32]byte, remember bool) (ok bool, err error) {
 	if a.cache == nil {
-		return a.verifySlot(ctx, phc, c.Secret)
+		return a.verifySlot(ctx, phc, c.Secret, c.Budget)
 	}
 	for try := 0; ; try++ {
 		v, verr, shared := a.flight.Do(string(mac[:]), func() (any, error) {
@@ -226,7 +233,7 @@ func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc str
 				a.hits.Add(1)
 				return true, nil
 			}
-			match, verr := a.verifySlot(ctx, phc, c.Secret)
+			match, verr := a.verifySlot(ctx, phc, c.Secret, c.Budget)
 			if remember && match && verr == nil {
 				a.cache.add(c.ID, mac)
 			}
@@ -243,15 +250,27 @@ func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc str
 }
 
 // verifySlot verifies secret against phc while holding a verification slot.
-// Its error wraps ErrBadHash, or is an *oauth.Error
-// (ErrTemporarilyUnavailable) when no slot was free in time.
-func (a *Authenticator) verifySlot(ctx context.Context, phc, secret string) (bool, error) {
+// The caller's budget is charged once the slot is held, right before the
+// hash runs, and refunded on a match: so at most the budget's burst of
+// failing verifications run, plus those already holding a slot, however
+// many requests arrive at once, and legitimate requests queued for a slot
+// spend nothing while they wait. Its error wraps ErrBadHash, or is an
+// *oauth.Error: ErrTemporarilyUnavailable when no slot was free in time,
+// ErrRateLimited when the budget is spent.
+func (a *Authenticator) verifySlot(ctx context.Context, phc, secret string, b Budget) (bool, error) {
 	if err := a.acquire(ctx); err != nil {
 		return false, err
 	}
 	defer func() { <-a.sem }()
+	if err := charge(b); err != nil {
+		return false, err
+	}
 	a.verifications.Add(1)
-	return a.verify(phc, secret)
+	ok, err := a.verify(phc, secret)
+	if ok && err == nil {
+		b.Refund()
+	}
+	return ok, err
 }
 
 // acquire takes a verification slot, waiting at most the queue timeout.

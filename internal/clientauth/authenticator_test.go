@@ -55,9 +55,20 @@ func (r *registry) setHash(id, hash string) {
 }
 
 // newAuth returns an Authenticator over reg with a cheap dummy hash.
+// newAuth builds an Authenticator over reg with a cheap dummy hash; the
+// cache has DefaultCacheEntries unless opts says otherwise (cacheOff: none).
+// cacheOff asks newAuth for an Authenticator without a cache.
+const cacheOff = -1
+
 func newAuth(t testing.TB, reg Lookup, opts Options) *Authenticator {
 	t.Helper()
 	opts.Lookup = reg
+	switch opts.CacheEntries {
+	case 0:
+		opts.CacheEntries = DefaultCacheEntries
+	case cacheOff:
+		opts.CacheEntries = 0
+	}
 	if opts.DummyHash == "" {
 		h, err := HashSecret("dummy", cheap)
 		if err != nil {
@@ -116,7 +127,7 @@ func TestAuthenticateCachesSuccess(t *testing.T) {
 	reg.set(t, "app", "s3cret")
 	a := newAuth(t, reg, Options{})
 	for _, m := range []Method{MethodBasic, MethodPost} {
-		if c := mustAuth(t, a, Credentials{"app", "s3cret", m}); len(c.Scopes) != 1 {
+		if c := mustAuth(t, a, Credentials{ID: "app", Secret: "s3cret", Method: m}); len(c.Scopes) != 1 {
 			t.Fatalf("client %+v lost its fields", c)
 		}
 	}
@@ -133,12 +144,12 @@ func TestAuthenticateWrongSecretNeverCached(t *testing.T) {
 	a := newAuth(t, reg, Options{})
 
 	for range 2 {
-		oe := mustFail(t, a, Credentials{"app", "wrong", MethodBasic})
+		oe := mustFail(t, a, Credentials{ID: "app", Secret: "wrong", Method: MethodBasic})
 		if oe.Description != descAuthFailed || !oe.BasicChallenge {
 			t.Fatalf("error %+v: want %q with the Basic challenge", oe, descAuthFailed)
 		}
 	}
-	if oe := mustFail(t, a, Credentials{"app", "wrong", MethodPost}); oe.BasicChallenge {
+	if oe := mustFail(t, a, Credentials{ID: "app", Secret: "wrong", Method: MethodPost}); oe.BasicChallenge {
 		t.Fatal("client_secret_post failure carries the Basic challenge")
 	}
 	wantCounts(t, a, counts{verifications: 3, failures: 3})
@@ -146,12 +157,12 @@ func TestAuthenticateWrongSecretNeverCached(t *testing.T) {
 		t.Fatal("a wrong secret was cached")
 	}
 
-	mustAuth(t, a, Credentials{"app", "s3cret", MethodBasic})
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s3cret", Method: MethodBasic})
 	// With the right secret cached, a wrong one still runs the hash and
 	// fails, and does not disturb the entry.
-	mustFail(t, a, Credentials{"app", "s3cret ", MethodBasic})
-	mustFail(t, a, Credentials{"app", "", MethodBasic})
-	mustAuth(t, a, Credentials{"app", "s3cret", MethodBasic})
+	mustFail(t, a, Credentials{ID: "app", Secret: "s3cret ", Method: MethodBasic})
+	mustFail(t, a, Credentials{ID: "app", Secret: "", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s3cret", Method: MethodBasic})
 	wantCounts(t, a, counts{hits: 1, verifications: 6, failures: 5})
 }
 
@@ -160,8 +171,8 @@ func TestAuthenticateUnknownClientLooksLikeWrongSecret(t *testing.T) {
 	reg.set(t, "app", "s3cret")
 	a := newAuth(t, reg, Options{})
 
-	wrong := mustFail(t, a, Credentials{"app", "guess", MethodBasic})
-	unknown := mustFail(t, a, Credentials{"nobody", "guess", MethodBasic})
+	wrong := mustFail(t, a, Credentials{ID: "app", Secret: "guess", Method: MethodBasic})
+	unknown := mustFail(t, a, Credentials{ID: "nobody", Secret: "guess", Method: MethodBasic})
 	if *wrong != *unknown {
 		t.Fatalf("unknown id answers %+v, wrong secret %+v", unknown, wrong)
 	}
@@ -173,14 +184,14 @@ func TestAuthenticateRotation(t *testing.T) {
 	reg := newRegistry()
 	reg.set(t, "app", "old")
 	a := newAuth(t, reg, Options{})
-	mustAuth(t, a, Credentials{"app", "old", MethodBasic})
-	mustAuth(t, a, Credentials{"app", "old", MethodBasic}) // cached
+	mustAuth(t, a, Credentials{ID: "app", Secret: "old", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "app", Secret: "old", Method: MethodBasic}) // cached
 
 	reg.set(t, "app", "new") // no Invalidate
-	mustFail(t, a, Credentials{"app", "old", MethodBasic})
-	mustAuth(t, a, Credentials{"app", "new", MethodBasic})
-	mustAuth(t, a, Credentials{"app", "new", MethodBasic}) // cached
-	mustFail(t, a, Credentials{"app", "old", MethodBasic})
+	mustFail(t, a, Credentials{ID: "app", Secret: "old", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "app", Secret: "new", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "app", Secret: "new", Method: MethodBasic}) // cached
+	mustFail(t, a, Credentials{ID: "app", Secret: "old", Method: MethodBasic})
 	wantCounts(t, a, counts{hits: 2, verifications: 4, failures: 2})
 }
 
@@ -189,16 +200,16 @@ func TestInvalidate(t *testing.T) {
 	reg.set(t, "app", "s3cret")
 	reg.set(t, "other", "s3cret")
 	a := newAuth(t, reg, Options{})
-	mustAuth(t, a, Credentials{"app", "s3cret", MethodBasic})
-	mustAuth(t, a, Credentials{"other", "s3cret", MethodBasic})
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s3cret", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "other", Secret: "s3cret", Method: MethodBasic})
 
 	a.Invalidate("app")
 	a.Invalidate("never-seen")
 	if a.CacheLen() != 1 {
 		t.Fatalf("CacheLen = %d after Invalidate, want 1", a.CacheLen())
 	}
-	mustAuth(t, a, Credentials{"app", "s3cret", MethodBasic})   // verifies again
-	mustAuth(t, a, Credentials{"other", "s3cret", MethodBasic}) // untouched: hit
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s3cret", Method: MethodBasic})   // verifies again
+	mustAuth(t, a, Credentials{ID: "other", Secret: "s3cret", Method: MethodBasic}) // untouched: hit
 	wantCounts(t, a, counts{hits: 1, verifications: 3})
 }
 
@@ -208,17 +219,17 @@ func TestFloodOfWrongSecretsDoesNotEvict(t *testing.T) {
 		reg.set(t, id, "right-"+id)
 	}
 	a := newAuth(t, reg, Options{CacheEntries: 2})
-	mustAuth(t, a, Credentials{"a", "right-a", MethodBasic})
-	mustAuth(t, a, Credentials{"b", "right-b", MethodBasic})
+	mustAuth(t, a, Credentials{ID: "a", Secret: "right-a", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "b", Secret: "right-b", Method: MethodBasic})
 
 	const flood = 300
 	for i := range flood {
 		id := []string{"a", "b", "c", fmt.Sprintf("unknown-%d", i)}[i%4]
-		mustFail(t, a, Credentials{id, fmt.Sprintf("guess-%d", i), MethodPost})
+		mustFail(t, a, Credentials{ID: id, Secret: fmt.Sprintf("guess-%d", i), Method: MethodPost})
 	}
 	before := a.Verifications()
-	mustAuth(t, a, Credentials{"a", "right-a", MethodBasic})
-	mustAuth(t, a, Credentials{"b", "right-b", MethodBasic})
+	mustAuth(t, a, Credentials{ID: "a", Secret: "right-a", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "b", Secret: "right-b", Method: MethodBasic})
 	if a.Verifications() != before || a.CacheHits() != 2 {
 		t.Fatalf("valid entries were evicted by %d wrong secrets", flood)
 	}
@@ -233,15 +244,15 @@ func TestCacheEvictsLeastRecentlyUsed(t *testing.T) {
 		reg.set(t, id, "s")
 	}
 	a := newAuth(t, reg, Options{CacheEntries: 2})
-	mustAuth(t, a, Credentials{"a", "s", MethodBasic})
-	mustAuth(t, a, Credentials{"b", "s", MethodBasic})
-	mustAuth(t, a, Credentials{"a", "s", MethodBasic}) // hit: a is now the most recent
-	mustAuth(t, a, Credentials{"c", "s", MethodBasic}) // evicts b
+	mustAuth(t, a, Credentials{ID: "a", Secret: "s", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "b", Secret: "s", Method: MethodBasic})
+	mustAuth(t, a, Credentials{ID: "a", Secret: "s", Method: MethodBasic}) // hit: a is now the most recent
+	mustAuth(t, a, Credentials{ID: "c", Secret: "s", Method: MethodBasic}) // evicts b
 	wantCounts(t, a, counts{hits: 1, verifications: 3})
 
-	mustAuth(t, a, Credentials{"a", "s", MethodBasic}) // hit
-	mustAuth(t, a, Credentials{"c", "s", MethodBasic}) // hit
-	mustAuth(t, a, Credentials{"b", "s", MethodBasic}) // evicted: verifies
+	mustAuth(t, a, Credentials{ID: "a", Secret: "s", Method: MethodBasic}) // hit
+	mustAuth(t, a, Credentials{ID: "c", Secret: "s", Method: MethodBasic}) // hit
+	mustAuth(t, a, Credentials{ID: "b", Secret: "s", Method: MethodBasic}) // evicted: verifies
 	wantCounts(t, a, counts{hits: 3, verifications: 4})
 }
 
@@ -254,22 +265,22 @@ func TestCacheMaxAge(t *testing.T) {
 	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
 	a := newAuth(t, reg, Options{CacheMaxAge: time.Minute, Now: clock})
 
-	mustAuth(t, a, Credentials{"app", "s", MethodBasic})
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s", Method: MethodBasic})
 	advance(59 * time.Second)
-	mustAuth(t, a, Credentials{"app", "s", MethodBasic}) // hit
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s", Method: MethodBasic}) // hit
 	advance(time.Second)
-	mustAuth(t, a, Credentials{"app", "s", MethodBasic}) // aged out: verifies, re-cached
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s", Method: MethodBasic}) // aged out: verifies, re-cached
 	advance(59 * time.Second)
-	mustAuth(t, a, Credentials{"app", "s", MethodBasic}) // hit
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s", Method: MethodBasic}) // hit
 	wantCounts(t, a, counts{hits: 2, verifications: 2})
 }
 
 func TestDisableCache(t *testing.T) {
 	reg := newRegistry()
 	reg.set(t, "app", "s")
-	a := newAuth(t, reg, Options{DisableCache: true})
+	a := newAuth(t, reg, Options{CacheEntries: cacheOff})
 	for range 3 {
-		mustAuth(t, a, Credentials{"app", "s", MethodBasic})
+		mustAuth(t, a, Credentials{ID: "app", Secret: "s", Method: MethodBasic})
 	}
 	a.Invalidate("app")
 	wantCounts(t, a, counts{verifications: 3})
@@ -282,7 +293,7 @@ func TestAuthenticateLookupUnavailable(t *testing.T) {
 	reg := newRegistry()
 	reg.err = fmt.Errorf("cassandra: %w", store.ErrUnavailable)
 	a := newAuth(t, reg, Options{})
-	_, err := a.Authenticate(context.Background(), Credentials{"app", "s", MethodBasic})
+	_, err := a.Authenticate(context.Background(), Credentials{ID: "app", Secret: "s", Method: MethodBasic})
 	if !errors.Is(err, oauth.ErrTemporarilyUnavailable) || !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("err = %v, want temporarily_unavailable wrapping store.ErrUnavailable", err)
 	}
@@ -298,7 +309,7 @@ func TestAuthenticateBadStoredHash(t *testing.T) {
 	reg.setHash("plain", "s3cret") // a secret stored in clear never matches
 	a := newAuth(t, reg, Options{})
 	for _, id := range []string{"app", "plain"} {
-		_, err := a.Authenticate(context.Background(), Credentials{id, "s3cret", MethodPost})
+		_, err := a.Authenticate(context.Background(), Credentials{ID: id, Secret: "s3cret", Method: MethodPost})
 		if !errors.Is(err, oauth.ErrInvalidClient) || !errors.Is(err, ErrBadHash) {
 			t.Fatalf("%s: err = %v, want invalid_client caused by ErrBadHash", id, err)
 		}
@@ -312,7 +323,7 @@ func TestAuthenticateWithoutCredentials(t *testing.T) {
 	reg := newRegistry()
 	reg.set(t, "app", "s")
 	a := newAuth(t, reg, Options{})
-	for _, c := range []Credentials{{}, {ID: "app", Secret: "s"}, {ID: "app", Method: MethodNone}, {Secret: "s", Method: MethodBasic}} {
+	for _, c := range []Credentials{{}, {ID: "app", Secret: "s"}, {ID: "app", Method: Method("none")}, {Secret: "s", Method: MethodBasic}} {
 		if oe := mustFail(t, a, c); oe.Description != descAuthRequired {
 			t.Errorf("%+v: description %q", c, oe.Description)
 		}
@@ -330,7 +341,7 @@ func TestConcurrencyCapSheds(t *testing.T) {
 	reg.set(t, "hot", "s")
 	reg.set(t, "app", "s")
 	a := newAuth(t, reg, Options{MaxConcurrentVerify: 1, VerifyQueueTimeout: time.Millisecond})
-	mustAuth(t, a, Credentials{"hot", "s", MethodBasic}) // cached before the slot is taken
+	mustAuth(t, a, Credentials{ID: "hot", Secret: "s", Method: MethodBasic}) // cached before the slot is taken
 
 	entered, release := make(chan struct{}), make(chan struct{})
 	a.verify = func(phc, secret string) (bool, error) {
@@ -342,16 +353,16 @@ func TestConcurrencyCapSheds(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := a.Authenticate(context.Background(), Credentials{"slow", "block", MethodBasic})
+		_, err := a.Authenticate(context.Background(), Credentials{ID: "slow", Secret: "block", Method: MethodBasic})
 		done <- err
 	}()
 	<-entered // the one slot is held
 
 	for _, c := range []Credentials{
-		{"app", "s", MethodBasic},      // right secret, not cached
-		{"app", "wrong", MethodBasic},  // wrong secret
-		{"nobody", "s", MethodBasic},   // unknown id: the dummy hash needs a slot too
-		{"slow", "other", MethodBasic}, // same client, other secret
+		{ID: "app", Secret: "s", Method: MethodBasic},      // right secret, not cached
+		{ID: "app", Secret: "wrong", Method: MethodBasic},  // wrong secret
+		{ID: "nobody", Secret: "s", Method: MethodBasic},   // unknown id: the dummy hash needs a slot too
+		{ID: "slow", Secret: "other", Method: MethodBasic}, // same client, other secret
 	} {
 		_, err := a.Authenticate(context.Background(), c)
 		if !errors.Is(err, oauth.ErrTemporarilyUnavailable) || oauth.AsError(err).RetryAfter <= 0 {
@@ -363,18 +374,18 @@ func TestConcurrencyCapSheds(t *testing.T) {
 	a.queueTimeout = time.Hour
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := a.Authenticate(ctx, Credentials{"app", "s", MethodBasic}); !errors.Is(err, oauth.ErrTemporarilyUnavailable) || !errors.Is(err, context.Canceled) {
+	if _, err := a.Authenticate(ctx, Credentials{ID: "app", Secret: "s", Method: MethodBasic}); !errors.Is(err, oauth.ErrTemporarilyUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled wait: err = %v", err)
 	}
 	// Cache hits never touch the semaphore.
-	mustAuth(t, a, Credentials{"hot", "s", MethodBasic})
+	mustAuth(t, a, Credentials{ID: "hot", Secret: "s", Method: MethodBasic})
 	wantCounts(t, a, counts{hits: 1, verifications: 2, shed: 5})
 
 	close(release)
 	if err := <-done; !errors.Is(err, oauth.ErrInvalidClient) {
 		t.Fatalf("blocked verification: err = %v, want invalid_client", err)
 	}
-	mustAuth(t, a, Credentials{"app", "s", MethodBasic}) // the slot is free again
+	mustAuth(t, a, Credentials{ID: "app", Secret: "s", Method: MethodBasic}) // the slot is free again
 	wantCounts(t, a, counts{hits: 1, verifications: 3, failures: 1, shed: 5})
 }
 
@@ -396,11 +407,11 @@ func TestAuthenticateConcurrent(t *testing.T) {
 				case 0:
 					a.Invalidate(id)
 				case 1:
-					if _, err := a.Authenticate(context.Background(), Credentials{id, "wrong", MethodPost}); !errors.Is(err, oauth.ErrInvalidClient) {
+					if _, err := a.Authenticate(context.Background(), Credentials{ID: id, Secret: "wrong", Method: MethodPost}); !errors.Is(err, oauth.ErrInvalidClient) {
 						t.Errorf("wrong secret: %v", err)
 					}
 				default:
-					if _, err := a.Authenticate(context.Background(), Credentials{id, "s-" + id, MethodBasic}); err != nil {
+					if _, err := a.Authenticate(context.Background(), Credentials{ID: id, Secret: "s-" + id, Method: MethodBasic}); err != nil {
 						t.Errorf("right secret: %v", err)
 					}
 				}
@@ -434,7 +445,7 @@ func TestNewValidatesOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(a.dummy, "$argon2id$v=19$m=19456,t=2,p=1$") || cap(a.sem) < 1 || a.queueTimeout != time.Second || a.cache.max != DefaultCacheEntries {
+	if !strings.HasPrefix(a.dummy, "$argon2id$v=19$m=19456,t=2,p=1$") || cap(a.sem) < 1 || a.queueTimeout != time.Second || a.cache != nil {
 		t.Fatalf("defaults: dummy %q, %d slots, timeout %v", a.dummy, cap(a.sem), a.queueTimeout)
 	}
 }
@@ -448,13 +459,13 @@ func BenchmarkAuthenticate(b *testing.B) {
 		b.Fatal(err)
 	}
 	reg.setHash("app", h)
-	c := Credentials{"app", "s3cret", MethodBasic}
+	c := Credentials{ID: "app", Secret: "s3cret", Method: MethodBasic}
 	for _, bc := range []struct {
 		name    string
-		disable bool
-	}{{"cache=on", false}, {"cache=off", true}} {
+		entries int
+	}{{"cache=on", DefaultCacheEntries}, {"cache=off", 0}} {
 		b.Run(bc.name, func(b *testing.B) {
-			a, err := New(Options{Lookup: reg, DisableCache: bc.disable})
+			a, err := New(Options{Lookup: reg, CacheEntries: bc.entries})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -478,13 +489,13 @@ func TestConcurrentSameCredentialsShareOneVerification(t *testing.T) {
 	const n = 20
 	errs := make(chan error, n)
 	go func() {
-		_, err := a.Authenticate(context.Background(), Credentials{"fleet", "s", MethodBasic})
+		_, err := a.Authenticate(context.Background(), Credentials{ID: "fleet", Secret: "s", Method: MethodBasic})
 		errs <- err
 	}()
 	<-entered // the first verification is running
 	for range n - 1 {
 		go func() {
-			_, err := a.Authenticate(context.Background(), Credentials{"fleet", "s", MethodBasic})
+			_, err := a.Authenticate(context.Background(), Credentials{ID: "fleet", Secret: "s", Method: MethodBasic})
 			errs <- err
 		}()
 	}
@@ -516,17 +527,17 @@ func TestSharedVerificationOutlivesItsCaller(t *testing.T) {
 		}
 		return VerifySecret(phc, secret)
 	}
-	go a.Authenticate(context.Background(), Credentials{"holder", "h", MethodBasic})
+	go a.Authenticate(context.Background(), Credentials{ID: "holder", Secret: "h", Method: MethodBasic})
 	<-held // the only slot is taken: the fleet's leader will wait for it
 	ctx, cancel := context.WithCancel(context.Background())
 	leader := make(chan error, 1)
 	go func() {
-		_, err := a.Authenticate(ctx, Credentials{"fleet", "s", MethodBasic})
+		_, err := a.Authenticate(ctx, Credentials{ID: "fleet", Secret: "s", Method: MethodBasic})
 		leader <- err
 	}()
 	follower := make(chan error, 1)
 	go func() {
-		_, err := a.Authenticate(context.Background(), Credentials{"fleet", "s", MethodBasic})
+		_, err := a.Authenticate(context.Background(), Credentials{ID: "fleet", Secret: "s", Method: MethodBasic})
 		follower <- err
 	}()
 	cancel()
@@ -550,8 +561,8 @@ func TestConcurrentIdenticalFailuresCostTheSame(t *testing.T) {
 		name string
 		c    Credentials
 	}{
-		{"known id, wrong secret", Credentials{"app", "guess", MethodBasic}},
-		{"unknown id", Credentials{"nobody", "guess", MethodBasic}},
+		{"known id, wrong secret", Credentials{ID: "app", Secret: "guess", Method: MethodBasic}},
+		{"unknown id", Credentials{ID: "nobody", Secret: "guess", Method: MethodBasic}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := newRegistry()

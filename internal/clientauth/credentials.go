@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/tokengw/tokengw/internal/oauth"
 )
@@ -21,11 +22,10 @@ const (
 	// MethodPost: client_id and client_secret in the request body
 	// (RFC 6749 §2.3.1).
 	MethodPost Method = "client_secret_post"
-	// MethodNone: no client authentication (a public client). FromRequest
-	// never returns it: RFC 6749 §4.4 says "The client credentials grant
-	// type MUST only be used by confidential clients."
-	MethodNone Method = "none"
 )
+
+// There is no method "none": RFC 6749 §4.4 says "The client credentials
+// grant type MUST only be used by confidential clients."
 
 // Credentials are what a client presented. Secret is as sent (decoded), and
 // is never logged.
@@ -33,6 +33,22 @@ type Credentials struct {
 	ID     string
 	Secret string
 	Method Method
+	// Budget, when set, is charged right before a hash verification runs
+	// for these credentials (Authenticate refuses with 429 when it is
+	// spent) and refunded when the secret matches.
+	Budget Budget
+}
+
+// Budget is a caller's allowance of failed client authentications, taken
+// before the slow work it guards so that concurrent requests cannot
+// multiply it (a check before the hash and a charge after it would let a
+// burst of wrong secrets all run). A cache hit costs nothing.
+type Budget interface {
+	// Take charges one verification; false refuses it, with how long the
+	// caller should wait.
+	Take() (ok bool, retryAfter time.Duration)
+	// Refund gives back the charge of a verification that matched.
+	Refund()
 }
 
 // The descriptions FromRequest and Authenticate put on their errors.

@@ -30,14 +30,14 @@ func TestFromRequest(t *testing.T) {
 		desc    string       // wanted error_description, when set
 		noChal  bool         // error must not carry the Basic challenge
 	}{
-		{name: "basic", auth: []string{basic("app:s3cret")}, want: Credentials{"app", "s3cret", MethodBasic}},
-		{name: "basic scheme lower case", auth: []string{"basic " + base64.StdEncoding.EncodeToString([]byte("app:s"))}, want: Credentials{"app", "s", MethodBasic}},
-		{name: "basic scheme upper case, extra spaces", auth: []string{"BASIC   " + base64.StdEncoding.EncodeToString([]byte("app:s")) + " "}, want: Credentials{"app", "s", MethodBasic}},
-		{name: "basic encoded colon in id, raw colon in secret", auth: []string{basic("a%3Ab:p:w")}, want: Credentials{"a:b", "p:w", MethodBasic}},
-		{name: "basic plus is space", auth: []string{basic("my+app:se+cret")}, want: Credentials{"my app", "se cret", MethodBasic}},
-		{name: "basic percent escapes", auth: []string{basic("c%25d:s%2Bx%20y")}, want: Credentials{"c%d", "s+x y", MethodBasic}},
-		{name: "basic empty secret", auth: []string{basic("app:")}, want: Credentials{"app", "", MethodBasic}},
-		{name: "basic with equal body client_id", auth: []string{basic("my+app:s")}, body: "client_id=my+app", want: Credentials{"my app", "s", MethodBasic}},
+		{name: "basic", auth: []string{basic("app:s3cret")}, want: Credentials{ID: "app", Secret: "s3cret", Method: MethodBasic}},
+		{name: "basic scheme lower case", auth: []string{"basic " + base64.StdEncoding.EncodeToString([]byte("app:s"))}, want: Credentials{ID: "app", Secret: "s", Method: MethodBasic}},
+		{name: "basic scheme upper case, extra spaces", auth: []string{"BASIC   " + base64.StdEncoding.EncodeToString([]byte("app:s")) + " "}, want: Credentials{ID: "app", Secret: "s", Method: MethodBasic}},
+		{name: "basic encoded colon in id, raw colon in secret", auth: []string{basic("a%3Ab:p:w")}, want: Credentials{ID: "a:b", Secret: "p:w", Method: MethodBasic}},
+		{name: "basic plus is space", auth: []string{basic("my+app:se+cret")}, want: Credentials{ID: "my app", Secret: "se cret", Method: MethodBasic}},
+		{name: "basic percent escapes", auth: []string{basic("c%25d:s%2Bx%20y")}, want: Credentials{ID: "c%d", Secret: "s+x y", Method: MethodBasic}},
+		{name: "basic empty secret", auth: []string{basic("app:")}, want: Credentials{ID: "app", Secret: "", Method: MethodBasic}},
+		{name: "basic with equal body client_id", auth: []string{basic("my+app:s")}, body: "client_id=my+app", want: Credentials{ID: "my app", Secret: "s", Method: MethodBasic}},
 		{name: "basic with other body client_id", auth: []string{basic("app:s")}, body: "client_id=other", wantErr: oauth.ErrInvalidRequest, noChal: true},
 		{name: "basic and body secret", auth: []string{basic("app:s")}, body: "client_id=app&client_secret=s", wantErr: oauth.ErrInvalidRequest, desc: descTwoMethods, noChal: true},
 		{name: "basic and empty body secret", auth: []string{basic("app:s")}, body: "client_secret=", wantErr: oauth.ErrInvalidRequest, noChal: true},
@@ -55,8 +55,8 @@ func TestFromRequest(t *testing.T) {
 		{name: "empty header", auth: []string{""}, wantErr: oauth.ErrInvalidClient},
 		{name: "bearer scheme", auth: []string{"Bearer abc"}, wantErr: oauth.ErrInvalidClient},
 		{name: "scheme prefix only", auth: []string{"Basicx " + base64.StdEncoding.EncodeToString([]byte("app:s"))}, wantErr: oauth.ErrInvalidClient},
-		{name: "post", body: "client_id=app&client_secret=s%3Acr+et", want: Credentials{"app", "s:cr et", MethodPost}},
-		{name: "post empty secret", body: "client_id=app&client_secret=", want: Credentials{"app", "", MethodPost}},
+		{name: "post", body: "client_id=app&client_secret=s%3Acr+et", want: Credentials{ID: "app", Secret: "s:cr et", Method: MethodPost}},
+		{name: "post empty secret", body: "client_id=app&client_secret=", want: Credentials{ID: "app", Secret: "", Method: MethodPost}},
 		{name: "post id only", body: "client_id=app", wantErr: oauth.ErrInvalidClient, desc: descAuthRequired},
 		{name: "post secret only", body: "client_secret=s", wantErr: oauth.ErrInvalidRequest, noChal: true},
 		{name: "post empty id", body: "client_id=&client_secret=s", wantErr: oauth.ErrInvalidRequest, noChal: true},
@@ -139,7 +139,7 @@ func TestFromRequestOAuth2Client(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := <-results
-			if want := (Credentials{id, secret, tt.method}); got.err != nil || got.c != want {
+			if want := (Credentials{ID: id, Secret: secret, Method: tt.method}); got.err != nil || got.c != want {
 				t.Fatalf("FromRequest = %+v, %v; want %+v", got.c, got.err, want)
 			}
 		})

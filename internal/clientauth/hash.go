@@ -81,19 +81,34 @@ func defaultLimits() limits {
 	}
 }
 
+// ParamError is an argon2 parameter outside RFC 9106 or tokengw's caps.
+// Param is the PHC name of the offending parameter: "m", "t" or "p" (a
+// product of m and t beyond MaxArgon2Work is reported as "m").
+type ParamError struct {
+	Param string
+	Msg   string
+}
+
+func (e *ParamError) Error() string { return e.Msg }
+
+// Validate reports parameters outside RFC 9106 or the caps above: the one
+// rule for the parameters tokengw hashes with (auth.argon2, the admin API,
+// the CLI) and the ones a stored hash may carry. The error is a *ParamError.
+func (p Argon2Params) Validate() error { return p.check(defaultLimits()) }
+
 // check reports parameters outside RFC 9106 or the caps in lim.
 func (p Argon2Params) check(lim limits) error {
 	switch {
 	case p.Time < 1 || p.Time > lim.argon2Time:
-		return fmt.Errorf("t=%d outside 1..%d", p.Time, lim.argon2Time)
+		return &ParamError{"t", fmt.Sprintf("t=%d outside 1..%d", p.Time, lim.argon2Time)}
 	case p.Threads < 1 || p.Threads > lim.argon2Threads:
-		return fmt.Errorf("p=%d outside 1..%d", p.Threads, lim.argon2Threads)
+		return &ParamError{"p", fmt.Sprintf("p=%d outside 1..%d", p.Threads, lim.argon2Threads)}
 	case p.Memory < 8*uint32(p.Threads) || p.Memory > lim.argon2Memory:
 		// RFC 9106 §3.1: "Memory size m MUST be an integer number of
 		// kibibytes from 8*p to 2^(32)-1."
-		return fmt.Errorf("m=%d outside 8*p..%d KiB", p.Memory, lim.argon2Memory)
+		return &ParamError{"m", fmt.Sprintf("m=%d outside 8*p..%d KiB", p.Memory, lim.argon2Memory)}
 	case uint64(p.Memory)*uint64(p.Time) > lim.argon2Work:
-		return fmt.Errorf("m=%d × t=%d beyond %d KiB-passes", p.Memory, p.Time, lim.argon2Work)
+		return &ParamError{"m", fmt.Sprintf("m=%d × t=%d beyond %d KiB-passes (2 GiB × 2)", p.Memory, p.Time, lim.argon2Work)}
 	}
 	return nil
 }

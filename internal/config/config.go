@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -29,7 +30,10 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 
-	"github.com/tokengw/tokengw/internal/oauth"
+	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/clients"
+	"github.com/tokengw/tokengw/internal/limiter"
+	"github.com/tokengw/tokengw/internal/store"
 )
 
 // EnvPrefix starts every environment override.
@@ -57,8 +61,14 @@ type Server struct {
 	MaxBodyBytes   int64    `koanf:"max_body_bytes"`   // request body cap, bytes
 	MaxHeaderBytes int      `koanf:"max_header_bytes"` // request header cap, bytes
 	MaxInFlight    int      `koanf:"max_in_flight"`    // concurrent requests before shedding with 503; 0 = unbounded
-	TLSCertFile    string   `koanf:"tls_cert_file"`
-	TLSKeyFile     string   `koanf:"tls_key_file"`
+	// MaxInFlightPerIP bounds the requests one caller address (the one the
+	// failed-auth limiter uses) holds at once; beyond it 429. 0 = unbounded.
+	MaxInFlightPerIP int `koanf:"max_in_flight_per_ip"`
+	// AdminPublic allows admin_addr on a non-loopback address (it serves
+	// pprof and metrics); start-up then logs a warning.
+	AdminPublic bool   `koanf:"admin_public"`
+	TLSCertFile string `koanf:"tls_cert_file"`
+	TLSKeyFile  string `koanf:"tls_key_file"`
 }
 
 // Timeouts bound every phase of a request and of shutdown.
@@ -68,7 +78,14 @@ type Timeouts struct {
 	Write      time.Duration `koanf:"write"`
 	Idle       time.Duration `koanf:"idle"`
 	Shutdown   time.Duration `koanf:"shutdown"` // drain bound on SIGTERM
-	Store      time.Duration `koanf:"store"`    // per store operation on the request path
+	// Body bounds reading a request body (token, revocation and
+	// introspection bodies are a few hundred bytes); a body that does not
+	// arrive in time gets 408 and the connection is closed.
+	Body time.Duration `koanf:"body"`
+	// ShutdownDelay is how long /readyz answers 503 after SIGTERM while
+	// requests are still served, so load balancers stop sending first.
+	ShutdownDelay time.Duration `koanf:"shutdown_delay"`
+	Store         time.Duration `koanf:"store"` // per store operation on the request path
 }
 
 // Issuer is what tokens look like.
@@ -176,6 +193,10 @@ func Defaults() map[string]any {
 		"server.timeouts.idle":            "120s",
 		"server.timeouts.shutdown":        "15s",
 		"server.timeouts.store":           "2s",
+		"server.timeouts.body":            "2s",
+		"server.timeouts.shutdown_delay":  "5s",
+		"server.max_in_flight_per_ip":     256,
+		"server.admin_public":             false,
 		"server.max_body_bytes":           8192,
 		"server.max_header_bytes":         16384,
 		"server.max_in_flight":            4096,
@@ -313,7 +334,7 @@ var (
 	consistences = []string{"ANY", "ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_QUORUM", "EACH_QUORUM", "LOCAL_ONE"}
 )
 
-// Validate checks every value and returns the first error, naming its key.
+// Validate checks every value and returns every problem found, joined, each naming its key.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(err error) {
@@ -331,7 +352,7 @@ func (c *Config) Validate() error {
 	}
 	for name, d := range map[string]time.Duration{
 		"read_header": s.Timeouts.ReadHeader, "read": s.Timeouts.Read, "write": s.Timeouts.Write,
-		"idle": s.Timeouts.Idle, "shutdown": s.Timeouts.Shutdown, "store": s.Timeouts.Store,
+		"idle": s.Timeouts.Idle, "shutdown": s.Timeouts.Shutdown, "store": s.Timeouts.Store, "body": s.Timeouts.Body,
 	} {
 		if d <= 0 {
 			add(bad("server.timeouts."+name, "must be a positive duration, got %v", d))
@@ -346,6 +367,15 @@ func (c *Config) Validate() error {
 	if s.MaxInFlight < 0 {
 		add(bad("server.max_in_flight", "must be >= 0, got %d", s.MaxInFlight))
 	}
+	if s.MaxInFlightPerIP < 0 {
+		add(bad("server.max_in_flight_per_ip", "must be >= 0 (0 = unbounded), got %d", s.MaxInFlightPerIP))
+	}
+	if s.Timeouts.ShutdownDelay < 0 {
+		add(bad("server.timeouts.shutdown_delay", "must be >= 0, got %v", s.Timeouts.ShutdownDelay))
+	}
+	if s.AdminAddr != "" && !s.AdminPublic && !loopbackHost(s.AdminAddr) {
+		add(bad("server.admin_addr", "%q is not a loopback address, and the admin listener serves pprof, metrics and the admin API; bind it to 127.0.0.1, or set server.admin_public: true to accept that", s.AdminAddr))
+	}
 	if s.AdminToken != "" && len(s.AdminToken) < MinAdminTokenLen {
 		add(bad("server.admin_token", "must be at least %d characters (generate one with: head -c32 /dev/urandom | base64), got %d", MinAdminTokenLen, len(s.AdminToken)))
 	}
@@ -356,7 +386,9 @@ func (c *Config) Validate() error {
 	if u, err := url.Parse(c.Issuer.URL); err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
 		add(bad("issuer.url", "must be an absolute http(s) URL without query or fragment, got %q", c.Issuer.URL))
 	}
-	add(ttl("issuer.token_ttl", c.Issuer.TokenTTL))
+	if err := clients.CheckTokenTTL(c.Issuer.TokenTTL); err != nil {
+		add(specErrors("issuer", err))
+	}
 	if c.Issuer.TokenFormat != "opaque" {
 		add(bad("issuer.token_format", "must be \"opaque\", got %q", c.Issuer.TokenFormat))
 	}
@@ -432,31 +464,15 @@ func (c *Config) Validate() error {
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {
 		key := fmt.Sprintf("clients[%d]", i)
-		switch {
-		case cl.ID == "":
-			add(bad(key+".id", "must not be empty"))
-		case seen[cl.ID]:
+		if seen[cl.ID] {
 			add(bad(key+".id", "duplicate client id %q", cl.ID))
 		}
 		seen[cl.ID] = true
-		if !strings.HasPrefix(cl.SecretHash, "$") {
+		if cl.SecretHash == "" {
 			add(bad(key+".secret_hash", "must be a PHC hash (tokengw hash-secret makes one)"))
 		}
-		for j, sc := range cl.Scopes {
-			if !oauth.ValidScopeToken(sc) {
-				add(bad(fmt.Sprintf("%s.scopes[%d]", key, j), "%q is not a valid scope token (RFC 6749 §3.3)", sc))
-			}
-		}
-		for j, g := range cl.GrantTypes {
-			if g != "client_credentials" {
-				add(bad(fmt.Sprintf("%s.grant_types[%d]", key, j), "unsupported grant type %q", g))
-			}
-		}
-		if cl.TokenTTL != 0 {
-			add(ttl(key+".token_ttl", cl.TokenTTL))
-		}
-		if cl.Limit != nil {
-			add(rate(key+".limit", *cl.Limit))
+		if _, err := cl.Spec().Client(); err != nil {
+			add(specErrors(key, err))
 		}
 	}
 
@@ -478,12 +494,8 @@ const MinAdminTokenLen = 16
 
 // Caps of the auth section.
 const (
-	maxArgon2MemoryKiB = 1 << 21 // 2 GiB
-	maxArgon2Time      = 100
-	maxArgon2Work      = 1 << 22 // KiB × passes, as clientauth.MaxArgon2Work
-	maxArgon2Threads   = 64
-	maxCacheEntries    = 10_000_000
-	maxClientRefresh   = 10 * time.Minute
+	maxCacheEntries  = 10_000_000
+	maxClientRefresh = 10 * time.Minute
 )
 
 func (a Auth) validate() error {
@@ -493,18 +505,10 @@ func (a Auth) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	g := a.Argon2
-	if g.Time < 1 || g.Time > maxArgon2Time {
-		add(bad("auth.argon2.time", "must be between 1 and %d passes, got %d", maxArgon2Time, g.Time))
-	}
-	if g.Threads < 1 || g.Threads > maxArgon2Threads {
-		add(bad("auth.argon2.threads", "must be between 1 and %d, got %d", maxArgon2Threads, g.Threads))
-	} else if g.MemoryKiB < 8*g.Threads || g.MemoryKiB > maxArgon2MemoryKiB {
-		// RFC 9106 §3.1: "Memory size m MUST be an integer number of
-		// kibibytes from 8*p to 2^(32)-1."
-		add(bad("auth.argon2.memory_kib", "must be between 8*threads (%d) and %d KiB, got %d", 8*g.Threads, maxArgon2MemoryKiB, g.MemoryKiB))
-	} else if uint64(g.MemoryKiB)*uint64(max(g.Time, 0)) > maxArgon2Work {
-		add(bad("auth.argon2.memory_kib", "memory_kib × time must be at most %d KiB-passes (2 GiB × 2), got %d × %d", maxArgon2Work, g.MemoryKiB, g.Time))
+	var pe *clientauth.ParamError
+	if err := a.Argon2.Params().Validate(); errors.As(err, &pe) {
+		name := map[string]string{"m": "memory_kib", "t": "time", "p": "threads"}[pe.Param]
+		add(bad("auth.argon2."+name, "%s (RFC 9106; at most 2 GiB, 100 passes, 64 lanes, memory_kib × time <= 4194304)", pe.Msg))
 	}
 	if a.CacheEntries < 0 || a.CacheEntries > maxCacheEntries {
 		add(bad("auth.cache_entries", "must be between 0 (cache off) and %d, got %d", maxCacheEntries, a.CacheEntries))
@@ -527,6 +531,20 @@ func (a Auth) validate() error {
 	return errors.Join(errs...)
 }
 
+// loopbackHost reports whether a host:port names a loopback address
+// ("localhost" included; an empty host means every interface).
+func loopbackHost(hp string) bool {
+	host, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
 func hostPort(key, v string, emptyOK bool) error {
 	if v == "" {
 		if emptyOK {
@@ -540,21 +558,64 @@ func hostPort(key, v string, emptyOK bool) error {
 	return nil
 }
 
-func ttl(key string, d time.Duration) error {
-	if d < time.Second || d > 30*24*time.Hour {
-		return bad(key, "must be between 1s and 720h, got %v", d)
+func rate(key string, r Rate) error {
+	var fe *limiter.FieldError
+	if err := r.Limit().Validate(); errors.As(err, &fe) {
+		return bad(key+"."+fe.Field, "%s", fe.Msg)
 	}
 	return nil
 }
 
-func rate(key string, r Rate) error {
-	if r.Rate < 0 {
-		return bad(key+".rate", "must be >= 0 (0 = unlimited), got %v", r.Rate)
+// specErrors turns the *clients.SpecError values joined in err into
+// KeyErrors below prefix (clients[3].scopes[0], issuer.token_ttl).
+func specErrors(prefix string, err error) error {
+	var list []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		list = j.Unwrap()
+	} else {
+		list = []error{err}
 	}
-	if r.Rate > 0 && r.Burst < 1 {
-		return bad(key+".burst", "must be >= 1 when rate is set, got %d", r.Burst)
+	var out []error
+	for _, e := range list {
+		var se *clients.SpecError
+		if errors.As(e, &se) {
+			out = append(out, bad(prefix+"."+se.Field, "%s", se.Msg))
+		} else {
+			out = append(out, bad(prefix, "%v", e))
+		}
 	}
-	return nil
+	return errors.Join(out...)
+}
+
+// Limit is r as the limiter takes it.
+func (r Rate) Limit() limiter.Limit { return limiter.Limit{Rate: r.Rate, Burst: r.Burst} }
+
+// Params are a's values as clientauth takes them; values outside the
+// parameters' ranges become ones that Validate refuses.
+func (a Argon2) Params() clientauth.Argon2Params {
+	clamp := func(v int, max uint64) uint64 {
+		if v < 0 {
+			return 0
+		}
+		return min(uint64(v), max)
+	}
+	return clientauth.Argon2Params{
+		Memory:  uint32(clamp(a.MemoryKiB, math.MaxUint32)),
+		Time:    uint32(clamp(a.Time, math.MaxUint32)),
+		Threads: uint8(clamp(a.Threads, math.MaxUint8)),
+	}
+}
+
+// Spec is the client as the client domain validates it.
+func (c Client) Spec() clients.Spec {
+	s := clients.Spec{
+		ID: c.ID, SecretHash: c.SecretHash, Scopes: c.Scopes, GrantTypes: c.GrantTypes,
+		TokenTTL: c.TokenTTL, Introspect: c.Introspect,
+	}
+	if c.Limit != nil {
+		s.Limit = &store.Limit{Rate: c.Limit.Rate, Burst: c.Limit.Burst}
+	}
+	return s
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

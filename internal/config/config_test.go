@@ -42,7 +42,7 @@ store:
   driver: memory
 clients:
   - id: demo
-    secret_hash: $argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA
+    secret_hash: $argon2id$v=19$m=19456,t=2,p=1$yIzQs/ygdnZQU70BSqEspg$NpdsK9EyrNiNFlPBjqa1MCy+SyJWj+C8GvWP/69onF8
     scopes: [read, write]
     token_ttl: 30m
     limit: {rate: 0.5, burst: 2}
@@ -119,6 +119,22 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"negative client refresh", "", []string{"TOKENGW_AUTH__CLIENT_REFRESH=-1s"}, "auth.client_refresh"},
 		{"zero client cache", "auth: {client_cache_entries: 0}\n", nil, "auth.client_cache_entries"},
 		{"unknown auth key", "auth: {cache_size: 3}\n", nil, "auth.cache_size"},
+		// One validator per rule (clients.Spec, limiter.Limit.Validate): the
+		// admin API and the CLI refuse the same values.
+		{"admin on all interfaces", "server: {admin_addr: \":9090\"}\n", nil, "server.admin_addr"},
+		{"admin on a public address", "server: {admin_addr: \"192.0.2.1:9090\"}\n", nil, "server.admin_addr"},
+		{"zero body timeout", "server: {timeouts: {body: 0s}}\n", nil, "server.timeouts.body"},
+		{"negative shutdown delay", "server: {timeouts: {shutdown_delay: -1s}}\n", nil, "server.timeouts.shutdown_delay"},
+		{"negative per-IP cap", "server: {max_in_flight_per_ip: -1}\n", nil, "server.max_in_flight_per_ip"},
+		{"client id not ASCII", "clients: [{id: café, secret_hash: $x, scopes: [read]}]\n", nil, "clients[0].id"},
+		{"client id padded", "clients: [{id: \" a\", secret_hash: $x, scopes: [read]}]\n", nil, "clients[0].id"},
+		{"client without scopes", "clients: [{id: a, secret_hash: $x}]\n", nil, "clients[0].scopes"},
+		{"client rate NaN", "clients: [{id: a, secret_hash: $x, scopes: [read], limit: {rate: .nan, burst: 1}}]\n", nil, "clients[0].limit.rate"},
+		{"client rate Inf", "clients: [{id: a, secret_hash: $x, scopes: [read], limit: {rate: .inf, burst: 1}}]\n", nil, "clients[0].limit.rate"},
+		{"client ttl too long", "clients: [{id: a, secret_hash: $x, scopes: [read], token_ttl: 1000h}]\n", nil, "clients[0].token_ttl"},
+		{"rate NaN", "limits: {per_client: {rate: .nan, burst: 1}}\n", nil, "limits.per_client.rate"},
+		{"failed-auth rate -Inf", "limits: {per_ip_failed_auth: {rate: -.inf, burst: 1}}\n", nil, "limits.per_ip_failed_auth.rate"},
+		{"burst too big", "limits: {per_client: {rate: 1, burst: 2000000000}}\n", nil, "limits.per_client.burst"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokengw/tokengw/internal/generation"
 	"github.com/tokengw/tokengw/internal/store"
 )
 
@@ -48,14 +49,27 @@ type Info struct {
 type entry struct {
 	info     Info
 	cachedAt time.Time
+	seq      uint64 // the insertion that made it, for the eviction queue
+}
+
+// queued is one insertion, in insertion order.
+type queued struct {
+	key string
+	seq uint64
 }
 
 // Cache looks tokens up. It is safe for concurrent use.
 type Cache struct {
 	opts Options
+	gen  *generation.Guard // Forget and ForgetClient win over lookups in flight
 
 	mu      sync.RWMutex
 	entries map[string]entry // key: string(token hash)
+	// order lists insertions oldest first; an item whose entry was replaced
+	// or forgotten since (seq differs) is skipped. Eviction pops from its
+	// head: each insertion is popped once, so eviction is O(1) amortised.
+	order []queued
+	seq   uint64
 
 	hits, misses atomic.Uint64
 }
@@ -74,7 +88,7 @@ func New(opts Options) (*Cache, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Cache{opts: opts, entries: make(map[string]entry)}, nil
+	return &Cache{opts: opts, gen: generation.New(), entries: make(map[string]entry)}, nil
 }
 
 // Lookup reports whether the token with this hash is live (issued, not
@@ -90,6 +104,9 @@ func (c *Cache) Lookup(ctx context.Context, hash []byte) (Info, bool, error) {
 		return e.info, true, nil
 	}
 	c.misses.Add(1)
+	// Taken before the store is read: a revocation that lands while this
+	// lookup is reading must not be undone by caching what it read.
+	stamp := c.gen.Stamp(string(hash))
 	sctx, cancel := context.WithTimeout(ctx, c.opts.StoreTimeout)
 	defer cancel()
 	tok, err := c.opts.Store.Token(sctx, hash)
@@ -106,44 +123,61 @@ func (c *Cache) Lookup(ctx context.Context, hash []byte) (Info, bool, error) {
 	}
 	info := Info{ClientID: tok.ClientID, Scope: tok.Scope, IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt}
 	if c.opts.LocalTTL > 0 {
-		c.put(string(hash), entry{info: info, cachedAt: now}, now)
+		c.put(string(hash), entry{info: info, cachedAt: now}, stamp)
 	}
 	return info, true, nil
 }
 
-func (c *Cache) put(k string, e entry, now time.Time) {
+// put caches e under k unless an invalidation happened since stamp,
+// evicting the oldest insertion when full.
+func (c *Cache) put(k string, e entry, stamp generation.Stamp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[k]; !ok && len(c.entries) >= c.opts.MaxEntries {
-		// Full: drop stale entries; if none, an arbitrary one (map order).
-		dropped := 0
-		for key, old := range c.entries {
-			if !now.Before(old.info.ExpiresAt) || now.Sub(old.cachedAt) >= c.opts.LocalTTL {
-				delete(c.entries, key)
-				dropped++
-			}
-		}
-		if dropped == 0 {
-			for key := range c.entries {
-				delete(c.entries, key)
-				break
+	if !c.gen.Valid(stamp) {
+		return
+	}
+	if _, ok := c.entries[k]; !ok {
+		for len(c.entries) >= c.opts.MaxEntries && len(c.order) > 0 {
+			old := c.order[0]
+			c.order = c.order[1:]
+			if cur, ok := c.entries[old.key]; ok && cur.seq == old.seq {
+				delete(c.entries, old.key)
 			}
 		}
 	}
+	c.seq++
+	e.seq = c.seq
 	c.entries[k] = e
+	c.order = append(c.order, queued{key: k, seq: e.seq})
+	if len(c.order) > 2*c.opts.MaxEntries {
+		// Mostly skipped items (replaced or forgotten): rebuild from the
+		// live entries, oldest first — O(n) once per n insertions.
+		live := make([]queued, 0, len(c.entries))
+		for _, q := range c.order {
+			if cur, ok := c.entries[q.key]; ok && cur.seq == q.seq {
+				live = append(live, q)
+			}
+		}
+		c.order = live
+	}
 }
 
-// Forget drops a token (revoked through this process).
+// Forget drops a token (revoked through this process); a lookup of it in
+// flight does not cache what it read.
 func (c *Cache) Forget(hash []byte) {
 	c.mu.Lock()
+	c.gen.Bump(string(hash))
 	delete(c.entries, string(hash))
 	c.mu.Unlock()
 }
 
 // ForgetClient drops every cached answer about a client's tokens (all of
-// them were revoked). It scans the cache: an operator action, not a hot path.
+// them were revoked), and voids every lookup in flight (it cannot know
+// whose token it reads). It scans the cache: an operator action, not a hot
+// path.
 func (c *Cache) ForgetClient(clientID string) {
 	c.mu.Lock()
+	c.gen.BumpAll()
 	for k, e := range c.entries {
 		if e.info.ClientID == clientID {
 			delete(c.entries, k)

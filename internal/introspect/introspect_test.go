@@ -178,3 +178,111 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// gated is the real store whose Token lookups, once armed, pause after
+// reading until released: the fault hook of the in-flight revocation race.
+type gated struct {
+	Tokens
+	mu      sync.Mutex
+	read    chan struct{} // receives when a gated lookup has read the store
+	release chan struct{}
+}
+
+func (g *gated) arm() (read, release chan struct{}) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.read, g.release = make(chan struct{}), make(chan struct{})
+	return g.read, g.release
+}
+
+func (g *gated) Token(ctx context.Context, h []byte) (store.Token, error) {
+	tok, err := g.Tokens.Token(ctx, h)
+	g.mu.Lock()
+	read, release := g.read, g.release
+	g.read, g.release = nil, nil
+	g.mu.Unlock()
+	if read != nil {
+		read <- struct{}{}
+		<-release
+	}
+	return tok, err
+}
+
+// TestRevocationDuringLookupWins: a revocation (Forget) or a revoke-all
+// (ForgetClient) that lands after a lookup read the live token from the
+// store, but before it cached it, is not undone: the next lookup asks the
+// store again and says inactive.
+func TestRevocationDuringLookupWins(t *testing.T) {
+	for _, all := range []bool{false, true} {
+		clk := &clock{t: time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC)}
+		mem := memory.New(memory.Options{Now: clk.Now})
+		g := &gated{Tokens: mem}
+		c, err := New(Options{Store: g, LocalTTL: time.Hour, Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := issue(t, mem, clk.Now(), fmt.Sprintf("tok-%v", all), time.Hour)
+		read, release := g.arm()
+		done := make(chan bool)
+		go func() {
+			_, active, _ := c.Lookup(context.Background(), h)
+			done <- active
+		}()
+		<-read // the lookup has read the live token
+		if err := mem.Revoke(context.Background(), h); err != nil {
+			t.Fatal(err)
+		}
+		if all {
+			c.ForgetClient("c1")
+		} else {
+			c.Forget(h)
+		}
+		close(release)
+		if !<-done {
+			t.Fatal("the in-flight lookup read before the revocation: it answers active")
+		}
+		if _, active, err := c.Lookup(context.Background(), h); err != nil || active {
+			t.Fatalf("all=%v: after the revocation: active=%v err=%v, want inactive (the stale answer was cached)", all, active, err)
+		}
+	}
+}
+
+// TestEvictionKeepsTheBound: a full cache evicts the oldest insertion, one
+// at a time, and replaced or forgotten entries do not distort the order.
+func TestEvictionKeepsTheBound(t *testing.T) {
+	clk, mem, cnt, c := setup(t) // MaxEntries 4
+	var hashes [][]byte
+	for i := range 10 {
+		hashes = append(hashes, issue(t, mem, clk.Now(), fmt.Sprintf("e-%d", i), time.Hour))
+	}
+	ctx := context.Background()
+	for _, h := range hashes[:4] {
+		c.Lookup(ctx, h)
+	}
+	c.Forget(hashes[1])
+	c.Lookup(ctx, hashes[4]) // room after the Forget: nothing evicted
+	c.Lookup(ctx, hashes[5]) // full: the oldest live one (0) goes
+	if n := c.Len(); n != 4 {
+		t.Fatalf("Len = %d, want 4", n)
+	}
+	before := cnt.n
+	for _, i := range []int{2, 3, 4, 5} {
+		c.Lookup(ctx, hashes[i])
+	}
+	if cnt.n != before {
+		t.Fatalf("entries 2..5 should all be cached; %d store lookups", cnt.n-before)
+	}
+	c.Lookup(ctx, hashes[0])
+	if cnt.n != before+1 {
+		t.Fatal("entry 0 should have been evicted")
+	}
+	for i := 6; i < 10; i++ { // many insertions keep the queue bounded
+		for range 5 {
+			c.Forget(hashes[i])
+			c.Lookup(ctx, hashes[i])
+		}
+	}
+	if c.Len() != 4 || len(c.order) > 2*4+1 {
+		t.Fatalf("Len %d, queue %d", c.Len(), len(c.order))
+	}
+}

@@ -6,24 +6,18 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tokengw/tokengw/internal/oauth"
 )
 
 // maxSFInteger is the largest Integer a structured field may carry
 // (RFC 9651 §3.3.1: at most 15 digits).
 const maxSFInteger = 999_999_999_999_999
 
-// RetryAfterSeconds converts a wait into a Retry-After value: whole seconds,
-// rounded up, and at least 1 (RFC 9110 §10.2.3 delay-seconds; 0 would invite
-// an immediate retry that is bound to fail).
+// RetryAfterSeconds converts a wait into a Retry-After value by
+// oauth.RetryAfter's rule, capped at math.MaxInt32.
 func RetryAfterSeconds(d time.Duration) int {
-	if d <= time.Second {
-		return 1
-	}
-	s := (d-1)/time.Second + 1 // ceil without overflow
-	if s > math.MaxInt32 {
-		return math.MaxInt32
-	}
-	return int(s)
+	return int(min(oauth.RetryAfter(d), math.MaxInt32))
 }
 
 // SetHeaders writes d onto h as the fields of

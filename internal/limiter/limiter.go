@@ -39,17 +39,30 @@ func (l Limit) Unlimited() bool {
 	return !(l.Rate > 0) || math.IsInf(l.Rate, 1)
 }
 
+// MaxBurst is the largest Burst a limit may have.
+const MaxBurst = 1_000_000_000
+
+// FieldError is a limit that Validate refuses; Field is "rate" or "burst",
+// so that a caller can name its own key (limits.per_client.rate, limit.burst).
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return "limiter: " + e.Field + ": " + e.Msg }
+
 // Validate reports whether l is a well-formed limit: Rate finite and not
-// negative, and Burst at least 1 unless Rate is 0.
+// negative (NaN and ±Inf are refused), Burst between 0 and MaxBurst and at
+// least 1 unless Rate is 0. Config, the admin API and the CLI all call it.
+// The error is a *FieldError.
 func (l Limit) Validate() error {
-	if math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Rate < 0 {
-		return fmt.Errorf("limiter: rate must be a finite number >= 0 (0 = unlimited), got %v", l.Rate)
-	}
-	if l.Burst < 0 {
-		return fmt.Errorf("limiter: burst must not be negative, got %d", l.Burst)
-	}
-	if l.Rate > 0 && l.Burst < 1 {
-		return fmt.Errorf("limiter: burst must be at least 1 when rate is set, got %d", l.Burst)
+	switch {
+	case math.IsNaN(l.Rate) || math.IsInf(l.Rate, 0) || l.Rate < 0:
+		return &FieldError{"rate", fmt.Sprintf("must be a finite number >= 0 requests per second (0 = unlimited), got %v", l.Rate)}
+	case l.Burst < 0 || l.Burst > MaxBurst:
+		return &FieldError{"burst", fmt.Sprintf("must be between 0 and %d, got %d", MaxBurst, l.Burst)}
+	case l.Rate > 0 && l.Burst < 1:
+		return &FieldError{"burst", fmt.Sprintf("must be >= 1 when rate is set, got %d", l.Burst)}
 	}
 	return nil
 }
@@ -95,28 +108,29 @@ type Decision struct {
 	Reset time.Duration
 }
 
-// Set is a bounded collection of token buckets keyed by string. Create it
+// Set is a bounded collection of token buckets keyed by K (client ids,
+// caller addresses). Create it
 // with [New]. All methods are safe for concurrent use.
-type Set struct {
+type Set[K comparable] struct {
 	now    func() time.Time
 	seed   maphash.Seed
-	shards []shard
+	shards []shard[K]
 
 	rejectedConsumer   atomic.Uint64
 	rejectedFailedAuth atomic.Uint64
 	forcedEvictions    atomic.Uint64
 }
 
-type shard struct {
+type shard[K comparable] struct {
 	mu   sync.Mutex
-	m    map[string]*entry
-	root entry // sentinel of the LRU ring: root.next is the most recently used
+	m    map[K]*entry[K]
+	root entry[K] // sentinel of the LRU ring: root.next is the most recently used
 	max  int
 	_    [64]byte // keep neighbouring shards' mutexes off one cache line
 }
 
-type entry struct {
-	key   string
+type entry[K comparable] struct {
+	key   K
 	lim   *rate.Limiter
 	limit Limit // the normalized Limit lim was last configured with
 	// fullAt is when the bucket will have refilled completely, kept so that
@@ -127,11 +141,11 @@ type entry struct {
 	// ring. Setting a bit instead of moving the entry on every use keeps the
 	// hot path off other entries' cache lines.
 	used       bool
-	prev, next *entry
+	prev, next *entry[K]
 }
 
 // New returns an empty Set configured by opts.
-func New(opts Options) (*Set, error) {
+func New[K comparable](opts Options) (*Set[K], error) {
 	if opts.MaxKeys < 0 {
 		return nil, fmt.Errorf("limiter: max keys must not be negative, got %d", opts.MaxKeys)
 	}
@@ -151,7 +165,7 @@ func New(opts Options) (*Set, error) {
 	if now == nil {
 		now = time.Now
 	}
-	s := &Set{now: now, seed: maphash.MakeSeed(), shards: make([]shard, n)}
+	s := &Set[K]{now: now, seed: maphash.MakeSeed(), shards: make([]shard[K], n)}
 	for i := range s.shards {
 		sh := &s.shards[i]
 		// Share maxKeys exactly: the first maxKeys%n shards take one more.
@@ -159,7 +173,7 @@ func New(opts Options) (*Set, error) {
 		if i < maxKeys%n {
 			sh.max++
 		}
-		sh.m = make(map[string]*entry)
+		sh.m = make(map[K]*entry[K])
 		sh.root.next, sh.root.prev = &sh.root, &sh.root
 	}
 	return s, nil
@@ -168,7 +182,7 @@ func New(opts Options) (*Set, error) {
 // Allow takes one token from key's bucket under limit l if one is there. A
 // rejection counts towards [Set.RejectedConsumer]. An unlimited l is always
 // allowed and creates no entry.
-func (s *Set) Allow(key string, l Limit) Decision {
+func (s *Set[K]) Allow(key K, l Limit) Decision {
 	if l.Unlimited() {
 		return Decision{Allowed: true, Limit: l}
 	}
@@ -190,7 +204,7 @@ func (s *Set) Allow(key string, l Limit) Decision {
 // one. A key with no bucket is not blocked, and asking creates none. Each
 // true answer counts towards [Set.RejectedFailedAuth]: call it once per
 // request, before authenticating the client.
-func (s *Set) Blocked(key string, l Limit) (bool, time.Duration) {
+func (s *Set[K]) Blocked(key K, l Limit) (bool, time.Duration) {
 	if l.Unlimited() {
 		return false, 0
 	}
@@ -215,7 +229,7 @@ func (s *Set) Blocked(key string, l Limit) (bool, time.Duration) {
 // client authentication. An empty bucket stays empty (Decision.Allowed is
 // then false); strikes never push the refill further out. Strike counts
 // nothing: the rejection is counted when [Set.Blocked] reports it.
-func (s *Set) Strike(key string, l Limit) Decision {
+func (s *Set[K]) Strike(key K, l Limit) Decision {
 	if l.Unlimited() {
 		return Decision{Allowed: true, Limit: l}
 	}
@@ -229,8 +243,45 @@ func (s *Set) Strike(key string, l Limit) Decision {
 	return d
 }
 
+// Take takes one token from key's bucket under limit l before the work it
+// guards (a secret verification), so that concurrent requests cannot each
+// pass an early Blocked check and all run: the token is spent whatever the
+// outcome, and Refund gives it back when the work succeeded. An empty bucket
+// refuses (Decision.Allowed false, RetryAfter set) and the refusal counts
+// towards [Set.RejectedFailedAuth].
+func (s *Set[K]) Take(key K, l Limit) Decision {
+	d := s.Strike(key, l)
+	if !d.Allowed {
+		s.rejectedFailedAuth.Add(1)
+	}
+	return d
+}
+
+// Refund gives back one token taken by Take (the verification succeeded):
+// the bucket never holds more than its burst. A bucket evicted meanwhile is
+// not recreated.
+func (s *Set[K]) Refund(key K, l Limit) {
+	if l.Unlimited() {
+		return
+	}
+	l = l.normalized()
+	now := s.now()
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e, _ := s.lookup(sh, key, l, now, false)
+	if e == nil {
+		return
+	}
+	// x/time/rate adds tokens for a negative n (its arithmetic is
+	// tokens -= n) and caps them at the burst on the next advance;
+	// TestTakeRefund holds it to that.
+	e.lim.AllowN(now, -1)
+	e.setFullAt(now, min(e.lim.TokensAt(now), float64(l.Burst)))
+}
+
 // Len returns the number of buckets held.
-func (s *Set) Len() int {
+func (s *Set[K]) Len() int {
 	n := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
@@ -246,7 +297,7 @@ func (s *Set) Len() int {
 // periodically frees the buckets left by a burst of distinct keys (the
 // shards' maps keep their grown size); the bound on entries holds without
 // it.
-func (s *Set) Sweep() int {
+func (s *Set[K]) Sweep() int {
 	now := s.now()
 	n := 0
 	for i := range s.shards {
@@ -266,24 +317,24 @@ func (s *Set) Sweep() int {
 }
 
 // RejectedConsumer returns how many [Set.Allow] calls were rejected.
-func (s *Set) RejectedConsumer() uint64 { return s.rejectedConsumer.Load() }
+func (s *Set[K]) RejectedConsumer() uint64 { return s.rejectedConsumer.Load() }
 
 // RejectedFailedAuth returns how many [Set.Blocked] calls reported true.
-func (s *Set) RejectedFailedAuth() uint64 { return s.rejectedFailedAuth.Load() }
+func (s *Set[K]) RejectedFailedAuth() uint64 { return s.rejectedFailedAuth.Load() }
 
 // ForcedEvictions returns how many partly spent buckets were evicted to
 // respect MaxKeys (each gave its key a fresh, full bucket). A steadily rising
 // count means MaxKeys is too small for the traffic.
-func (s *Set) ForcedEvictions() uint64 { return s.forcedEvictions.Load() }
+func (s *Set[K]) ForcedEvictions() uint64 { return s.forcedEvictions.Load() }
 
-func (s *Set) shard(key string) *shard {
-	return &s.shards[maphash.String(s.seed, key)%uint64(len(s.shards))]
+func (s *Set[K]) shard(key K) *shard[K] {
+	return &s.shards[maphash.Comparable(s.seed, key)%uint64(len(s.shards))]
 }
 
 // lookup returns key's entry, re-rated to l and marked as used. A missing
 // key gets a new entry with a full bucket when create is set (and created
 // reports it), else lookup returns nil. sh.mu must be held.
-func (s *Set) lookup(sh *shard, key string, l Limit, now time.Time, create bool) (e *entry, created bool) {
+func (s *Set[K]) lookup(sh *shard[K], key K, l Limit, now time.Time, create bool) (e *entry[K], created bool) {
 	e = sh.m[key]
 	if e == nil {
 		if !create {
@@ -314,7 +365,7 @@ func (s *Set) lookup(sh *shard, key string, l Limit, now time.Time, create bool)
 // cleared and moved to the front, and the first unused one is evicted,
 // counted as forced. A pass clears every bit, so the walk ends within
 // len(sh.m)+1 steps. sh.mu must be held.
-func (s *Set) makeRoom(sh *shard, now time.Time) {
+func (s *Set[K]) makeRoom(sh *shard[K], now time.Time) {
 	if back := sh.root.prev; back != &sh.root && back.full(now) {
 		sh.remove(back)
 	}
@@ -338,36 +389,36 @@ func (s *Set) makeRoom(sh *shard, now time.Time) {
 	}
 }
 
-func (sh *shard) pushFront(e *entry) {
+func (sh *shard[K]) pushFront(e *entry[K]) {
 	e.prev = &sh.root
 	e.next = sh.root.next
 	e.next.prev = e
 	sh.root.next = e
 }
 
-func (sh *shard) unlink(e *entry) {
+func (sh *shard[K]) unlink(e *entry[K]) {
 	e.prev.next = e.next
 	e.next.prev = e.prev
 	e.prev, e.next = nil, nil
 }
 
-func (sh *shard) remove(e *entry) {
+func (sh *shard[K]) remove(e *entry[K]) {
 	sh.unlink(e)
 	delete(sh.m, e.key)
 }
 
 // newEntry returns an entry for key with a full bucket under l.
-func newEntry(key string, l Limit, now time.Time) *entry {
-	return &entry{key: key, lim: rate.NewLimiter(rate.Limit(l.Rate), l.Burst), limit: l, fullAt: now}
+func newEntry[K comparable](key K, l Limit, now time.Time) *entry[K] {
+	return &entry[K]{key: key, lim: rate.NewLimiter(rate.Limit(l.Rate), l.Burst), limit: l, fullAt: now}
 }
 
 // full reports whether e's bucket has refilled completely by now, which
 // makes it equivalent to no bucket at all.
-func (e *entry) full(now time.Time) bool {
+func (e *entry[K]) full(now time.Time) bool {
 	return !now.Before(e.fullAt)
 }
 
-func (e *entry) setFullAt(now time.Time, tokens float64) {
+func (e *entry[K]) setFullAt(now time.Time, tokens float64) {
 	e.fullAt = now
 	if missing := float64(e.limit.Burst) - tokens; missing > 0 {
 		e.fullAt = now.Add(tokenDuration(missing, e.limit.Rate))
@@ -381,7 +432,7 @@ func (e *entry) setFullAt(now time.Time, tokens float64) {
 //
 // fresh says that the bucket was just created, so is known to be full,
 // which saves asking it.
-func (e *entry) take(now time.Time, fresh bool) Decision {
+func (e *entry[K]) take(now time.Time, fresh bool) Decision {
 	l := e.limit
 	tokens := float64(l.Burst)
 	if !fresh {

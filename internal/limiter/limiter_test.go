@@ -24,13 +24,13 @@ func (c *fakeClock) Now() time.Time          { return base.Add(time.Duration(c.n
 func (c *fakeClock) Set(t time.Time)         { c.ns.Store(int64(t.Sub(base))) }
 func (c *fakeClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
-func newSet(t testing.TB, opts Options) (*Set, *fakeClock) {
+func newSet(t testing.TB, opts Options) (*Set[string], *fakeClock) {
 	t.Helper()
 	c := newClock()
 	if opts.Now == nil {
 		opts.Now = c.Now
 	}
-	s, err := New(opts)
+	s, err := New[string](opts)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", opts, err)
 	}
@@ -539,7 +539,7 @@ func TestNew(t *testing.T) {
 		{name: "negative shards", opts: Options{Shards: -2}, wantErr: "limiter: shards"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(tc.opts)
+			s, err := New[string](tc.opts)
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want prefix %q", err, tc.wantErr)
@@ -593,9 +593,9 @@ func TestLimitValidate(t *testing.T) {
 }
 
 // newBenchSet returns a Set holding the given keys, each with a bucket.
-func newBenchSet(b *testing.B, n int, l Limit, now func() time.Time) (*Set, []string) {
+func newBenchSet(b *testing.B, n int, l Limit, now func() time.Time) (*Set[string], []string) {
 	b.Helper()
-	s, err := New(Options{MaxKeys: 2 * n, Now: now})
+	s, err := New[string](Options{MaxKeys: 2 * n, Now: now})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -649,4 +649,48 @@ func benchAllow(b *testing.B, l Limit, now func() time.Time) {
 			i++
 		}
 	})
+}
+
+// TestTakeRefund: Take spends a token before the work and refuses on an
+// empty bucket (counted); Refund gives one back, never beyond the burst,
+// and does not recreate an evicted bucket.
+func TestTakeRefund(t *testing.T) {
+	s, clk := newSet(t, Options{})
+	l := Limit{Rate: 0.05, Burst: 3}
+	const ip = "198.51.100.8"
+	for i := 1; i <= 3; i++ {
+		if d := s.Take(ip, l); !d.Allowed || d.Remaining != 3-i {
+			t.Fatalf("take %d: %+v", i, d)
+		}
+	}
+	if d := s.Take(ip, l); d.Allowed || d.RetryAfter != 20*time.Second {
+		t.Fatalf("take on an empty bucket: %+v", d)
+	}
+	if got := s.RejectedFailedAuth(); got != 1 {
+		t.Fatalf("RejectedFailedAuth = %d, want 1", got)
+	}
+	s.Refund(ip, l) // the verification succeeded
+	if d := s.Take(ip, l); !d.Allowed {
+		t.Fatalf("take after a refund: %+v", d)
+	}
+	// Refunds beyond the burst are capped: three takes fill the bucket
+	// again, and a fourth refund adds nothing.
+	for range 4 {
+		s.Refund(ip, l)
+	}
+	for i := 1; i <= 3; i++ {
+		if d := s.Take(ip, l); !d.Allowed {
+			t.Fatalf("take %d after refunds: %+v", i, d)
+		}
+	}
+	if d := s.Take(ip, l); d.Allowed {
+		t.Fatalf("a refund went beyond the burst: %+v", d)
+	}
+	// A full bucket is swept; refunding then creates nothing.
+	clk.Set(clk.Now().Add(time.Hour))
+	s.Sweep()
+	s.Refund(ip, l)
+	if n := s.Len(); n != 0 {
+		t.Fatalf("Refund recreated a bucket: Len = %d", n)
+	}
 }

@@ -30,6 +30,17 @@ import (
 //
 // ClientIP does not allocate, and its work is linear in the size of the
 // headers.
+//
+// Why ours and not chi's: middleware.RealIP (deprecated) believes
+// True-Client-IP, X-Real-IP and the left-most hop from any peer. chi v5.5's
+// ClientIPFromXFF walks right to left over trusted prefixes as this does,
+// but it fails closed — an unparseable hop, or a chain of trusted hops
+// only, leaves no client address at all — while a per-caller limit needs a
+// key for every request: with none, a caller behind the proxy could escape
+// its failed-authentication bucket by sending a garbage hop. It also panics
+// without a trusted prefix (ours then simply uses the peer), does not take
+// hops with ports, and copies the request into a new context on every call,
+// where this returns a value without allocating.
 func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer, ok := parseRemoteAddr(r.RemoteAddr)
 	if !ok || !inPrefixes(peer, trusted) {

@@ -131,15 +131,16 @@ func AsError(err error) *Error {
 	return ErrServerError.WithCause(err)
 }
 
-// RetryAfterSeconds renders d as a Retry-After value: whole seconds, rounded
-// up, at least 1.
-func RetryAfterSeconds(d time.Duration) string {
+// RetryAfter is the one rounding rule of every Retry-After tokengw sends
+// (RFC 9110 §10.2.3 delay-seconds): whole seconds, rounded up, and at least
+// 1 (0 would invite an immediate retry that is bound to fail).
+func RetryAfter(d time.Duration) int64 {
 	s := int64(d / time.Second)
 	if d%time.Second > 0 { // rounding up by adding a second could overflow
 		s++
 	}
-	if s < 1 {
-		s = 1
-	}
-	return strconv.FormatInt(s, 10)
+	return max(s, 1)
 }
+
+// RetryAfterSeconds renders d as a Retry-After value (RetryAfter).
+func RetryAfterSeconds(d time.Duration) string { return strconv.FormatInt(RetryAfter(d), 10) }

@@ -19,7 +19,13 @@ func TestParseScope(t *testing.T) {
 		{"empty", "", "", true},
 		{"one", "read", "read", true},
 		{"sorted and unique", "write read write", "read write", true},
-		{"runs of spaces", "  b   a ", "a b", true},
+		// RFC 6749 §3.3: scope-token *( SP scope-token ); issue 13 turned
+		// the old tolerance of runs of spaces into invalid_scope.
+		{"runs of spaces", "  b   a ", "", false},
+		{"doubled space", "read  write", "", false},
+		{"leading space", " read", "", false},
+		{"trailing space", "read ", "", false},
+		{"spaces only", "  ", "", false},
 		{"all printable", "a!#[]~", "a!#[]~", true},
 		{"quote", `re"ad`, "", false},
 		{"backslash", `re\ad`, "", false},

@@ -15,25 +15,25 @@ type Scope struct {
 	s string // canonical: tokens sorted, unique, joined by one space
 }
 
-// ParseScope parses a scope parameter. It returns ok=false when a scope token
-// contains a character outside RFC 6749 §3.3's scope-token grammar. Runs of
-// spaces are tolerated; the result is normalised.
+// ParseScope parses a scope parameter (RFC 6749 §3.3):
+//
+//	scope       = scope-token *( SP scope-token )
+//	scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+//
+// It returns ok=false for anything else: a character outside scope-token,
+// and doubled, leading or trailing spaces ("read  write", " read", "  ").
+// The empty string is no scope at all. The result is normalised.
 func ParseScope(raw string) (Scope, bool) {
 	if raw == "" {
 		return Scope{}, true
 	}
 	parts := strings.Split(raw, " ")
-	toks := parts[:0]
 	for _, p := range parts {
-		if p == "" {
-			continue
-		}
-		if !ValidScopeToken(p) {
+		if p == "" || !ValidScopeToken(p) {
 			return Scope{}, false
 		}
-		toks = append(toks, p)
 	}
-	return NewScope(toks...), true
+	return NewScope(parts...), true
 }
 
 // NewScope builds a normalised set from tokens. Tokens are not validated;

@@ -28,6 +28,7 @@ import (
 	"github.com/allegro/bigcache/v3"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/tokengw/tokengw/internal/generation"
 	"github.com/tokengw/tokengw/internal/store"
 )
 
@@ -132,17 +133,18 @@ type Reuser struct {
 	cache *bigcache.BigCache
 	group singleflight.Group
 	close sync.Once
-	// gens holds a generation per client (string -> *atomic.Uint64); an L1
-	// entry written under an older generation is ignored. EvictClient bumps
-	// it, dropping every L1 entry of the client at once.
-	gens sync.Map
+	// gen holds the clients' generations; an L1 entry written under an
+	// older generation of its client is ignored. EvictClient bumps it,
+	// dropping every L1 entry of the client at once and voiding what a
+	// flight of the client in progress would cache.
+	gen *generation.Guard
 
 	l1Hits, l2Hits, mints, storeErrs atomic.Uint64
 	unsealable, unclaimed            atomic.Uint64
 }
 
 // New validates opts and builds a Reuser. Close releases its cache.
-func New(ctx context.Context, opts Options) (*Reuser, error) {
+func New(opts Options) (*Reuser, error) {
 	if opts.Store == nil || opts.Minter == nil {
 		return nil, errors.New("reuse: Store and Minter are required")
 	}
@@ -152,7 +154,7 @@ func New(ctx context.Context, opts Options) (*Reuser, error) {
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = 2 * time.Second
 	}
-	r := &Reuser{opts: opts, now: opts.Now}
+	r := &Reuser{opts: opts, now: opts.Now, gen: generation.New()}
 	if !opts.Enabled {
 		return r, nil
 	}
@@ -267,7 +269,7 @@ func (r *Reuser) Token(ctx context.Context, req Request) (Result, error) {
 func (r *Reuser) resolve(ctx context.Context, req Request, rk, ck string) (Result, error) {
 	// The client's generation before anything is read: an eviction that
 	// lands while this flight is in the store makes what it caches void.
-	gen := r.gen(req.ClientID)
+	gen := r.gen.Current(req.ClientID)
 	now := r.now()
 	e, haveL1 := r.l1(ck)
 	if haveL1 && !r.opts.Policy.Reusable(e.iat, e.exp, now) {
@@ -395,17 +397,7 @@ func (r *Reuser) mint(ctx context.Context, req Request, rk string, gen uint64) (
 
 // EvictClient drops every L1 entry of a client at once (all its tokens were
 // revoked).
-func (r *Reuser) EvictClient(clientID string) {
-	g, _ := r.gens.LoadOrStore(clientID, new(atomic.Uint64))
-	g.(*atomic.Uint64).Add(1)
-}
-
-func (r *Reuser) gen(clientID string) uint64 {
-	if g, ok := r.gens.Load(clientID); ok {
-		return g.(*atomic.Uint64).Load()
-	}
-	return 0
-}
+func (r *Reuser) EvictClient(clientID string) { r.gen.Bump(clientID) }
 
 // Evict drops a reuse slot from this process's L1 (a revoked token: the
 // store's row is deleted by the revocation itself). It also voids what a
@@ -420,11 +412,11 @@ func (r *Reuser) Evict(clientID, reuseKey string) {
 	}
 }
 
-// entry is an L1 value: times as unix milliseconds, the client's
-// generation, then the token.
+// entry is an L1 value as read back. Stored, it is the issue and expiry
+// times as unix milliseconds, the check time in nanoseconds, the client's
+// generation (compared by l1, not kept), then the token.
 type entry struct {
 	iat, exp, checked time.Time
-	gen               uint64
 	token             string
 }
 
@@ -455,7 +447,7 @@ func (r *Reuser) l1(ck string) (entry, bool) {
 	if err != nil || len(b) <= entryHeader {
 		return entry{}, false
 	}
-	if binary.BigEndian.Uint64(b[24:]) != r.gen(clientOf(ck)) {
+	if binary.BigEndian.Uint64(b[24:]) != r.gen.Current(clientOf(ck)) {
 		return entry{}, false // the client's tokens were revoked since
 	}
 	return entry{

@@ -79,7 +79,7 @@ func newEnv(t testing.TB, enabled bool) *env {
 }
 
 func (e *env) reuser(t testing.TB, enabled bool) *Reuser {
-	r, err := New(context.Background(), Options{
+	r, err := New(Options{
 		Enabled: enabled, Policy: Policy{MinRemaining: time.Minute, MaxElapsedFraction: 0.5},
 		CacheSizeMB: 1, LocalTTL: 5 * time.Second, Store: e.st, Minter: issue.Opaque{},
 		Sealer: testSealer(t), Now: e.clk.Now,
@@ -317,7 +317,7 @@ func TestClaimLostToAnotherReplica(t *testing.T) {
 	a, _ := other.Token(context.Background(), req("c1"))
 	// This replica has nothing in L1; its Current lookup is bypassed by
 	// calling mint directly, as if the other replica won the race in between.
-	b, err := e.r.mint(context.Background(), req("c1"), ReuseKey(req("c1")), e.r.gen("c1"))
+	b, err := e.r.mint(context.Background(), req("c1"), ReuseKey(req("c1")), e.r.gen.Current("c1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func TestUnsealableRowIsCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lacking, err := New(context.Background(), Options{
+	lacking, err := New(Options{
 		Enabled: true, Policy: Policy{MinRemaining: time.Minute, MaxElapsedFraction: 0.5},
 		CacheSizeMB: 1, LocalTTL: 5 * time.Second, Store: e.st, Minter: issue.Opaque{},
 		Sealer: other, Now: e.clk.Now,

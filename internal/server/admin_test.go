@@ -14,9 +14,9 @@ import (
 	"time"
 
 	"github.com/tokengw/tokengw/internal/app"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/reuse"
-	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/memory"
 )
@@ -433,7 +433,7 @@ func TestAdminChangesStopReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldKey := reuse.ReuseKey(reuse.Request{Scope: "read", Fingerprint: server.Fingerprint(old)})
+	oldKey := reuse.ReuseKey(reuse.Request{Scope: "read", Fingerprint: clients.Fingerprint(old)})
 	if _, err := g.app.Store.Current(ctx, "svc", oldKey); err != nil {
 		t.Fatalf("reuse row before rotation: %v", err)
 	}
@@ -448,7 +448,7 @@ func TestAdminChangesStopReuse(t *testing.T) {
 	}
 
 	rotated, _ := g.app.Store.Client(ctx, "svc")
-	key2 := reuse.ReuseKey(reuse.Request{Scope: "read", Fingerprint: server.Fingerprint(rotated)})
+	key2 := reuse.ReuseKey(reuse.Request{Scope: "read", Fingerprint: clients.Fingerprint(rotated)})
 	if r := g.do(t, "DELETE", "/admin/clients/svc", adminToken, ""); r.status != 204 {
 		t.Fatalf("delete: %d", r.status)
 	}
@@ -605,7 +605,7 @@ func BenchmarkTokenCredentialCache(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer a.Close()
-			_, secret, err := a.Clients.Create(context.Background(), server.ClientSpec{ID: "svc", Scopes: []string{"read"}})
+			_, secret, err := a.Clients.Create(context.Background(), clients.Spec{ID: "svc", Scopes: []string{"read"}})
 			if err != nil {
 				b.Fatal(err)
 			}

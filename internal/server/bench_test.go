@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -118,6 +119,10 @@ type discardWriter struct {
 }
 
 func (w *discardWriter) Header() http.Header { return w.h }
+
+// SetReadDeadline succeeds, as a real connection's does
+// (http.ResponseController).
+func (w *discardWriter) SetReadDeadline(time.Time) error { return nil }
 func (w *discardWriter) WriteHeader(c int) {
 	if w.code == 0 {
 		w.code = c

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/instrument"
 )
@@ -37,7 +38,7 @@ func NewMetrics() *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengw_token_requests_total",
-			Help: "Token endpoint requests by grant type, outcome (minted, reused_l1, reused_l2, limited, shed, error) and HTTP status.",
+			Help: "Token endpoint requests by grant type, outcome (minted, reused_l1, reused_l2, limited, shed, error, panic) and HTTP status.",
 		}, []string{"grant", "outcome", "status"}),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tokengw_token_request_duration_seconds",
@@ -93,7 +94,7 @@ func (m *Metrics) StoreObserver(driver string) instrument.Observer {
 // observeToken records one token endpoint request.
 func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duration) {
 	switch grant {
-	case GrantClientCredentials, "":
+	case clients.GrantClientCredentials, "":
 	default:
 		grant = "other" // arbitrary input must not become a label value
 	}

@@ -1,13 +1,17 @@
 package server
 
 import (
-	"context"
 	"log/slog"
+	"math"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
+	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/oauth"
 )
 
@@ -19,9 +23,13 @@ type reqInfo struct {
 	grant    string
 	outcome  string
 	err      *oauth.Error
+	// caller is the caller's address as the per-caller limits key it (its
+	// /64 for IPv6), set by shed; valid once set.
+	caller netip.Addr
+	// budget charges the caller's failed-authentication bucket before a
+	// secret verification (clientauth.Budget).
+	budget authBudget
 }
-
-type infoKey struct{}
 
 // reqState is the per-request allocation of accessLog.
 type reqState struct {
@@ -30,18 +38,20 @@ type reqState struct {
 	idHdr [1]string
 }
 
-func infoFrom(ctx context.Context) *reqInfo {
-	if i, ok := ctx.Value(infoKey{}).(*reqInfo); ok {
-		return i
+// infoOf returns the record of the request whose writer w is: handlers and
+// middleware inside accessLog get its statusWriter, which points at the
+// record, so no context value (and no copy of the request) is needed. A
+// writer from elsewhere gets a record of its own.
+func infoOf(w http.ResponseWriter) *reqInfo {
+	if sw, ok := w.(*statusWriter); ok && sw.info != nil {
+		return sw.info
 	}
 	return &reqInfo{}
 }
 
-// RequestID returns the id the access log uses for the request in ctx.
-func RequestID(ctx context.Context) string { return infoFrom(ctx).id }
-
 type statusWriter struct {
 	http.ResponseWriter
+	info   *reqInfo
 	status int
 	bytes  int
 }
@@ -80,44 +90,53 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		st.idHdr[0] = st.info.id
 		w.Header()["X-Request-Id"] = st.idHdr[:] // canonical key; Set would allocate the slice
 		st.sw.ResponseWriter = w
+		st.sw.info = &st.info
 		info, sw := &st.info, &st.sw
 		if s.metrics != nil {
 			s.metrics.inFlight.Inc()
 		}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
-		if s.metrics != nil {
-			s.metrics.inFlight.Dec()
-			if r.URL.Path == "/oauth2/token" {
-				s.metrics.observeToken(info.grant, info.outcome, sw.status, s.now().Sub(start))
-			}
-		}
-		if !s.log.Enabled(r.Context(), slog.LevelInfo) {
-			return
-		}
-		attrs := []slog.Attr{
-			slog.String("request_id", info.id),
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status),
-			slog.Float64("duration_ms", float64(s.now().Sub(start).Microseconds())/1000),
-		}
-		if info.clientID != "" {
-			attrs = append(attrs, slog.String("client_id", info.clientID))
-		}
-		if info.grant != "" {
-			attrs = append(attrs, slog.String("grant", info.grant))
-		}
-		if info.outcome != "" {
-			attrs = append(attrs, slog.String("outcome", info.outcome))
-		}
-		if info.err != nil {
-			attrs = append(attrs, slog.String("error", info.err.Code))
-			if cause := info.err.Unwrap(); cause != nil {
-				attrs = append(attrs, slog.String("cause", cause.Error()))
-			}
-		}
-		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
+		// Deferred, so that a request whose handler panics (the recoverer
+		// sits inside this) or aborts still leaves the gauge right and gets
+		// its line.
+		defer s.logRequest(r, info, sw, start)
+		next.ServeHTTP(sw, r)
 	})
+}
+
+// logRequest records a finished request: metrics and the access line.
+func (s *Server) logRequest(r *http.Request, info *reqInfo, sw *statusWriter, start time.Time) {
+	if s.metrics != nil {
+		s.metrics.inFlight.Dec()
+		if r.URL.Path == "/oauth2/token" {
+			s.metrics.observeToken(info.grant, info.outcome, sw.status, s.now().Sub(start))
+		}
+	}
+	if !s.log.Enabled(r.Context(), slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", info.id),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", sw.status),
+		slog.Float64("duration_ms", float64(s.now().Sub(start).Microseconds())/1000),
+	}
+	if info.clientID != "" {
+		attrs = append(attrs, slog.String("client_id", info.clientID))
+	}
+	if info.grant != "" {
+		attrs = append(attrs, slog.String("grant", info.grant))
+	}
+	if info.outcome != "" {
+		attrs = append(attrs, slog.String("outcome", info.outcome))
+	}
+	if info.err != nil {
+		attrs = append(attrs, slog.String("error", info.err.Code))
+		if cause := info.err.Unwrap(); cause != nil {
+			attrs = append(attrs, slog.String("cause", cause.Error()))
+		}
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 // recoverer turns a panic into a JSON 500 and logs the stack.
@@ -128,7 +147,9 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("panic", "request_id", RequestID(r.Context()), "panic", v, "stack", string(debug.Stack()))
+				info := infoOf(w)
+				s.log.Error("panic", "request_id", info.id, "panic", v, "stack", string(debug.Stack()))
+				info.outcome, info.err = "panic", oauth.ErrServerError
 				oauth.WriteError(w, oauth.ErrServerError)
 			}
 		}()
@@ -137,20 +158,108 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 }
 
 // shed bounds the requests in flight: past server.max_in_flight a request is
-// answered 503 at once, with Retry-After, instead of queueing without bound.
+// answered 503 at once, with Retry-After, instead of queueing without bound;
+// past server.max_in_flight_per_ip for one caller address, 429, so that one
+// caller (slow bodies from thousands of connections, say) cannot take every
+// slot. Liveness, readiness and discovery are never shed: an orchestrator
+// must not restart a healthy but busy replica.
 func (s *Server) shed(next http.Handler) http.Handler {
-	if s.inFlight == nil {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case s.inFlight <- struct{}{}:
-			defer func() { <-s.inFlight }()
+		if neverShed(r.URL.Path) {
 			next.ServeHTTP(w, r)
-		default:
-			infoFrom(r.Context()).outcome = "shed"
-			oauth.WriteError(w, oauth.ErrTemporarilyUnavailable.
-				WithDescription("server busy; retry later").WithRetryAfter(time.Second))
+			return
 		}
+		info := infoOf(w)
+		info.caller = callerAddr(limiter.ClientIP(r, s.set.TrustedProxies))
+		if s.inFlight != nil {
+			select {
+			case s.inFlight <- struct{}{}:
+				defer func() { <-s.inFlight }()
+			default:
+				info.outcome = "shed"
+				oauth.WriteError(w, oauth.ErrTemporarilyUnavailable.
+					WithDescription("server busy; retry later").WithRetryAfter(time.Second))
+				return
+			}
+		}
+		if s.perIP != nil {
+			if !s.perIP.acquire(info.caller) {
+				info.outcome = "shed"
+				oauth.WriteError(w, oauth.ErrRateLimited.
+					WithDescription("too many requests in progress from this address").WithRetryAfter(time.Second))
+				return
+			}
+			defer s.perIP.release(info.caller)
+		}
+		next.ServeHTTP(w, r)
 	})
+}
+
+// neverShed are the paths probes and clients' discovery use.
+func neverShed(path string) bool {
+	switch path {
+	case "/healthz", "/readyz":
+		return true
+	}
+	return strings.HasPrefix(path, "/.well-known/")
+}
+
+// callerAddr is the identity of a caller for per-caller limits: its IPv4
+// address, or its IPv6 /64 (one host usually holds a whole /64 and could
+// otherwise take a fresh bucket with every address).
+func callerAddr(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+// perIPLimit counts the requests in flight per caller address. An address
+// holds an entry only while it has requests in flight, so the map is bounded
+// by the requests in flight.
+type perIPLimit struct {
+	max    int32
+	shards [64]ipShard
+}
+
+type ipShard struct {
+	mu sync.Mutex
+	n  map[netip.Addr]int32
+}
+
+func newPerIPLimit(max int) *perIPLimit {
+	p := &perIPLimit{max: int32(min(max, math.MaxInt32))}
+	for i := range p.shards {
+		p.shards[i].n = make(map[netip.Addr]int32)
+	}
+	return p
+}
+
+func (p *perIPLimit) shard(a netip.Addr) *ipShard {
+	b := a.As16()
+	return &p.shards[(b[15]^b[14]^b[13]^b[7])%uint8(len(p.shards))]
+}
+
+func (p *perIPLimit) acquire(a netip.Addr) bool {
+	sh := p.shard(a)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.n[a] >= p.max {
+		return false
+	}
+	sh.n[a]++
+	return true
+}
+
+func (p *perIPLimit) release(a netip.Addr) {
+	sh := p.shard(a)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.n[a] <= 1 {
+		delete(sh.n, a)
+		return
+	}
+	sh.n[a]--
 }

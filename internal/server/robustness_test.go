@@ -162,9 +162,10 @@ func truncate(b []byte) []byte {
 }
 
 // TestShedsBeyondMaxInFlight: with max_in_flight 1 and one request held in
-// flight, the next gets 503 + Retry-After at once instead of queueing.
+// flight, the next gets 503 + Retry-After at once instead of queueing, while
+// liveness, readiness and discovery are never shed.
 func TestShedsBeyondMaxInFlight(t *testing.T) {
-	a, err := app.New(context.Background(), testConfig(t, "TOKENGW_SERVER__MAX_IN_FLIGHT=1"), app.Options{Now: newClock().Now})
+	a, err := app.New(context.Background(), testConfig(t, "TOKENGW_SERVER__MAX_IN_FLIGHT=1", "TOKENGW_SERVER__TIMEOUTS__BODY=1m"), app.Options{Now: newClock().Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +181,7 @@ func TestShedsBeyondMaxInFlight(t *testing.T) {
 	// Poll (observable) until the held request occupies the slot.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := http.Post("http://"+addr+"/oauth2/revoke", "application/x-www-form-urlencoded", strings.NewReader("token=x"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,6 +189,13 @@ func TestShedsBeyondMaxInFlight(t *testing.T) {
 		if resp.StatusCode == 503 {
 			if resp.Header.Get("Retry-After") == "" {
 				t.Fatal("503 without Retry-After")
+			}
+			for _, p := range []string{"/healthz", "/readyz", "/.well-known/oauth-authorization-server"} {
+				resp, err := http.Get("http://" + addr + p)
+				if err != nil || resp.StatusCode != 200 {
+					t.Fatalf("%s while shedding: %v %v, want 200", p, resp, err)
+				}
+				resp.Body.Close()
 			}
 			break
 		}

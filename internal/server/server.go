@@ -25,6 +25,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/oauth"
@@ -32,10 +33,12 @@ import (
 	"github.com/tokengw/tokengw/internal/store"
 )
 
-// TokenSource hands out tokens for authenticated, scope-checked requests.
-// reuse.Reuser is the implementation. Safe for concurrent use.
+// TokenSource hands out tokens for authenticated, scope-checked requests
+// and drops a reuse slot from this process's cache when its token is
+// revoked. reuse.Reuser is the implementation. Safe for concurrent use.
 type TokenSource interface {
 	Token(ctx context.Context, req reuse.Request) (reuse.Result, error)
+	Evict(clientID, reuseKey string)
 }
 
 // Authenticator checks client credentials. clientauth.Authenticator is the
@@ -44,81 +47,133 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, c clientauth.Credentials) (store.Client, error)
 }
 
-// Limiter is the per-key token-bucket set. limiter.Set is the
-// implementation. Safe for concurrent use.
-type Limiter interface {
+// ClientLimiter is the per-consumer token-bucket set: one request takes one
+// token of the client's bucket. limiter.Set is the implementation. Safe for
+// concurrent use.
+type ClientLimiter interface {
 	Allow(key string, l limiter.Limit) limiter.Decision
-	Blocked(key string, l limiter.Limit) (bool, time.Duration)
-	Strike(key string, l limiter.Limit) limiter.Decision
 }
 
-// Pinger reports store readiness.
-type Pinger interface {
+// FailedAuthLimiter is the per-caller-address budget of failed client
+// authentications. limiter.Set is the implementation. Safe for concurrent
+// use.
+// Keys are caller addresses as callerAddr makes them (an IPv6 caller's /64).
+type FailedAuthLimiter interface {
+	Blocked(key netip.Addr, l limiter.Limit) (bool, time.Duration)
+	Strike(key netip.Addr, l limiter.Limit) limiter.Decision
+	Take(key netip.Addr, l limiter.Limit) limiter.Decision
+	Refund(key netip.Addr, l limiter.Limit)
+}
+
+// Store is what the HTTP side asks the token store directly: readiness
+// (/readyz) and the lookups and revocations of RFC 7009.
+type Store interface {
 	Ping(ctx context.Context) error
+	Token(ctx context.Context, hash []byte) (store.Token, error)
+	Revoke(ctx context.Context, hash []byte) error
 }
 
-// Options configures a Server. Every field but Logger and Now is required.
+// ClientAdmin manages run-time clients behind the admin API.
+// clients.Manager is the implementation. Safe for concurrent use.
+type ClientAdmin interface {
+	Create(ctx context.Context, spec clients.Spec) (clients.Info, string, error)
+	Get(ctx context.Context, id string) (clients.Info, error)
+	List(ctx context.Context) ([]clients.Info, error)
+	RotateSecret(ctx context.Context, id string) (clients.Info, string, error)
+	Delete(ctx context.Context, id string) error
+	RevokeTokens(ctx context.Context, id string) (int, error)
+}
+
+var _ ClientAdmin = (*clients.Manager)(nil)
+
+// Settings are the configuration values of the HTTP side. SettingsFrom reads
+// them from a validated Config.
+type Settings struct {
+	Issuer          string        // issuer identifier (issuer.url), without a trailing slash
+	TokenTTL        time.Duration // default access token lifetime (issuer.token_ttl)
+	ClientLimit     limiter.Limit // limits.per_client
+	FailedAuthLimit limiter.Limit // limits.per_ip_failed_auth
+	TrustedProxies  []netip.Prefix
+	AdminToken      string // "" = admin API off
+	MaxBodyBytes    int64
+	MaxHeaderBytes  int
+	MaxInFlight     int // 0 = unbounded
+	MaxInFlightIP   int // per caller address; 0 = unbounded
+	AdminPublic     bool
+	Timeouts        config.Timeouts
+	TLSCertFile     string
+	TLSKeyFile      string
+}
+
+// SettingsFrom returns the settings of a validated Config.
+func SettingsFrom(c *config.Config) Settings {
+	return Settings{
+		Issuer:          strings.TrimSuffix(c.Issuer.URL, "/"),
+		TokenTTL:        c.Issuer.TokenTTL,
+		ClientLimit:     limiter.Limit{Rate: c.Limits.PerClient.Rate, Burst: c.Limits.PerClient.Burst},
+		FailedAuthLimit: limiter.Limit{Rate: c.Limits.PerIPFailedAuth.Rate, Burst: c.Limits.PerIPFailedAuth.Burst},
+		TrustedProxies:  c.Server.TrustedProxyPrefixes(),
+		AdminToken:      c.Server.AdminToken,
+		MaxBodyBytes:    c.Server.MaxBodyBytes,
+		MaxHeaderBytes:  c.Server.MaxHeaderBytes,
+		MaxInFlight:     c.Server.MaxInFlight,
+		MaxInFlightIP:   c.Server.MaxInFlightPerIP,
+		AdminPublic:     c.Server.AdminPublic,
+		Timeouts:        c.Server.Timeouts,
+		TLSCertFile:     c.Server.TLSCertFile,
+		TLSKeyFile:      c.Server.TLSKeyFile,
+	}
+}
+
+// Options configures a Server: its settings and one collaborator per role.
+// Every collaborator but Admin and Metrics is required.
 type Options struct {
-	Config   *config.Config
-	Tokens   TokenSource
-	Auth     Authenticator
-	Clients  *Registry
-	Consumer Limiter // per-client limits
-	FailedIP Limiter // per-IP failed-authentication limits
-	Store    Pinger
-	Logger   *slog.Logger
-	Now      func() time.Time
+	Settings      Settings
+	Tokens        TokenSource
+	Auth          Authenticator
+	ClientLimiter ClientLimiter
+	FailedAuth    FailedAuthLimiter
+	Store         Store
+	Introspector  Introspector
+	// Admin, when set and Settings.AdminToken is not empty, is served as
+	// the client API at /admin/ on the admin listener.
+	Admin ClientAdmin
 	// Metrics, when set, are recorded and served at /metrics on the admin
 	// listener.
 	Metrics *Metrics
-	// Admin, when set and server.admin_token is not empty, is served as the
-	// client API at /admin/clients on the admin listener.
-	Admin *ClientManager
-	// TokenStore, Evictor and Introspector serve revocation (RFC 7009) and
-	// introspection (RFC 7662).
-	TokenStore   TokenStore
-	Evictor      Evictor
-	Introspector Introspector
+	Logger  *slog.Logger     // default: discard
+	Now     func() time.Time // default: time.Now
 }
 
 // Server holds the handlers. Create it with New.
 type Server struct {
-	cfg      *config.Config
-	tokens   TokenSource
-	auth     Authenticator
-	clients  *Registry
-	consumer Limiter
-	failedIP Limiter
-	store    Pinger
-	log      *slog.Logger
-	now      func() time.Time
-	trusted  []netip.Prefix
-	metrics  *Metrics
-	admin    *ClientManager
-	issuer   string
-
-	tokenStore   TokenStore
-	evictor      Evictor
+	set          Settings
+	tokens       TokenSource
+	auth         Authenticator
+	clientLimit  ClientLimiter
+	failedAuth   FailedAuthLimiter
+	store        Store
 	introspector Introspector
-
-	defaultLimit  limiter.Limit
-	failedIPLimit limiter.Limit
-	metadata      []byte
+	admin        ClientAdmin
+	metrics      *Metrics
+	log          *slog.Logger
+	now          func() time.Time
+	metadata     []byte
 
 	idPrefix string
 	// adminToken is server.admin_token's digest (admin API and introspection).
 	adminToken adminToken
 	idSeq      atomic.Uint64
 	inFlight   chan struct{}
+	perIP      *perIPLimit // nil: unbounded
 	ready      atomic.Bool
 }
 
 // New validates opts and builds a Server.
 func New(opts Options) (*Server, error) {
-	if opts.Config == nil || opts.Tokens == nil || opts.Auth == nil || opts.Clients == nil ||
-		opts.Consumer == nil || opts.FailedIP == nil || opts.Store == nil ||
-		opts.TokenStore == nil || opts.Evictor == nil || opts.Introspector == nil {
-		return nil, errors.New("server: Config, Tokens, Auth, Clients, Consumer, FailedIP, Store, TokenStore, Evictor and Introspector are required")
+	if opts.Tokens == nil || opts.Auth == nil || opts.ClientLimiter == nil || opts.FailedAuth == nil ||
+		opts.Store == nil || opts.Introspector == nil {
+		return nil, errors.New("server: Tokens, Auth, ClientLimiter, FailedAuth, Store and Introspector are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -130,22 +185,21 @@ func New(opts Options) (*Server, error) {
 	if _, err := rand.Read(pfx[:]); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
-	c := opts.Config
+	set := opts.Settings
 	s := &Server{
-		cfg: c, tokens: opts.Tokens, auth: opts.Auth, clients: opts.Clients,
-		consumer: opts.Consumer, failedIP: opts.FailedIP, store: opts.Store,
-		log: opts.Logger, now: opts.Now, trusted: c.Server.TrustedProxyPrefixes(), metrics: opts.Metrics, admin: opts.Admin,
-		tokenStore: opts.TokenStore, evictor: opts.Evictor, introspector: opts.Introspector,
-		issuer:        strings.TrimSuffix(c.Issuer.URL, "/"),
-		defaultLimit:  limiter.Limit{Rate: c.Limits.PerClient.Rate, Burst: c.Limits.PerClient.Burst},
-		failedIPLimit: limiter.Limit{Rate: c.Limits.PerIPFailedAuth.Rate, Burst: c.Limits.PerIPFailedAuth.Burst},
-		idPrefix:      hex.EncodeToString(pfx[:]),
-		adminToken:    newAdminToken(c.Server.AdminToken),
+		set: set, tokens: opts.Tokens, auth: opts.Auth, clientLimit: opts.ClientLimiter, failedAuth: opts.FailedAuth,
+		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics,
+		log: opts.Logger, now: opts.Now,
+		idPrefix:   hex.EncodeToString(pfx[:]),
+		adminToken: newAdminToken(set.AdminToken),
 	}
-	if c.Server.MaxInFlight > 0 {
-		s.inFlight = make(chan struct{}, c.Server.MaxInFlight)
+	if set.MaxInFlight > 0 {
+		s.inFlight = make(chan struct{}, set.MaxInFlight)
 	}
-	md, err := metadata(c)
+	if set.MaxInFlightIP > 0 {
+		s.perIP = newPerIPLimit(set.MaxInFlightIP)
+	}
+	md, err := metadata(set.Issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +211,10 @@ func New(opts Options) (*Server, error) {
 // Handler is the public listener's handler.
 func (s *Server) Handler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer, s.accessLog, s.shed)
+	// Request id and access log outermost, so that a request that panics
+	// still gets its line, its metrics and its in-flight accounting; the
+	// recoverer inside them; shedding last, where the caller is known.
+	r.Use(s.accessLog, s.recoverer, s.shed)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
 	})
@@ -194,7 +251,7 @@ func allowFor(path string) string {
 // /metrics, /debug/pprof/ and the admin API.
 func (s *Server) AdminHandler() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverer)
+	r.Use(s.recoverer, routeEscaped)
 	if s.metrics != nil {
 		r.Handle("/metrics", s.metrics.Handler())
 	}
@@ -205,24 +262,22 @@ func (s *Server) AdminHandler() http.Handler {
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	// The client API exists only with an admin token: without one, /admin/
 	// is not mounted at all.
-	if s.admin != nil && s.cfg.Server.AdminToken != "" {
-		api := newAdminAPI(s.admin, s.adminToken, s.log)
-		r.Handle("/admin", api)
-		r.Handle("/admin/*", api)
+	if s.admin != nil && s.set.AdminToken != "" {
+		newAdminAPI(s.admin, s.adminToken, s.log).routes(r)
 	}
 	return r
 }
 
 // HTTPServer returns an http.Server for h with the configured timeouts.
 func (s *Server) HTTPServer(h http.Handler) *http.Server {
-	t := s.cfg.Server.Timeouts
+	t := s.set.Timeouts
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: t.ReadHeader,
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
 		IdleTimeout:       t.Idle,
-		MaxHeaderBytes:    s.cfg.Server.MaxHeaderBytes,
+		MaxHeaderBytes:    s.set.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
@@ -235,7 +290,7 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 	pub := s.HTTPServer(s.Handler())
 	servers := []*http.Server{pub}
 	errc := make(chan error, 2)
-	tlsCert, tlsKey := s.cfg.Server.TLSCertFile, s.cfg.Server.TLSKeyFile
+	tlsCert, tlsKey := s.set.TLSCertFile, s.set.TLSKeyFile
 	go func() {
 		var err error
 		if tlsCert != "" {
@@ -252,18 +307,40 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		go func() { errc <- adm.Serve(adminLn) }()
 	}
 	s.log.Info("serving", "addr", ln.Addr().String(), "admin_addr", addrOf(adminLn), "tls", tlsCert != "")
+	if adminLn != nil && s.set.AdminPublic && !isLoopback(adminLn.Addr()) {
+		s.log.Warn("the admin listener is not on a loopback address (server.admin_public: true): it serves pprof, metrics and the admin API; keep it behind a firewall",
+			"admin_addr", adminLn.Addr().String())
+	}
 
 	var serveErr error
 	select {
 	case <-ctx.Done():
+		// /readyz says 503 for the shutdown delay while requests are still
+		// served, so that load balancers stop sending before the
+		// listeners close.
+		s.ready.Store(false)
+		if d := s.set.Timeouts.ShutdownDelay; d > 0 {
+			s.log.Info("shutting down: not ready, still serving", "delay", d.String())
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case serveErr = <-errc:
+				t.Stop()
+			}
+		}
 	case serveErr = <-errc:
 	}
 	s.ready.Store(false)
-	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.Timeouts.Shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), s.set.Timeouts.Shutdown)
 	defer cancel()
-	var errs []error
+	// Both listeners drain at once, within one deadline.
+	shut := make(chan error, len(servers))
 	for _, srv := range servers {
-		if err := srv.Shutdown(sctx); err != nil {
+		go func() { shut <- srv.Shutdown(sctx) }()
+	}
+	var errs []error
+	for range servers {
+		if err := <-shut; err != nil {
 			errs = append(errs, fmt.Errorf("server: shutdown: %w", err))
 		}
 	}
@@ -271,6 +348,23 @@ func (s *Server) Serve(ctx context.Context, ln, adminLn net.Listener) error {
 		errs = append(errs, fmt.Errorf("server: %w", serveErr))
 	}
 	return errors.Join(errs...)
+}
+
+// isLoopback reports whether a listener's address is a loopback one.
+func isLoopback(a net.Addr) bool {
+	ap, err := netip.ParseAddrPort(a.String())
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+// routeEscaped makes chi route on the escaped path, so that an escaped '/'
+// or '%' in a path segment (a client id) stays inside its segment.
+func routeEscaped(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rctx := chi.RouteContext(r.Context()); rctx != nil && rctx.RoutePath == "" {
+			rctx.RoutePath = r.URL.EscapedPath()
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func addrOf(ln net.Listener) string {

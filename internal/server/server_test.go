@@ -189,9 +189,16 @@ func TestSuccessResponse(t *testing.T) {
 		t.Fatalf("token_ttl override: expires_in = %d, want 600", tj.ExpiresIn)
 	}
 	// Scope normalisation: duplicates and order do not matter.
-	_, tj = post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials&scope=write+read++write")
+	_, tj = post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials&scope=write+read+write")
 	if tj.Scope != "read write" {
 		t.Fatalf("normalised scope = %q", tj.Scope)
+	}
+	// RFC 6749 §3.3 (scope-token *( SP scope-token )): malformed spacing
+	// is invalid_scope, not tolerated.
+	for _, scope := range []string{"write+read++write", "+read", "read+", "++"} {
+		if resp, tj := post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials&scope="+scope); resp.StatusCode != 400 || tj.Error != "invalid_scope" {
+			t.Fatalf("scope %q: %d %+v, want 400 invalid_scope", scope, resp.StatusCode, tj)
+		}
 	}
 }
 

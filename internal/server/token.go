@@ -8,9 +8,11 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/oauth"
 	"github.com/tokengw/tokengw/internal/reuse"
@@ -29,27 +31,27 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	case grant == "":
 		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing grant_type"))
 		return
-	case grant != GrantClientCredentials:
+	case grant != clients.GrantClientCredentials:
 		s.fail(w, info, oauth.ErrUnsupportedGrantType.WithDescription("supported: client_credentials"))
 		return
 	}
 
-	client, err := s.authClient(r, form, ipKey)
+	client, err := s.authClient(w, r, form, ipKey)
 	if err != nil {
 		s.fail(w, info, err)
 		return
 	}
 	info.clientID = client.ID
-	if !s.clients.GrantAllowed(client.ID, GrantClientCredentials) {
+	if !clients.GrantAllowed(client, clients.GrantClientCredentials) {
 		s.fail(w, info, oauth.ErrUnauthorizedClient.WithDescription("client_credentials is not allowed for this client"))
 		return
 	}
 
-	lim := s.defaultLimit
+	lim := s.set.ClientLimit
 	if client.Limit != nil {
 		lim = limiter.Limit{Rate: client.Limit.Rate, Burst: client.Limit.Burst}
 	}
-	dec := s.consumer.Allow(client.ID, lim)
+	dec := s.clientLimit.Allow(client.ID, lim)
 	dec.SetHeaders(w.Header(), "client")
 	if !dec.Allowed {
 		info.outcome = "limited"
@@ -81,10 +83,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 	ttl := client.TokenTTL
 	if ttl <= 0 {
-		ttl = s.cfg.Issuer.TokenTTL
+		ttl = s.set.TokenTTL
 	}
 	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: s.clients.FingerprintOf(client),
+		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: client.Fingerprint,
 	})
 	if err != nil {
 		s.fail(w, info, storeError(err))
@@ -107,8 +109,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 
 // begin is the start of every POST endpoint: the caller-IP block check and
 // the form. ok is false when a response was written already.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey string, form url.Values, ok bool) {
-	info = infoFrom(r.Context())
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey netip.Addr, form url.Values, ok bool) {
+	info = infoOf(w)
 	ipKey, blocked := s.ipBlocked(w, r, info)
 	if blocked {
 		return info, ipKey, nil, false
@@ -123,9 +125,12 @@ func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, i
 
 // ipBlocked answers 429 to a caller that has spent its budget of failed
 // authentications, whatever it sends now. It returns the caller's bucket key.
-func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (string, bool) {
-	ipKey := ipLimitKey(limiter.ClientIP(r, s.trusted))
-	if blocked, wait := s.failedIP.Blocked(ipKey, s.failedIPLimit); blocked {
+func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo) (netip.Addr, bool) {
+	if !info.caller.IsValid() { // shed did not run (an endpoint it skips)
+		info.caller = callerAddr(limiter.ClientIP(r, s.set.TrustedProxies))
+	}
+	ipKey := info.caller
+	if blocked, wait := s.failedAuth.Blocked(ipKey, s.set.FailedAuthLimit); blocked {
 		info.outcome = "limited"
 		oauth.WriteError(w, oauth.ErrRateLimited.
 			WithDescription("too many failed client authentications from this address").
@@ -135,32 +140,48 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 	return ipKey, false
 }
 
-// authClient authenticates the client of a request (RFC 6749 §2.3.1); a
-// failure costs the caller's IP one token of its failed-auth bucket.
-func (s *Server) authClient(r *http.Request, form url.Values, ipKey string) (store.Client, error) {
+// authClient authenticates the client of a request (RFC 6749 §2.3.1). A
+// secret verification is charged to the caller's failed-authentication
+// bucket before it runs and refunded when it succeeds (clientauth.Budget),
+// so concurrent wrong secrets cannot all be verified; a failure that ran no
+// verification (no credentials) is a strike of its own.
+func (s *Server) authClient(w http.ResponseWriter, r *http.Request, form url.Values, ipKey netip.Addr) (store.Client, error) {
+	info := infoOf(w)
 	creds, err := clientauth.FromRequest(r, form)
 	if err == nil {
+		info.budget = authBudget{set: s.failedAuth, key: ipKey, lim: s.set.FailedAuthLimit}
+		creds.Budget = &info.budget
 		var client store.Client
 		if client, err = s.auth.Authenticate(r.Context(), creds); err == nil {
 			return client, nil
 		}
 	}
-	if errors.Is(err, oauth.ErrInvalidClient) {
-		s.failedIP.Strike(ipKey, s.failedIPLimit)
+	if errors.Is(err, oauth.ErrInvalidClient) && !info.budget.taken {
+		s.failedAuth.Strike(ipKey, s.set.FailedAuthLimit)
 	}
 	return store.Client{}, err
 }
 
-// ipLimitKey is the failed-authentication bucket of a caller: its IPv4
-// address, or its IPv6 /64 (one host usually holds a whole /64 and could
-// otherwise take a fresh bucket with every address).
-func ipLimitKey(ip netip.Addr) string {
-	if ip.Is6() {
-		if p, err := ip.Prefix(64); err == nil {
-			return p.String()
-		}
+// authBudget is a request's clientauth.Budget: one token of the caller's
+// failed-authentication bucket.
+type authBudget struct {
+	set   FailedAuthLimiter
+	key   netip.Addr
+	lim   limiter.Limit
+	taken bool // a Take succeeded and was not refunded
+}
+
+func (b *authBudget) Take() (bool, time.Duration) {
+	d := b.set.Take(b.key, b.lim)
+	b.taken = d.Allowed
+	return d.Allowed, d.RetryAfter
+}
+
+func (b *authBudget) Refund() {
+	if b.taken {
+		b.set.Refund(b.key, b.lim)
+		b.taken = false
 	}
-	return ip.String()
 }
 
 // storeError maps a failure to issue a token: the store being unreachable
@@ -184,6 +205,13 @@ func (s *Server) fail(w http.ResponseWriter, info *reqInfo, err error) {
 
 const formType = "application/x-www-form-urlencoded"
 
+// errBodyTimeout answers a body that did not arrive within
+// server.timeouts.body (RFC 9110 §15.5.9); the connection is closed.
+var errBodyTimeout = &oauth.Error{
+	Code: "invalid_request", Status: http.StatusRequestTimeout,
+	Description: "the request body did not arrive in time",
+}
+
 // errMalformedForm is the logged cause of an unparseable form body.
 var errMalformedForm = errors.New("server: body is not valid application/x-www-form-urlencoded")
 
@@ -197,15 +225,26 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
 		}
 	}
-	max := s.cfg.Server.MaxBodyBytes
+	max := s.set.MaxBodyBytes
 	if r.ContentLength > max {
 		return nil, oauth.ErrRequestTooLarge
 	}
+	// The body has its own short deadline (server.timeouts.body): a
+	// caller that sends headers and then trickles the body holds a slot for
+	// that long at most. The deadline is lifted once the body is in, so the
+	// connection's background read cannot time out under a slow handler.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.set.Timeouts.Body))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return nil, oauth.ErrRequestTooLarge
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			w.Header().Set("Connection", "close")
+			return nil, errBodyTimeout
 		}
 		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body").WithCause(err)
 	}

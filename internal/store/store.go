@@ -69,8 +69,15 @@ type Client struct {
 	TokenTTL   time.Duration
 	Limit      *Limit // nil: the default limit applies
 	Introspect bool   // may call the introspection endpoint
+	// GrantTypes are the grant types it may use; nil means the default set
+	// (clients.DefaultGrantTypes). Only configured clients set it.
+	GrantTypes []string
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
+
+	// Fingerprint is derived by the client registry (clients.Fingerprint)
+	// from the fields above; drivers neither store nor read it.
+	Fingerprint string
 }
 
 // Tokens persists issued tokens and the reuse rows. Implementations are safe

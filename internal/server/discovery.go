@@ -5,19 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 
-	"github.com/tokengw/tokengw/internal/config"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/oauth"
 )
 
 // metadata is the RFC 8414 authorization server metadata document.
-func metadata(c *config.Config) ([]byte, error) {
-	iss := strings.TrimSuffix(c.Issuer.URL, "/")
+func metadata(iss string) ([]byte, error) {
 	md := map[string]any{
 		"issuer":                                        iss,
 		"token_endpoint":                                iss + "/oauth2/token",
-		"grant_types_supported":                         []string{GrantClientCredentials},
+		"grant_types_supported":                         []string{clients.GrantClientCredentials},
 		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
 		"revocation_endpoint":                           iss + "/oauth2/revoke",
 		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
@@ -49,10 +47,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.Server.Timeouts.Store)
+	ctx, cancel := context.WithTimeout(r.Context(), s.set.Timeouts.Store)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
-		s.log.Warn("readiness: store unavailable", "request_id", RequestID(r.Context()), "err", err.Error())
+		s.log.Warn("readiness: store unavailable", "request_id", infoOf(w).id, "err", err.Error())
 		w.Header().Set("Retry-After", "1")
 		oauth.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "store unavailable"})
 		return

@@ -1,4 +1,4 @@
-package server_test
+package clients_test
 
 import (
 	"context"
@@ -10,8 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokengw/tokengw/internal/config"
-	"github.com/tokengw/tokengw/internal/server"
+	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/memory"
 )
@@ -55,9 +54,9 @@ func newCounting(clk *clock) *countingClients {
 	return &countingClients{Store: memory.New(memory.Options{Now: clk.Now})}
 }
 
-func mustRegistry(t *testing.T, static []config.Client, st store.Clients, opts server.RegistryOptions) *server.Registry {
+func mustRegistry(t *testing.T, static []store.Client, st store.Clients, opts clients.RegistryOptions) *clients.Registry {
 	t.Helper()
-	r, err := server.NewRegistry(static, st, opts)
+	r, err := clients.NewRegistry(static, st, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +72,7 @@ func TestRegistryRefreshBound(t *testing.T) {
 	clk := newClock()
 	st := newCounting(clk)
 	const bound = 5 * time.Second
-	reg := mustRegistry(t, nil, st, server.RegistryOptions{Refresh: bound, Now: clk.Now})
+	reg := mustRegistry(t, nil, st, clients.RegistryOptions{Refresh: bound, Now: clk.Now})
 
 	// Unknown: cached as unknown for the bound.
 	if _, err := reg.Client(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
@@ -131,7 +130,7 @@ func TestRegistryInvalidate(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := newCounting(clk)
-	reg := mustRegistry(t, nil, st, server.RegistryOptions{Now: clk.Now})
+	reg := mustRegistry(t, nil, st, clients.RegistryOptions{Refresh: clients.DefaultClientRefresh, Now: clk.Now})
 	if _, err := reg.Client(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal(err)
 	}
@@ -158,7 +157,7 @@ func TestRegistryInvalidateDuringLookup(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := newCounting(clk)
-	reg := mustRegistry(t, nil, st, server.RegistryOptions{Now: clk.Now})
+	reg := mustRegistry(t, nil, st, clients.RegistryOptions{Refresh: clients.DefaultClientRefresh, Now: clk.Now})
 	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$old"})
 
 	entered, release := st.gate()
@@ -189,7 +188,7 @@ func TestRegistryUnknownFloodIsBounded(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := newCounting(clk)
-	reg := mustRegistry(t, nil, st, server.RegistryOptions{MaxEntries: 50, Now: clk.Now})
+	reg := mustRegistry(t, nil, st, clients.RegistryOptions{Refresh: clients.DefaultClientRefresh, MaxEntries: 50, Now: clk.Now})
 	for i := range 20 {
 		st.CreateClient(ctx, store.Client{ID: fmt.Sprintf("known-%d", i), SecretHash: "$h"})
 		if _, err := reg.Client(ctx, fmt.Sprintf("known-%d", i)); err != nil {
@@ -227,7 +226,7 @@ func TestRegistryNoCache(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := newCounting(clk)
-	reg := mustRegistry(t, nil, st, server.RegistryOptions{Refresh: -1, Now: clk.Now})
+	reg := mustRegistry(t, nil, st, clients.RegistryOptions{Refresh: 0, Now: clk.Now})
 	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$h"})
 	for range 5 {
 		if _, err := reg.Client(ctx, "svc"); err != nil {
@@ -245,7 +244,7 @@ func TestRegistryStoreErrors(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := newCounting(clk)
-	reg := mustRegistry(t, nil, st, server.RegistryOptions{Now: clk.Now})
+	reg := mustRegistry(t, nil, st, clients.RegistryOptions{Refresh: clients.DefaultClientRefresh, Now: clk.Now})
 	st.Store.Close()
 	for range 2 {
 		_, err := reg.Client(ctx, "svc")
@@ -264,8 +263,8 @@ func TestRegistryStaticFirst(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
 	st := newCounting(clk)
-	reg := mustRegistry(t, []config.Client{{ID: "demo", SecretHash: "$d", Scopes: []string{"write", "read"}}}, st,
-		server.RegistryOptions{Now: clk.Now})
+	reg := mustRegistry(t, []store.Client{{ID: "demo", SecretHash: "$d", Scopes: []string{"write", "read"}}}, st,
+		clients.RegistryOptions{Refresh: clients.DefaultClientRefresh, Now: clk.Now})
 	c, err := reg.Client(ctx, "demo")
 	if err != nil || strings.Join(c.Scopes, " ") != "read write" || st.calls.Load() != 0 {
 		t.Fatalf("static: %+v %v, store calls %d", c, err, st.calls.Load())
@@ -276,13 +275,13 @@ func TestRegistryStaticFirst(t *testing.T) {
 	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$s", Scopes: []string{"read"}, TokenTTL: time.Minute})
 	sc, _ := reg.Client(ctx, "svc")
 	for _, c := range []store.Client{c, sc} {
-		if got, want := reg.FingerprintOf(c), server.Fingerprint(c); got != want {
-			t.Fatalf("FingerprintOf(%s) = %s, want %s", c.ID, got, want)
+		if got, want := c.Fingerprint, clients.Fingerprint(c); got != want || got == "" {
+			t.Fatalf("Fingerprint of %s = %q, want %s", c.ID, got, want)
 		}
 	}
 	changed := sc
 	changed.TokenTTL = time.Hour
-	if reg.FingerprintOf(changed) == reg.FingerprintOf(sc) {
+	if clients.Fingerprint(changed) == sc.Fingerprint {
 		t.Fatal("fingerprint ignores the lifetime")
 	}
 }
@@ -294,17 +293,29 @@ func TestCheckOverlap(t *testing.T) {
 	st := memory.New(memory.Options{})
 	st.CreateClient(ctx, store.Client{ID: "demo", SecretHash: "$h"})
 	st.CreateClient(ctx, store.Client{ID: "other", SecretHash: "$h"})
-	reg := mustRegistry(t, []config.Client{{ID: "demo", SecretHash: "$d"}}, st, server.RegistryOptions{})
+	reg := mustRegistry(t, []store.Client{{ID: "demo", SecretHash: "$d"}}, st, clients.RegistryOptions{Refresh: clients.DefaultClientRefresh})
 	err := reg.CheckOverlap(ctx)
 	if err == nil || !strings.Contains(err.Error(), `"demo"`) || !strings.Contains(err.Error(), "both") {
 		t.Fatalf("CheckOverlap = %v", err)
 	}
-	reg = mustRegistry(t, []config.Client{{ID: "demo", SecretHash: "$d"}, {ID: "other", SecretHash: "$d"}}, st, server.RegistryOptions{})
+	reg = mustRegistry(t, []store.Client{{ID: "demo", SecretHash: "$d"}, {ID: "other", SecretHash: "$d"}}, st, clients.RegistryOptions{Refresh: clients.DefaultClientRefresh})
 	if err := reg.CheckOverlap(ctx); err == nil || !strings.Contains(err.Error(), `"demo", "other"`) {
 		t.Fatalf("CheckOverlap = %v", err)
 	}
-	reg = mustRegistry(t, []config.Client{{ID: "third", SecretHash: "$d"}}, st, server.RegistryOptions{})
+	reg = mustRegistry(t, []store.Client{{ID: "third", SecretHash: "$d"}}, st, clients.RegistryOptions{Refresh: clients.DefaultClientRefresh})
 	if err := reg.CheckOverlap(ctx); err != nil {
 		t.Fatalf("no overlap: %v", err)
 	}
 }
+
+// clock is a manual clock: Now reads it, Advance moves it.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }

@@ -1,10 +1,7 @@
-package server
+package clients
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,13 +12,10 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
-	"github.com/tokengw/tokengw/internal/config"
+	"github.com/tokengw/tokengw/internal/generation"
 	"github.com/tokengw/tokengw/internal/oauth"
 	"github.com/tokengw/tokengw/internal/store"
 )
-
-// GrantClientCredentials is the grant_type of RFC 6749 §4.4.
-const GrantClientCredentials = "client_credentials"
 
 // Defaults of RegistryOptions.
 const (
@@ -36,8 +30,9 @@ type RegistryOptions struct {
 	// one) is answered from memory before the store is asked again: a
 	// client added, rotated or removed by another replica or by the CLI is
 	// seen here within Refresh. Changes made through this process's admin
-	// API are seen at once (Invalidate). 0 means DefaultClientRefresh (5s);
-	// negative turns the cache off (every lookup asks the store).
+	// API are seen at once (Invalidate). 0 turns the cache off: every
+	// lookup asks the store (as auth.client_refresh: 0 does); negative is an
+	// error. DefaultClientRefresh is auth.client_refresh's default.
 	Refresh time.Duration
 	// MaxEntries bounds the cache, separately for known and unknown ids, so
 	// a flood of unknown ids cannot grow memory without bound. 0 means
@@ -51,13 +46,15 @@ type RegistryOptions struct {
 
 // Registry answers "who is client X": clients from the configuration
 // (read-only) first, then the store's run-time registry, whose answers are
-// cached for RegistryOptions.Refresh. It implements clientauth.Lookup. Safe
-// for concurrent use.
+// cached for RegistryOptions.Refresh. It implements clientauth.Lookup. Every
+// client it returns carries its Fingerprint and its GrantTypes (the default
+// set filled in), so a caller needs no second lookup. Safe for concurrent
+// use.
 type Registry struct {
-	static map[string]staticClient
+	static map[string]store.Client
 	store  store.Clients
 
-	refresh time.Duration // <= 0: no cache
+	refresh time.Duration // 0: no cache
 	max     int
 	timeout time.Duration
 	now     func() time.Time
@@ -68,33 +65,25 @@ type Registry struct {
 	known, unknown atomic.Int64 // entries of each kind, for the bound
 	group          singleflight.Group
 	mu             sync.Mutex
-	// epoch counts invalidations (under mu): a lookup that began before one
-	// does not cache what it read, which may predate the change.
-	epoch uint64
-}
-
-type staticClient struct {
-	client      store.Client
-	grants      []string
-	fingerprint string
+	// gen guards against Invalidate landing while a lookup is in flight: a
+	// lookup that began before one does not cache what it read, which may
+	// predate the change. Bumped and checked under mu.
+	gen *generation.Guard
 }
 
 // regEntry is one cached store answer. Immutable once stored.
 type regEntry struct {
-	client      store.Client
-	found       bool
-	fingerprint string
-	until       time.Time
+	client store.Client
+	found  bool
+	until  time.Time
 }
 
-// NewRegistry builds a registry from the configured clients and the store
-// (nil: configured clients only). Scopes are normalised here, once.
-func NewRegistry(clients []config.Client, st store.Clients, opts RegistryOptions) (*Registry, error) {
-	if opts.Refresh == 0 {
-		opts.Refresh = DefaultClientRefresh
-	}
-	if opts.MaxEntries < 0 || opts.Timeout < 0 {
-		return nil, errors.New("server: RegistryOptions.MaxEntries and Timeout must not be negative")
+// NewRegistry builds a registry from the configured clients (validated
+// registrations, as Spec.Client returns them) and the store (nil: configured
+// clients only).
+func NewRegistry(static []store.Client, st store.Clients, opts RegistryOptions) (*Registry, error) {
+	if opts.Refresh < 0 || opts.MaxEntries < 0 || opts.Timeout < 0 {
+		return nil, errors.New("clients: RegistryOptions.Refresh, MaxEntries and Timeout must not be negative")
 	}
 	if opts.MaxEntries == 0 {
 		opts.MaxEntries = DefaultClientCacheEntries
@@ -106,30 +95,28 @@ func NewRegistry(clients []config.Client, st store.Clients, opts RegistryOptions
 		opts.Now = time.Now
 	}
 	r := &Registry{
-		static: make(map[string]staticClient, len(clients)), store: st,
+		static: make(map[string]store.Client, len(static)), store: st,
 		refresh: opts.Refresh, max: opts.MaxEntries, timeout: opts.Timeout, now: opts.Now,
+		gen: generation.New(),
 	}
-	for i, c := range clients {
+	for i, c := range static {
 		if _, dup := r.static[c.ID]; dup {
-			return nil, fmt.Errorf("server: clients[%d].id: duplicate %q", i, c.ID)
+			return nil, fmt.Errorf("clients: clients[%d].id: duplicate %q", i, c.ID)
 		}
-		sc := staticClient{
-			client: store.Client{
-				ID: c.ID, SecretHash: c.SecretHash, Scopes: oauth.NewScope(c.Scopes...).Tokens(),
-				TokenTTL: c.TokenTTL, Introspect: c.Introspect,
-			},
-			grants: c.GrantTypes,
-		}
-		if sc.grants == nil {
-			sc.grants = []string{GrantClientCredentials}
-		}
-		if c.Limit != nil {
-			sc.client.Limit = &store.Limit{Rate: c.Limit.Rate, Burst: c.Limit.Burst}
-		}
-		sc.fingerprint = Fingerprint(sc.client)
-		r.static[c.ID] = sc
+		r.static[c.ID] = derive(c)
 	}
 	return r, nil
+}
+
+// derive fills in what the registry adds to a registration: normalised
+// scopes, the default grant types and the fingerprint.
+func derive(c store.Client) store.Client {
+	c.Scopes = oauth.NewScope(c.Scopes...).Tokens()
+	if c.GrantTypes == nil {
+		c.GrantTypes = DefaultGrantTypes()
+	}
+	c.Fingerprint = Fingerprint(c)
+	return c
 }
 
 // Client returns a client by id: store.ErrNotFound when nobody has it, an
@@ -138,13 +125,13 @@ func NewRegistry(clients []config.Client, st store.Clients, opts RegistryOptions
 // younger than the refresh bound; concurrent misses for one id make one
 // store lookup. Callers must not modify the returned client's slices.
 func (r *Registry) Client(ctx context.Context, id string) (store.Client, error) {
-	if sc, ok := r.static[id]; ok {
-		return sc.client, nil
+	if c, ok := r.static[id]; ok {
+		return c, nil
 	}
 	if r.store == nil {
 		return store.Client{}, store.ErrNotFound
 	}
-	if r.refresh <= 0 {
+	if r.refresh == 0 {
 		e, err := r.fetch(ctx, id)
 		return e.result(err)
 	}
@@ -154,16 +141,14 @@ func (r *Registry) Client(ctx context.Context, id string) (store.Client, error) 
 		}
 	}
 	v, err, _ := r.group.Do(id, func() (any, error) {
-		r.mu.Lock()
-		epoch := r.epoch
-		r.mu.Unlock()
+		stamp := r.gen.Stamp(id)
 		// Detached from the first caller's cancellation: the answer is
 		// shared with the callers that joined it; bounded by r.timeout.
 		e, err := r.fetch(context.WithoutCancel(ctx), id)
 		if err != nil {
 			return nil, err
 		}
-		r.put(id, e, epoch)
+		r.put(id, e, stamp)
 		return e, nil
 	})
 	if err != nil {
@@ -190,7 +175,7 @@ func (r *Registry) fetch(ctx context.Context, id string) (*regEntry, error) {
 	cancel()
 	switch {
 	case err == nil:
-		return &regEntry{client: c, found: true, fingerprint: Fingerprint(c), until: r.now().Add(r.refresh)}, nil
+		return &regEntry{client: derive(c), found: true, until: r.now().Add(r.refresh)}, nil
 	case errors.Is(err, store.ErrNotFound):
 		return &regEntry{until: r.now().Add(r.refresh)}, nil
 	case errors.Is(err, store.ErrUnavailable):
@@ -207,12 +192,12 @@ func (r *Registry) counter(found bool) *atomic.Int64 {
 	return &r.unknown
 }
 
-// put caches e unless an invalidation happened since epoch, evicting
+// put caches e unless an invalidation happened since stamp, evicting
 // arbitrary entries of its kind beyond the bound.
-func (r *Registry) put(id string, e *regEntry, epoch uint64) {
+func (r *Registry) put(id string, e *regEntry, stamp generation.Stamp) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.epoch != epoch {
+	if !r.gen.Valid(stamp) {
 		return
 	}
 	if old, loaded := r.entries.Swap(id, e); loaded {
@@ -240,7 +225,7 @@ func (r *Registry) put(id string, e *regEntry, epoch uint64) {
 func (r *Registry) Invalidate(id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.epoch++
+	r.gen.Bump(id)
 	r.group.Forget(id)
 	if v, loaded := r.entries.LoadAndDelete(id); loaded {
 		r.counter(v.(*regEntry).found).Add(-1)
@@ -262,35 +247,11 @@ func (r *Registry) IsStatic(id string) bool {
 // StaticClients returns the configured clients, ordered by id.
 func (r *Registry) StaticClients() []store.Client {
 	out := make([]store.Client, 0, len(r.static))
-	for _, sc := range r.static {
-		out = append(out, sc.client)
+	for _, c := range r.static {
+		out = append(out, c)
 	}
 	slices.SortFunc(out, func(a, b store.Client) int { return strings.Compare(a.ID, b.ID) })
 	return out
-}
-
-// FingerprintOf is Fingerprint(c), precomputed for configured clients and
-// for the cached store clients.
-func (r *Registry) FingerprintOf(c store.Client) string {
-	if sc, ok := r.static[c.ID]; ok && sc.client.SecretHash == c.SecretHash {
-		return sc.fingerprint
-	}
-	if v, ok := r.entries.Load(c.ID); ok {
-		if e := v.(*regEntry); e.found && e.client.SecretHash == c.SecretHash &&
-			e.client.TokenTTL == c.TokenTTL && slices.Equal(e.client.Scopes, c.Scopes) {
-			return e.fingerprint
-		}
-	}
-	return Fingerprint(c)
-}
-
-// GrantAllowed reports whether the client may use the grant type. Clients
-// from the store may use every grant tokengw supports.
-func (r *Registry) GrantAllowed(id, grant string) bool {
-	if sc, ok := r.static[id]; ok {
-		return slices.Contains(sc.grants, grant)
-	}
-	return grant == GrantClientCredentials
 }
 
 // CheckOverlap fails when an id is defined both in the configuration and in
@@ -301,7 +262,7 @@ func (r *Registry) CheckOverlap(ctx context.Context) error {
 	}
 	list, err := r.store.Clients(ctx)
 	if err != nil {
-		return fmt.Errorf("server: listing stored clients: %w", err)
+		return fmt.Errorf("clients: listing stored clients: %w", err)
 	}
 	var both []string
 	for _, c := range list {
@@ -313,30 +274,8 @@ func (r *Registry) CheckOverlap(ctx context.Context) error {
 	case 0:
 		return nil
 	case 1:
-		return fmt.Errorf("server: client %s is defined both in the configuration (clients:) and in the store; remove it from one (tokengw client remove, or the config file)", both[0])
+		return fmt.Errorf("clients: client %s is defined both in the configuration (clients:) and in the store; remove it from one (tokengw client remove, or the config file)", both[0])
 	default:
-		return fmt.Errorf("server: clients %s are defined both in the configuration (clients:) and in the store; remove each from one (tokengw client remove, or the config file)", strings.Join(both, ", "))
+		return fmt.Errorf("clients: clients %s are defined both in the configuration (clients:) and in the store; remove each from one (tokengw client remove, or the config file)", strings.Join(both, ", "))
 	}
-}
-
-// Fingerprint identifies a client's registration: its secret hash, scopes
-// and token lifetime. Reuse keys include it, so rotating the secret or
-// changing scopes or lifetime stops reuse of the tokens issued before.
-func Fingerprint(c store.Client) string {
-	h := sha256.New()
-	var n [8]byte
-	write := func(s string) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	write(c.ID)
-	write(c.SecretHash)
-	for _, s := range c.Scopes {
-		write(s)
-	}
-	binary.BigEndian.PutUint64(n[:], uint64(c.TokenTTL))
-	h.Write(n[:])
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(h.Sum(sum[:0])[:8])
 }

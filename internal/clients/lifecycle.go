@@ -1,0 +1,311 @@
+package clients
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+// Client management: the operations behind the admin API
+// (POST/GET/DELETE /admin/clients...) and `tokengw client`, over the store's
+// run-time registry. Clients defined in the configuration are listed but
+// read-only.
+
+// Store is what client management changes: the store's client
+// registry and its reuse rows. store.Store implements it.
+type Store interface {
+	store.Clients
+	ClearCurrents(ctx context.Context, clientID string) error
+	RevokeClient(ctx context.Context, clientID string) (int, error)
+}
+
+// Errors of Manager, matched with errors.Is (next to store.ErrNotFound,
+// store.ErrExists and store.ErrUnavailable, which pass through).
+var (
+	// ErrReadOnly: the client is defined in the configuration file.
+	ErrReadOnly = errors.New("clients: the client is defined in the configuration file (clients:) and is read-only at run time; change it there")
+)
+
+// Info is a client as management shows it: never a secret or a hash.
+type Info struct {
+	ID         string
+	Scopes     []string
+	TokenTTL   time.Duration // 0 = issuer.token_ttl
+	Limit      *store.Limit  // nil = limits.per_client
+	Introspect bool
+	ReadOnly   bool      // defined in the configuration file
+	CreatedAt  time.Time // zero for configured clients
+	UpdatedAt  time.Time
+}
+
+// Source is "config" for configured clients and "store" for the others.
+func (c Info) Source() string {
+	if c.ReadOnly {
+		return "config"
+	}
+	return "store"
+}
+
+func infoOf(c store.Client, readOnly bool) Info {
+	info := Info{
+		ID: c.ID, Scopes: slices.Clone(c.Scopes), TokenTTL: c.TokenTTL, Introspect: c.Introspect,
+		ReadOnly: readOnly, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+	}
+	if info.Scopes == nil {
+		info.Scopes = []string{}
+	}
+	if c.Limit != nil {
+		l := *c.Limit
+		info.Limit = &l
+	}
+	return info
+}
+
+// ManagerOptions configures a Manager.
+type ManagerOptions struct {
+	// Registry holds the configured (read-only) clients; its cache of store
+	// clients is invalidated after every change. Required.
+	Registry *Registry
+	// Store is where run-time clients live. Required.
+	Store Store
+	// Argon2 are the parameters of the hashes of generated secrets; the
+	// zero value means clientauth.DefaultArgon2Params.
+	Argon2 clientauth.Argon2Params
+	// Invalidate, when set, forgets a client's verified credentials on this
+	// process (clientauth.Authenticator.Invalidate).
+	Invalidate func(clientID string)
+	// OnRevokeTokens, when set, runs after every live token of a client was
+	// revoked, to drop this process's cached copies at once (reuse L1,
+	// introspection cache).
+	OnRevokeTokens func(clientID string)
+	// Timeout bounds each store operation. 0 means 5s.
+	Timeout time.Duration
+	// Logger records what changed (never a secret). Default: discard.
+	Logger *slog.Logger
+	// Now is the clock of CreatedAt and UpdatedAt; default time.Now.
+	Now func() time.Time
+}
+
+// Manager adds, lists, rotates and removes run-time clients. Safe for
+// concurrent use. Create it with NewManager.
+type Manager struct {
+	reg        *Registry
+	store      Store
+	params     clientauth.Argon2Params
+	invalidate func(string)
+	onRevoke   func(string)
+	timeout    time.Duration
+	log        *slog.Logger
+	now        func() time.Time
+	// rotating serialises read-modify-write rotations in this process, so
+	// two concurrent rotations do not both report success with only one
+	// secret working. (Across processes the last writer wins.)
+	rotating sync.Mutex
+}
+
+// NewManager validates opts and returns a Manager.
+func NewManager(opts ManagerOptions) (*Manager, error) {
+	if opts.Registry == nil || opts.Store == nil {
+		return nil, errors.New("clients: ManagerOptions.Registry and Store are required")
+	}
+	if opts.Argon2 == (clientauth.Argon2Params{}) {
+		opts.Argon2 = clientauth.DefaultArgon2Params
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Invalidate == nil {
+		opts.Invalidate = func(string) {}
+	}
+	if opts.OnRevokeTokens == nil {
+		opts.OnRevokeTokens = func(string) {}
+	}
+	// Fail now, not on the first request, when the parameters are unusable
+	// (clientauth.HashSecret checks the upper bounds).
+	if err := opts.Argon2.Validate(); err != nil {
+		return nil, fmt.Errorf("clients: argon2 parameters: %w", err)
+	}
+	return &Manager{
+		reg: opts.Registry, store: opts.Store, params: opts.Argon2, invalidate: opts.Invalidate, onRevoke: opts.OnRevokeTokens,
+		timeout: opts.Timeout, log: opts.Logger, now: opts.Now,
+	}, nil
+}
+
+// forget drops id from this process's caches: the registry's answer and the
+// verified credentials.
+func (m *Manager) forget(id string) {
+	m.reg.Invalidate(id)
+	m.invalidate(id)
+}
+
+// RevokeTokens revokes every live token of a client, configured or
+// run-time (the client itself stays registered), and returns how many it
+// revoked. On this process the tokens stop being handed out or reported
+// active at once; on other replicas within reuse.local_ttl.
+func (m *Manager) RevokeTokens(ctx context.Context, id string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	n, err := m.store.RevokeClient(ctx, id)
+	m.onRevoke(id) // also after a partial failure: what was revoked stays revoked
+	if err != nil {
+		return n, err
+	}
+	m.log.Info("admin: revoked the tokens of a client", "client_id", id, "revoked", n)
+	return n, nil
+}
+
+// Create registers a client from spec with a generated secret, which it
+// returns: the only time it is available. Errors: *SpecError, ErrReadOnly
+// (the id is a configured client's), store.ErrExists, store.ErrUnavailable.
+func (m *Manager) Create(ctx context.Context, spec Spec) (Info, string, error) {
+	if spec.ID == "" {
+		spec.ID = strings.ToLower(rand.Text())
+	}
+	if spec.SecretHash != "" || spec.GrantTypes != nil {
+		return Info{}, "", &SpecError{"secret_hash", "a run-time client gets a generated secret and the default grant types"}
+	}
+	c, err := spec.Client()
+	if err != nil {
+		return Info{}, "", err
+	}
+	if m.reg.IsStatic(c.ID) {
+		return Info{}, "", fmt.Errorf("client %q: %w", c.ID, ErrReadOnly)
+	}
+	secret, hash, err := m.newSecret()
+	if err != nil {
+		return Info{}, "", err
+	}
+	c.SecretHash = hash
+	c.CreatedAt = m.now().UTC().Truncate(time.Millisecond)
+	c.UpdatedAt = c.CreatedAt
+	sctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	if err := m.store.CreateClient(sctx, c); err != nil {
+		return Info{}, "", err
+	}
+	// An earlier lookup may have cached "no such client".
+	m.forget(c.ID)
+	m.log.Info("client created", "client_id", c.ID, "scopes", strings.Join(c.Scopes, " "))
+	return infoOf(c, false), secret, nil
+}
+
+// Get returns one client, configured or stored: store.ErrNotFound when
+// neither has it.
+func (m *Manager) Get(ctx context.Context, id string) (Info, error) {
+	if c, ok := m.reg.static[id]; ok {
+		return infoOf(c, true), nil
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	c, err := m.store.Client(sctx, id)
+	if err != nil {
+		return Info{}, err
+	}
+	return infoOf(c, false), nil
+}
+
+// List returns every client, configured and stored, ordered by id.
+func (m *Manager) List(ctx context.Context) ([]Info, error) {
+	sctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	stored, err := m.store.Clients(sctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Info, 0, len(stored)+len(m.reg.static))
+	for _, c := range m.reg.StaticClients() {
+		out = append(out, infoOf(c, true))
+	}
+	for _, c := range stored {
+		if !m.reg.IsStatic(c.ID) { // start-up refuses overlaps; be safe anyway
+			out = append(out, infoOf(c, false))
+		}
+	}
+	slices.SortFunc(out, func(a, b Info) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// RotateSecret gives a stored client a new generated secret, which it
+// returns. The old secret stops working at once on this process and within
+// the registry's refresh bound on the others; the client's reuse rows are
+// cleared, so tokens issued before are no longer handed out. Errors:
+// ErrReadOnly, store.ErrNotFound, store.ErrUnavailable.
+func (m *Manager) RotateSecret(ctx context.Context, id string) (Info, string, error) {
+	if m.reg.IsStatic(id) {
+		return Info{}, "", fmt.Errorf("client %q: %w", id, ErrReadOnly)
+	}
+	secret, hash, err := m.newSecret()
+	if err != nil {
+		return Info{}, "", err
+	}
+	m.rotating.Lock()
+	defer m.rotating.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	c, err := m.store.Client(sctx, id)
+	if err != nil {
+		return Info{}, "", err
+	}
+	c.SecretHash = hash
+	c.UpdatedAt = m.now().UTC().Truncate(time.Millisecond)
+	if err := m.store.UpdateClient(sctx, c); err != nil {
+		return Info{}, "", err
+	}
+	m.forget(id)
+	// The new hash changes the client's fingerprint, so the old reuse slots
+	// are never looked up again; clearing them frees them now rather than
+	// when their TTL runs out. A failure here does not undo the rotation.
+	if err := m.store.ClearCurrents(sctx, id); err != nil {
+		m.log.Warn("client secret rotated, but its reuse rows could not be cleared (they expire by themselves)", "client_id", id, "err", err)
+	}
+	m.log.Info("client secret rotated", "client_id", id)
+	return infoOf(c, false), secret, nil
+}
+
+// Delete removes a stored client and its reuse rows. Errors:
+// ErrReadOnly, store.ErrNotFound, store.ErrUnavailable.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	if m.reg.IsStatic(id) {
+		return fmt.Errorf("client %q: %w", id, ErrReadOnly)
+	}
+	sctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	err := m.store.DeleteClient(sctx, id)
+	// Forget even on error: the delete may have happened.
+	m.forget(id)
+	if err != nil {
+		return err
+	}
+	m.log.Info("client deleted", "client_id", id)
+	return nil
+}
+
+// newSecret generates a secret of SecretBytes random bytes, base64url
+// without padding, and its argon2id hash.
+func (m *Manager) newSecret() (secret, hash string, err error) {
+	b := make([]byte, SecretBytes)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", fmt.Errorf("clients: generating a secret: %w", err)
+	}
+	secret = base64.RawURLEncoding.EncodeToString(b)
+	if hash, err = clientauth.HashSecret(secret, m.params); err != nil {
+		return "", "", fmt.Errorf("clients: hashing a secret: %w", err)
+	}
+	return secret, hash, nil
+}

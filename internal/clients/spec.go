@@ -1,0 +1,152 @@
+package clients
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/limiter"
+	"github.com/tokengw/tokengw/internal/oauth"
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+// Bounds of a client registration.
+const (
+	MaxClientIDLen = 256
+	MaxScopes      = 256
+	MaxScopeLen    = 256
+	MinTokenTTL    = time.Second
+	MaxTokenTTL    = 30 * 24 * time.Hour
+	// SecretBytes is the entropy of a generated secret: 256 bits.
+	SecretBytes = 32
+)
+
+// SpecError is a client registration that cannot be accepted. Field names
+// the offending field the way both the configuration (below clients[i].)
+// and the admin API's JSON spell it: "id", "scopes[2]", "limit.rate".
+type SpecError struct {
+	Field string
+	Msg   string
+}
+
+func (e *SpecError) Error() string { return e.Field + ": " + e.Msg }
+
+// Spec is a client registration as an operator describes it: in the
+// configuration file, through the admin API or the CLI. It is the one place
+// a registration is validated.
+type Spec struct {
+	ID string
+	// SecretHash is the PHC hash of the secret of a configured client;
+	// clients made by Manager get a generated secret and leave it empty.
+	SecretHash string
+	Scopes     []string
+	GrantTypes []string      // nil = DefaultGrantTypes
+	TokenTTL   time.Duration // 0 = issuer.token_ttl
+	Limit      *store.Limit  // nil = limits.per_client
+	Introspect bool
+}
+
+// Client validates s and returns it as a registration with normalised
+// scopes. Errors are *SpecError; every problem is reported, joined.
+func (s Spec) Client() (store.Client, error) {
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(CheckID(s.ID))
+	if s.SecretHash != "" {
+		if err := clientauth.ValidHash(s.SecretHash); err != nil {
+			add(&SpecError{"secret_hash", err.Error()})
+		}
+	}
+	add(checkScopes(s.Scopes))
+	for i, g := range s.GrantTypes {
+		if !SupportedGrant(g) {
+			add(&SpecError{fmt.Sprintf("grant_types[%d]", i), fmt.Sprintf("unsupported grant type %q (supported: %s)", g, GrantClientCredentials)})
+		}
+	}
+	if s.TokenTTL != 0 {
+		add(CheckTokenTTL(s.TokenTTL))
+	}
+	c := store.Client{
+		ID: s.ID, SecretHash: s.SecretHash, Scopes: oauth.NewScope(s.Scopes...).Tokens(),
+		TokenTTL: s.TokenTTL, Introspect: s.Introspect,
+	}
+	if s.GrantTypes != nil {
+		c.GrantTypes = append([]string{}, s.GrantTypes...)
+	}
+	if l := s.Limit; l != nil {
+		var fe *limiter.FieldError
+		if err := (limiter.Limit{Rate: l.Rate, Burst: l.Burst}).Validate(); errors.As(err, &fe) {
+			add(&SpecError{"limit." + fe.Field, fe.Msg})
+		}
+		lim := *l
+		c.Limit = &lim
+	}
+	if err := errors.Join(errs...); err != nil {
+		return store.Client{}, err
+	}
+	return c, nil
+}
+
+// CheckID validates a client id: what clientauth can authenticate (RFC 6749
+// Appendix A.1: printable ASCII), at most MaxClientIDLen bytes, without
+// leading or trailing spaces. The error is a *SpecError.
+func CheckID(id string) error {
+	switch {
+	case id == "":
+		return &SpecError{"id", "must not be empty"}
+	case len(id) > MaxClientIDLen:
+		return &SpecError{"id", fmt.Sprintf("longer than %d bytes", MaxClientIDLen)}
+	case !clientauth.ValidClientID(id):
+		return &SpecError{"id", "must be printable ASCII (RFC 6749 Appendix A.1: %x20-7E)"}
+	case strings.TrimSpace(id) != id:
+		return &SpecError{"id", "must not start or end with a space"}
+	}
+	return nil
+}
+
+func checkScopes(scopes []string) error {
+	if len(scopes) == 0 {
+		return &SpecError{"scopes", "at least one scope is required"}
+	}
+	if len(scopes) > MaxScopes {
+		return &SpecError{"scopes", fmt.Sprintf("more than %d scopes", MaxScopes)}
+	}
+	for i, sc := range scopes {
+		if len(sc) > MaxScopeLen {
+			return &SpecError{fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("longer than %d bytes", MaxScopeLen)}
+		}
+		if !oauth.ValidScopeToken(sc) {
+			return &SpecError{fmt.Sprintf("scopes[%d]", i), fmt.Sprintf("%q is not a scope token (RFC 6749 §3.3: printable ASCII except space, \" and \\)", sc)}
+		}
+	}
+	return nil
+}
+
+// CheckTokenTTL validates an access token lifetime, a client's or the
+// issuer's default: between MinTokenTTL and MaxTokenTTL. The error is a
+// *SpecError for the field token_ttl.
+func CheckTokenTTL(d time.Duration) error {
+	if d < MinTokenTTL || d > MaxTokenTTL {
+		return &SpecError{"token_ttl", fmt.Sprintf("must be between 1s and 720h, got %v", d)}
+	}
+	return nil
+}
+
+// ParseTokenTTL parses a client's token lifetime as the admin API and the
+// CLI take it: a Go duration ("30m", "1h"); "" means the issuer default.
+func ParseTokenTTL(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, &SpecError{"token_ttl", fmt.Sprintf("must be a positive Go duration such as 30m or 1h, got %q", s)}
+	}
+	return d, nil
+}
