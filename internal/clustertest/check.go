@@ -266,7 +266,7 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 				violate(4, "key %s: a reuse hit was refused with two nodes down: replica %d handed out …%s (reusable until %s) by %s, then answered %s",
 					a.Key(), o.Replica, tail(a.Value), a.ReusableUntil.Format("15:04:05.000"), a.First, o)
 			}
-		case Recovering:
+		case Recovering, WarmUp:
 			if !retryable {
 				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[i].Name, o)
 			}

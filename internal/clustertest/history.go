@@ -105,6 +105,7 @@ type Mode string
 
 // Modes of a phase: what invariant 4 demands of the requests started in it.
 const (
+	WarmUp     Mode = "warm-up"    // a fresh cluster's first seconds: no 5xx but 503 + Retry-After
 	Healthy    Mode = "healthy"    // every node up: no errors
 	OneDown    Mode = "one-down"   // one node down (or coming back): no errors
 	TwoDown    Mode = "two-down"   // two nodes down (or coming back): reuse hits 200, mints 503 + Retry-After
