@@ -202,9 +202,13 @@ func TestClusterUnderFaults(t *testing.T) {
 	// The workload.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	// Three workers per consumer, each on random replicas: the replicas
+	// race for the consumer's reuse slot whenever it is empty.
 	for _, c := range r.clients {
-		wg.Add(1)
-		go func() { defer wg.Done(); r.consume(c, stop) }()
+		for range 3 {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.consume(c, stop) }()
+		}
 	}
 	wg.Add(3)
 	go func() { defer wg.Done(); r.every(stop, time.Second, r.revokeOne) }()
@@ -361,7 +365,7 @@ func (r *run) every(stop <-chan struct{}, d time.Duration, f func()) {
 // consume asks for a token on every call, on a random replica, with a
 // random one of two scope sets (two reuse keys per client).
 func (r *run) consume(c *consumer, stop <-chan struct{}) {
-	tick := time.NewTicker(30 * time.Millisecond)
+	tick := time.NewTicker(60 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
