@@ -259,6 +259,7 @@ func TestClusterUnderFaults(t *testing.T) {
 				rep.Violations = append(rep.Violations, fmt.Sprintf(
 					"invariant 3: key %s: token …%s (first handed out by %s) is not active on replica %d after the run (err %v)",
 					tok.Key(), tail(tok.Value), tok.First, i, err))
+				rep.Categories["invariant 3: a live token is not active after the run"]++
 			}
 		}
 	}
@@ -269,6 +270,7 @@ func TestClusterUnderFaults(t *testing.T) {
 				rep.Violations = append(rep.Violations, fmt.Sprintf(
 					"invariant 3: key %s: token …%s was revoked but introspects active on replica %d after the run (err %v)",
 					tok.Key(), tail(tok.Value), i, err))
+				rep.Categories["invariant 3: a revoked token is active after the run"]++
 			}
 		}
 	}

@@ -69,7 +69,7 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	if cur == nil {
 		return store.Current{}, false, s.insertToken(ctx, tok)
 	}
-	have, claimed, err := s.claim(ctx, cur)
+	claimed, have, err := s.claimConfirmed(ctx, cur)
 	if err != nil {
 		if maybeApplied(err) {
 			// A compare-and-set that timed out or was cut off may have
@@ -79,34 +79,45 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, err
 	}
 	if !claimed {
-		ok, err := s.confirm(ctx, have)
-		switch {
-		case err != nil:
-			return store.Current{}, false, err
-		case !ok && s.young(have):
-			// The winner's token never reached the store (its release is
-			// on its way): hand out nothing; the caller retries.
-			return store.Current{}, false, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
-		case !ok:
-			// An old row whose token is not stored (or revoked): a claim
-			// whose outcome was unknown and that a later Paxos round
-			// completed, or a revocation whose row delete did not land.
-			// Nobody may hand it out; take the slot over.
-			if claimed, err = s.takeover(ctx, cur, have.TokenHash); err != nil {
-				return store.Current{}, false, err
-			}
-			if !claimed {
-				return store.Current{}, false, fmt.Errorf("cassandra: issue: claim: %w: slot changed under contention", store.ErrUnavailable)
-			}
-		default:
-			return have, false, nil
-		}
+		return have, false, nil
 	}
 	if err := s.insertToken(ctx, tok); err != nil {
 		s.release(ctx, cur)
 		return store.Current{}, false, err
 	}
 	return cloneCurrent(*cur), true, nil
+}
+
+// claimConfirmed claims cur's slot, or returns the holder once confirm
+// says it may be handed out. A holder that may not (an old row whose token
+// is not stored, or revoked) is taken over; losing that takeover to
+// another replica means looking again, at most maxClaimAttempts times.
+func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, store.Current, error) {
+	for range maxClaimAttempts {
+		have, claimed, err := s.claim(ctx, cur)
+		if err != nil || claimed {
+			return claimed, store.Current{}, err
+		}
+		ok, err := s.confirm(ctx, have)
+		switch {
+		case err != nil:
+			return false, store.Current{}, err
+		case ok:
+			return false, have, nil
+		case s.young(have):
+			// The winner's token never reached the store (its release is
+			// on its way): hand out nothing; the caller retries.
+			return false, store.Current{}, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
+		}
+		// An old row whose token is not stored (a claim whose outcome was
+		// unknown and that a later Paxos round completed) or is revoked
+		// (its revocation's row delete is on its way or was lost): nobody
+		// may hand it out; take the slot over.
+		if claimed, err = s.takeover(ctx, cur, have.TokenHash); err != nil || claimed {
+			return claimed, store.Current{}, err
+		}
+	}
+	return false, store.Current{}, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
 }
 
 // insertToken writes the token row and its tokens_by_client row, both with
