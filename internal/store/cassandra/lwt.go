@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -52,8 +54,8 @@ func serialFor(c gocql.Consistency) gocql.Consistency {
 // casUnknown reports whether a failed lightweight transaction may have been
 // applied, by the driver's error types: the coordinator said it cannot
 // tell (CAS write unknown, a write timeout or failure of any write type),
-// or the answer never came (client timeout, closed connection, a deadline
-// that passed). Not when the request never left (no connection, a value
+// or the answer never came (client timeout, closed or reset connection, a
+// deadline that passed). Not when the request never left (no connection, a value
 // that does not marshal), or was refused before any Paxos round
 // (unavailable, invalid, overloaded): those were not applied.
 func casUnknown(err error) bool {
@@ -66,10 +68,13 @@ func casUnknown(err error) bool {
 	case errors.As(err, &unknown), errors.As(err, &wtimeout), errors.As(err, &wfail):
 		return true
 	case errors.Is(err, gocql.ErrTimeoutNoResponse), errors.Is(err, gocql.ErrConnectionClosed),
-		errors.Is(err, context.DeadlineExceeded):
+		errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return true
 	}
-	return false
+	// The connection broke with the statement sent (a reset when the
+	// coordinator was killed): it may have run.
+	var ne net.Error
+	return errors.As(err, &ne) && !errors.Is(err, gocql.ErrNoConnections)
 }
 
 // attemptContext bounds one statement to half the time ctx has left (and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"syscall"
 	"testing"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -23,6 +25,8 @@ func TestCASUnknown(t *testing.T) {
 		{"connection closed in flight", gocql.ErrConnectionClosed, true},
 		{"client timeout", gocql.ErrTimeoutNoResponse, true},
 		{"attempt deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), true},
+		{"connection reset mid-request", fmt.Errorf("gocql: failed to read uncompressed frame, err: %w",
+			&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), true},
 		{"unavailable: refused before Paxos", &gocql.RequestErrUnavailable{}, false},
 		{"no connections: never sent", gocql.ErrNoConnections, false},
 		{"cancelled", context.Canceled, false},
