@@ -54,8 +54,8 @@ clean: ## remove build output
 
 # The reference experiment of docs/benchmarks.md, on this machine: the reference
 # server and tokengw (reuse on/off x 1/50 consumers x bolt/cassandra), 200 workers
-# x 2 minutes each (about 30 minutes). Results: loadtest/results and the generated
-# section of docs/benchmarks.md. A smoke run (results in a temporary directory):
+# x 2 minutes each (about 30 minutes). Results: loadtest/results (not tracked:
+# per-run HTML/JSON) and the generated section and chart of docs/benchmarks.md. A smoke run (results in a temporary directory):
 #   make loadtest LOADTEST_DURATION=5s LOADTEST_CONCURRENCY=20
 LOADTEST_DURATION    ?= 2m
 LOADTEST_CONCURRENCY ?= 200
@@ -65,5 +65,5 @@ LOADTEST_FLAGS       ?=
 
 .PHONY: loadtest
 loadtest: build ## the reference experiment (reference server, reuse on/off, 1/50 consumers, bolt/cassandra) -> docs/benchmarks.md
-	$(GO) run ./loadtest experiment --bin $(BIN) --build=false --duration $(LOADTEST_DURATION) \
+	$(GO) -C loadtest run . experiment --bin $(BIN) --build=false --duration $(LOADTEST_DURATION) \
 		--concurrency $(LOADTEST_CONCURRENCY) --consumers $(LOADTEST_CONSUMERS) --stores $(LOADTEST_STORES) $(LOADTEST_FLAGS)

@@ -144,9 +144,24 @@ func generateCredentials(n int, prefix string) []Credential {
 }
 
 // clientsYAML is the `clients:` section of a tokengw config for creds, each
-// with the given scopes and an argon2id hash of its secret. Hashing is
-// deliberately slow (tens of ms each), so it runs on every CPU.
+// with the given scopes and an argon2id hash of its secret.
 func clientsYAML(creds []Credential, scopes []string, p clientauth.Argon2Params) (string, error) {
+	hashes, err := hashSecrets(creds, p)
+	if err != nil {
+		return "", err
+	}
+	list, err := genClients(creds, scopes, hashes)
+	if err != nil {
+		return "", err
+	}
+	return marshalYAML("", struct {
+		Clients []genClient `yaml:"clients"`
+	}{list})
+}
+
+// hashSecrets hashes every secret with argon2id. Hashing is deliberately
+// slow (tens of ms each), so it runs on every CPU.
+func hashSecrets(creds []Credential, p clientauth.Argon2Params) ([]string, error) {
 	hashes := make([]string, len(creds))
 	errs := make([]error, len(creds))
 	sem := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
@@ -160,24 +175,21 @@ func clientsYAML(creds []Credential, scopes []string, p clientauth.Argon2Params)
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return "", err
+		return nil, err
 	}
-	var b strings.Builder
-	b.WriteString("clients:\n")
+	return hashes, nil
+}
+
+// genClients pairs creds with their hashes as config clients.
+func genClients(creds []Credential, scopes, hashes []string) ([]genClient, error) {
+	if len(hashes) != len(creds) {
+		return nil, fmt.Errorf("loadtest: %d hashes for %d credentials", len(hashes), len(creds))
+	}
+	out := make([]genClient, len(creds))
 	for i, c := range creds {
-		fmt.Fprintf(&b, "  - id: %s\n    secret_hash: %q\n", yamlString(c.ID), hashes[i])
-		if len(scopes) > 0 {
-			b.WriteString("    scopes: [")
-			for j, s := range scopes {
-				if j > 0 {
-					b.WriteString(", ")
-				}
-				b.WriteString(yamlString(s))
-			}
-			b.WriteString("]\n")
-		}
+		out[i] = genClient{ID: c.ID, SecretHash: hashes[i], Scopes: scopes}
 	}
-	return b.String(), nil
+	return out, nil
 }
 
 // yamlString quotes s for YAML (JSON strings are YAML strings).

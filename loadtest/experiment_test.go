@@ -73,13 +73,21 @@ func TestExperimentSmoke(t *testing.T) {
 		t.Errorf("reuse on, 2 consumers: %d distinct tokens seen, want 2", r.Summary.DistinctTokens)
 	}
 	d, _ := os.ReadFile(doc)
-	for _, want := range []string{"Hand-written text.", "More text.", "| configuration |", "bolt-reuse-off-2", "../results/experiment.svg", docBegin, docEnd} {
+	for _, want := range []string{"Hand-written text.", "More text.", "| configuration |", "bolt-reuse-off-2", "(benchmarks.svg)", docBegin, docEnd} {
 		if !strings.Contains(string(d), want) {
 			t.Errorf("document lacks %q", want)
 		}
 	}
 	if strings.Contains(string(d), "old numbers") || strings.Count(string(d), docBegin) != 1 {
 		t.Error("the generated section was not replaced exactly once")
+	}
+	// The published report is the document and its chart beside it; the
+	// per-run reports are named, not linked (they stay out of the tree).
+	if _, err := os.Stat(filepath.Join(filepath.Dir(doc), "benchmarks.svg")); err != nil {
+		t.Errorf("no chart beside the document: %v", err)
+	}
+	if strings.Contains(string(d), ".html)") {
+		t.Error("the document links a per-run report")
 	}
 	for _, f := range []string{"experiment.svg", "experiment.html", "results.md", "reference.html", "bolt-reuse-off-2.json"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {

@@ -216,7 +216,7 @@ func runCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Scope: o.scope, Creds: creds, Concurrency: o.concurrency, Rate: o.rate, Duration: o.duration,
 		MaxRequests: o.maxRequests, Timeout: o.timeout, Warmup: o.warmup, Progress: o.progress, Log: stderr,
 		BystanderRate: o.bystanderRate, RefreshAt: o.refreshAt, SampleInterval: o.sampleEvery,
-		Command: commandLine(append([]string{"go", "run", "./loadtest", "run"}, args...)),
+		Command: commandLine(append([]string{"go", "-C", "loadtest", "run", ".", "run"}, args...)),
 	}
 	if cfg.Name == "" {
 		cfg.Name = o.scenario

@@ -63,22 +63,6 @@ func (h *histogram) add(d time.Duration) {
 	h.max = max(h.max, d)
 }
 
-// merge adds o's samples to h.
-func (h *histogram) merge(o *histogram) {
-	if o.n == 0 {
-		return
-	}
-	if h.counts == nil {
-		h.counts = make([]uint64, histBuckets)
-	}
-	for i, c := range o.counts {
-		h.counts[i] += c
-	}
-	h.n += o.n
-	h.sum += o.sum
-	h.max = max(h.max, o.max)
-}
-
 // quantile returns the q-quantile (0 < q <= 1) by the nearest-rank method;
 // 0 when empty. It never exceeds the exact maximum.
 func (h *histogram) quantile(q float64) time.Duration {

@@ -15,12 +15,13 @@ SECS=${SOAK_SECONDS:-600}
 DUR=${SECS}s
 RATE=${SOAK_RATE:-1500}
 OUT=${1:-$(mktemp -d /tmp/tokengw-soak.XXXXXX)}
+OUT=$(realpath -m "$OUT") # the kit runs with -C loadtest: paths must be absolute
 mkdir -p "$OUT"
 PORT=18480
 ADMIN=18481
 
 go build -o bin/tokengw ./cmd/tokengw
-go run ./loadtest clients --count 53 --credentials-out "$OUT/creds.json" --config-out "$OUT/clients.yaml" >/dev/null
+go -C loadtest run . clients --count 53 --credentials-out "$OUT/creds.json" --config-out "$OUT/clients.yaml" >/dev/null
 # the last consumer gets a per-client limit of 5/s (the rate-limit probe's target)
 python3 - "$OUT" <<'PY'
 import json, sys
@@ -61,7 +62,7 @@ scrape() {
 echo -e "t\tgoroutines\theap_inuse_MiB\trss_MiB\tl1_entries" >"$OUT/samples.tsv"
 scrape 0s >>"$OUT/samples.tsv"
 
-LT="go run ./loadtest run --target http://127.0.0.1:$PORT --duration $DUR --progress 0"
+LT="go -C loadtest run . run --target http://127.0.0.1:$PORT --duration $DUR --progress 0"
 $LT --name fleet --scenario many-consumers --credentials "$OUT/fleet.json" --concurrency 64 --rate "$RATE" \
     --server-pid $SERVER --json "$OUT/fleet.json.out" --html "$OUT/fleet.html" >"$OUT/fleet.txt" 2>&1 &
 A=$!

@@ -6,6 +6,10 @@
 //	tokengw hash-secret               read a secret on stdin, print its PHC hash
 //	tokengw client add|list|remove|rotate-secret --config FILE
 //	                                  manage the clients kept in the store
+//	tokengw store check|backup --config FILE
+//	                                  check or back up the embedded store's file
+//	tokengw keys list|rotate --config FILE
+//	                                  the JWT signing key ring
 //	tokengw version                   print the version
 package main
 
@@ -37,6 +41,10 @@ commands:
   hash-secret             read a client secret on stdin, print its PHC hash (argon2id)
   client add|list|remove|rotate-secret --config FILE
                           manage the clients kept in the store (tokengw client help)
+  store check|backup --config FILE
+                          check or back up the embedded store's file (tokengw store help)
+  keys list|rotate --config FILE
+                          list or rotate the JWT signing keys (tokengw keys help)
   version                 print the version
 
 Every config key can be overridden by an environment variable:
@@ -65,6 +73,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = hashSecret(stdin, stdout)
 	case "client":
 		err = client(ctx, args[1:], stdout, stderr)
+	case "store":
+		err = storeCmd(ctx, args[1:], stdout, stderr)
+	case "keys":
+		err = keys(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "tokengw", version)
 	case "help", "-h", "--help":

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,13 +22,15 @@ import (
 	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/introspect"
-	"github.com/tokengw/tokengw/internal/issue"
+	"github.com/tokengw/tokengw/internal/keyring"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/reuse"
 	"github.com/tokengw/tokengw/internal/seal"
 	"github.com/tokengw/tokengw/internal/server"
 	"github.com/tokengw/tokengw/internal/store"
+	"github.com/tokengw/tokengw/internal/store/bolt"
 	"github.com/tokengw/tokengw/internal/store/instrument"
+	"github.com/tokengw/tokengw/internal/upstream"
 )
 
 // Options are the parts tests replace.
@@ -58,7 +62,11 @@ type App struct {
 	Clients *clients.Manager
 	// Introspect is the introspection cache (RFC 7662).
 	Introspect *introspect.Cache
-	log        *slog.Logger
+	// Keys is the JWT signing key ring (nil for opaque tokens).
+	Keys *keyring.Ring
+	// Upstream is upstream mode's gateway (nil unless upstream.token_url is set).
+	Upstream *upstream.Gateway
+	log      *slog.Logger
 
 	ownStore  bool // opened by New, closed by Close
 	closeOnce sync.Once
@@ -96,6 +104,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if err != nil {
 		return nil, err
 	}
+	mint, ring, err := minter(ctx, cfg, a.Store, opts.Now, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a.Keys = ring
 	a.Reuser, err = reuse.New(reuse.Options{
 		Enabled: cfg.Reuse.Enabled,
 		Policy: reuse.Policy{
@@ -106,7 +119,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		LocalTTL:     cfg.Reuse.LocalTTL,
 		StoreTimeout: cfg.Server.Timeouts.Store,
 		Store:        a.Store,
-		Minter:       issue.Opaque{},
+		Minter:       mint,
 		Sealer:       sealer,
 		Now:          opts.Now,
 	})
@@ -163,10 +176,21 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if a.FailedIP, err = limiter.New[netip.Addr](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
+	var up server.Options // upstream mode's handlers (upstream.go)
+	if cfg.Upstream.Enabled() {
+		if a.Upstream, err = newUpstream(cfg, raw, sealer, a.Consumer, a.FailedIP, opts.Logger, opts.Now); err != nil {
+			return nil, err
+		}
+		up.UpstreamToken, up.UpstreamRevoke = a.Upstream.Token(), a.Upstream.Revoke()
+		if err := a.Metrics.Register(a.Upstream.Collectors()...); err != nil {
+			return nil, fmt.Errorf("app: metrics: %w", err)
+		}
+	}
 	a.Server, err = server.New(server.Options{
 		Settings: server.SettingsFrom(cfg), Tokens: a.Reuser, Auth: a.Auth,
 		ClientLimiter: a.Consumer, FailedAuth: a.FailedIP, Store: a.Store, Introspector: a.Introspect,
-		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now,
+		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now, Keys: keySet(ring),
+		UpstreamToken: up.UpstreamToken, UpstreamRevoke: up.UpstreamRevoke, Backup: backupHandler(a.Backend, opts.Logger),
 	})
 	if err != nil {
 		return nil, err
@@ -175,6 +199,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		return nil, fmt.Errorf("app: metrics: %w", err)
 	}
 	return a, nil
+}
+
+// backupHandler serves the embedded store's online backup on the admin API
+// (tokengw store backup, when a server holds the file); nil for the other
+// drivers.
+func backupHandler(st store.Store, log *slog.Logger) http.Handler {
+	b, ok := st.(*bolt.Store)
+	if !ok {
+		return nil
+	}
+	return bolt.BackupHandler(b, func(r *http.Request, err error) {
+		log.Error("admin API: store backup failed", "remote", r.RemoteAddr, "err", err)
+	})
 }
 
 // NewRegistry builds the client registry: the configured clients, then the
@@ -186,6 +223,7 @@ func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*c
 		if err != nil { // config.Load refuses these; a Config built in code may not
 			return nil, fmt.Errorf("config: clients[%d]: %w", i, err)
 		}
+		sc.Resources = slices.Clone(c.Resources) // RFC 8707; validated by config.Load
 		static = append(static, sc)
 	}
 	return clients.NewRegistry(static, st, clients.RegistryOptions{
@@ -235,6 +273,9 @@ func (a *App) Serve(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("app: listen %s: %w", a.Config.Server.AdminAddr, err)
 		}
+	}
+	if a.Keys != nil {
+		go a.Keys.Run(ctx) // ends with ctx
 	}
 	return a.Server.Serve(ctx, ln, adminLn)
 }

@@ -49,6 +49,8 @@ type Config struct {
 	Store   Store    `koanf:"store"`
 	Clients []Client `koanf:"clients"`
 	Log     Log      `koanf:"log"`
+
+	Upstream Upstream `koanf:"upstream"` // upstream mode (upstream.go)
 }
 
 // Server is the HTTP side.
@@ -86,13 +88,6 @@ type Timeouts struct {
 	// requests are still served, so load balancers stop sending first.
 	ShutdownDelay time.Duration `koanf:"shutdown_delay"`
 	Store         time.Duration `koanf:"store"` // per store operation on the request path
-}
-
-// Issuer is what tokens look like.
-type Issuer struct {
-	URL         string        `koanf:"url"`          // issuer identifier (RFC 8414), absolute URL
-	TokenTTL    time.Duration `koanf:"token_ttl"`    // default access token lifetime
-	TokenFormat string        `koanf:"token_format"` // "opaque"
 }
 
 // Reuse is dynamic-TTL reuse of live client_credentials tokens.
@@ -172,6 +167,7 @@ type Client struct {
 	TokenTTL   time.Duration `koanf:"token_ttl"`   // 0 = issuer.token_ttl
 	Limit      *Rate         `koanf:"limit"`       // nil = limits.per_client
 	Introspect bool          `koanf:"introspect"`
+	Resources  []string      `koanf:"resources"` // RFC 8707 resource indicators the client may ask for
 }
 
 // Log is logging.
@@ -203,6 +199,10 @@ func Defaults() map[string]any {
 		"issuer.url":                      "http://127.0.0.1:8080",
 		"issuer.token_ttl":                "1h",
 		"issuer.token_format":             "opaque",
+		"issuer.audience":                 "",
+		"issuer.jwks_max_age":             "300s",
+		"issuer.signing.alg":              "ES256",
+		"issuer.signing.rotation_period":  "0s",
 		"reuse.enabled":                   true,
 		"reuse.min_remaining":             "60s",
 		"reuse.max_elapsed_fraction":      0.5,
@@ -243,6 +243,9 @@ func Defaults() map[string]any {
 func Load(path string, environ []string) (*Config, error) {
 	k := koanf.New(".")
 	if err := k.Load(confmap.Provider(Defaults(), "."), nil); err != nil {
+		return nil, fmt.Errorf("config: defaults: %w", err)
+	}
+	if err := k.Load(confmap.Provider(upstreamDefaults(), "."), nil); err != nil {
 		return nil, fmt.Errorf("config: defaults: %w", err)
 	}
 	if path != "" {
@@ -389,9 +392,7 @@ func (c *Config) Validate() error {
 	if err := clients.CheckTokenTTL(c.Issuer.TokenTTL); err != nil {
 		add(specErrors("issuer", err))
 	}
-	if c.Issuer.TokenFormat != "opaque" {
-		add(bad("issuer.token_format", "must be \"opaque\", got %q", c.Issuer.TokenFormat))
-	}
+	add(c.Issuer.validate())
 
 	r := c.Reuse
 	if !(r.MaxElapsedFraction > 0 && r.MaxElapsedFraction <= 1) {
@@ -411,6 +412,7 @@ func (c *Config) Validate() error {
 	add(rate("limits.per_ip_failed_auth", c.Limits.PerIPFailedAuth))
 
 	add(c.Auth.validate())
+	add(c.Upstream.validate())
 
 	st := c.Store
 	switch st.Driver {
@@ -474,6 +476,7 @@ func (c *Config) Validate() error {
 		if _, err := cl.Spec().Client(); err != nil {
 			add(specErrors(key, err))
 		}
+		add(resources(key+".resources", cl.Resources))
 	}
 
 	switch c.Log.Level {

@@ -12,7 +12,7 @@ import (
 func TestMint(t *testing.T) {
 	seen := map[string]bool{}
 	for range 1000 {
-		tok, h, err := Opaque{}.Mint()
+		tok, h, err := Opaque{}.Mint(Claims{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +33,7 @@ func TestMint(t *testing.T) {
 
 func TestMintRandFailure(t *testing.T) {
 	boom := errors.New("boom")
-	if _, _, err := (Opaque{Rand: iotest.ErrReader(boom)}).Mint(); !errors.Is(err, boom) {
+	if _, _, err := (Opaque{Rand: iotest.ErrReader(boom)}).Mint(Claims{}); !errors.Is(err, boom) {
 		t.Fatalf("err = %v, want boom", err)
 	}
 }

@@ -54,6 +54,9 @@ var (
 	// ErrInvalidScope: "The requested scope is invalid, unknown, malformed,
 	// or exceeds the scope granted by the resource owner." (§5.2)
 	ErrInvalidScope = &Error{Code: "invalid_scope", Status: http.StatusBadRequest}
+	// ErrInvalidTarget (RFC 8707 §2): "The requested resource is invalid,
+	// missing, unknown, or malformed."
+	ErrInvalidTarget = &Error{Code: "invalid_target", Status: http.StatusBadRequest}
 	// ErrTemporarilyUnavailable is 503 with Retry-After (borrowed from §4.1.2.1
 	// for the token endpoint: the store cannot take the token right now).
 	ErrTemporarilyUnavailable = &Error{Code: "temporarily_unavailable", Status: http.StatusServiceUnavailable, RetryAfter: time.Second}

@@ -29,13 +29,15 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tokengw/tokengw/internal/generation"
+	"github.com/tokengw/tokengw/internal/issue"
 	"github.com/tokengw/tokengw/internal/store"
 )
 
-// Minter makes new opaque tokens. Implementations are safe for concurrent use.
+// Minter makes new tokens (opaque or JWT, package issue). Implementations
+// are safe for concurrent use.
 type Minter interface {
-	// Mint returns a fresh bearer token and SHA-256 of it.
-	Mint() (token string, hash []byte, err error)
+	// Mint returns a fresh bearer token for c and SHA-256 of it.
+	Mint(c issue.Claims) (token string, hash []byte, err error)
 }
 
 // Sealer protects the copy of a token kept in the store for reuse.
@@ -81,6 +83,9 @@ type Request struct {
 	// Fingerprint identifies the client's current registration (secret,
 	// scopes, lifetime); when it changes, old tokens are no longer reused.
 	Fingerprint string
+	// Audience is the token's audience (RFC 8707 resources, else the
+	// configured default); part of the reuse key.
+	Audience []string
 }
 
 // Outcome says where a token came from.
@@ -222,9 +227,15 @@ func (r *Reuser) CacheBytes() int {
 
 // ReuseKey is the store's reuse slot of a request within its client's
 // partition: the granted scope and the registration fingerprint, NUL
-// separated (later also audience and resource).
+// separated, then the audience (space separated) when there is one.
 func ReuseKey(req Request) string {
-	return req.Scope + "\x00" + req.Fingerprint
+	switch len(req.Audience) {
+	case 0:
+		return req.Scope + "\x00" + req.Fingerprint
+	case 1: // one allocation on the hit path
+		return req.Scope + "\x00" + req.Fingerprint + "\x00" + req.Audience[0]
+	}
+	return req.Scope + "\x00" + req.Fingerprint + "\x00" + strings.Join(req.Audience, " ")
 }
 
 func cacheKey(clientID, reuseKey string) string { return clientID + "\x00" + reuseKey }
@@ -339,11 +350,13 @@ func (r *Reuser) adopt(cur store.Current, now time.Time) (Result, bool) {
 // gen is the client's generation read before the flight began; L1 entries
 // are written under it.
 func (r *Reuser) mint(ctx context.Context, req Request, rk string, gen uint64) (Result, error) {
-	token, hash, err := r.opts.Minter.Mint()
+	now := r.now().Truncate(time.Millisecond)
+	token, hash, err := r.opts.Minter.Mint(issue.Claims{
+		ClientID: req.ClientID, Scope: req.Scope, Audience: req.Audience, IssuedAt: now, ExpiresAt: now.Add(req.Lifetime),
+	})
 	if err != nil {
 		return Result{}, fmt.Errorf("reuse: mint: %w", err)
 	}
-	now := r.now().Truncate(time.Millisecond)
 	tok := store.Token{
 		Hash: hash, ClientID: req.ClientID, Scope: req.Scope, ReuseKey: rk,
 		IssuedAt: now, ExpiresAt: now.Add(req.Lifetime),

@@ -90,7 +90,9 @@ func badRequest(format string, a ...any) *adminError {
 // routes mounts the admin API on r, behind the bearer admin token. Client
 // ids may hold '/', '%' or spaces, escaped by the caller: the admin listener
 // routes on the escaped path (see AdminHandler) and the id is unescaped here.
-func (a *adminAPI) routes(r chi.Router) {
+// extra are further POST routes below /admin (key rotation, the store
+// backup), behind the same bearer check.
+func (a *adminAPI) routes(r chi.Router, extra map[string]http.Handler) {
 	r.Route("/admin", func(r chi.Router) {
 		r.Use(a.authorized)
 		r.NotFound(func(w http.ResponseWriter, _ *http.Request) {
@@ -99,6 +101,12 @@ func (a *adminAPI) routes(r chi.Router) {
 		r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 			a.methodNotAllowed(w, adminAllow(r.URL.EscapedPath()))
 		})
+		for path, h := range extra {
+			r.Method(http.MethodPost, path, h)
+		}
+		if a.m == nil {
+			return
+		}
 		r.Get("/clients", a.list)
 		r.Head("/clients", a.list)
 		r.Post("/clients", a.create)
@@ -122,7 +130,7 @@ func adminAllow(path string) string {
 		return "GET, POST"
 	case rest == "/tokens":
 		return "DELETE"
-	case strings.HasSuffix(rest, "/secret"):
+	case strings.HasSuffix(rest, "/secret"), rest == "/keys/rotate", rest == "/store/backup":
 		return "POST"
 	}
 	return "GET, DELETE"

@@ -11,7 +11,7 @@ import (
 )
 
 // metadata is the RFC 8414 authorization server metadata document.
-func metadata(iss string) ([]byte, error) {
+func metadata(iss string, jwks bool) ([]byte, error) {
 	md := map[string]any{
 		"issuer":                                        iss,
 		"token_endpoint":                                iss + "/oauth2/token",
@@ -23,6 +23,9 @@ func metadata(iss string) ([]byte, error) {
 		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
 		// No authorization endpoint: this server issues no response types.
 		"response_types_supported": []string{},
+	}
+	if jwks {
+		md["jwks_uri"] = iss + JWKSPath
 	}
 	b, err := json.Marshal(md)
 	if err != nil {

@@ -99,10 +99,14 @@ type Settings struct {
 	MaxHeaderBytes  int
 	MaxInFlight     int // 0 = unbounded
 	MaxInFlightIP   int // per caller address; 0 = unbounded
-	AdminPublic     bool
-	Timeouts        config.Timeouts
-	TLSCertFile     string
-	TLSKeyFile      string
+	// JWT and Audience: JWT access tokens, and their aud when the client
+	// names no resource (issuer.audience, default the issuer).
+	JWT         bool
+	Audience    string
+	AdminPublic bool
+	Timeouts    config.Timeouts
+	TLSCertFile string
+	TLSKeyFile  string
 }
 
 // SettingsFrom returns the settings of a validated Config.
@@ -118,6 +122,8 @@ func SettingsFrom(c *config.Config) Settings {
 		MaxHeaderBytes:  c.Server.MaxHeaderBytes,
 		MaxInFlight:     c.Server.MaxInFlight,
 		MaxInFlightIP:   c.Server.MaxInFlightPerIP,
+		JWT:             c.Issuer.JWT(),
+		Audience:        c.Issuer.DefaultAudience(),
 		AdminPublic:     c.Server.AdminPublic,
 		Timeouts:        c.Server.Timeouts,
 		TLSCertFile:     c.Server.TLSCertFile,
@@ -143,6 +149,16 @@ type Options struct {
 	Metrics *Metrics
 	Logger  *slog.Logger     // default: discard
 	Now     func() time.Time // default: time.Now
+	// Keys, when set (issuer.token_format jwt), serves the JWKS and the
+	// admin key rotation.
+	Keys KeySet
+	// Backup, when set (the embedded store), serves POST
+	// /admin/store/backup: a consistent copy of the store file
+	// (bolt.BackupHandler), behind the admin token.
+	Backup http.Handler
+	// UpstreamToken and UpstreamRevoke, when set (upstream mode), serve
+	// POST /oauth2/token and /oauth2/revoke instead (package upstream).
+	UpstreamToken, UpstreamRevoke http.Handler
 }
 
 // Server holds the handlers. Create it with New.
@@ -154,11 +170,15 @@ type Server struct {
 	failedAuth   FailedAuthLimiter
 	store        Store
 	introspector Introspector
+	keys         KeySet
+	backup       http.Handler
 	admin        ClientAdmin
 	metrics      *Metrics
 	log          *slog.Logger
 	now          func() time.Time
 	metadata     []byte
+	// upstream mode's handlers (nil: local mode)
+	upstreamToken, upstreamRevoke http.Handler
 
 	idPrefix string
 	// adminToken is server.admin_token's digest (admin API and introspection).
@@ -188,8 +208,9 @@ func New(opts Options) (*Server, error) {
 	set := opts.Settings
 	s := &Server{
 		set: set, tokens: opts.Tokens, auth: opts.Auth, clientLimit: opts.ClientLimiter, failedAuth: opts.FailedAuth,
-		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics,
+		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics, keys: opts.Keys, backup: opts.Backup,
 		log: opts.Logger, now: opts.Now,
+		upstreamToken: opts.UpstreamToken, upstreamRevoke: opts.UpstreamRevoke,
 		idPrefix:   hex.EncodeToString(pfx[:]),
 		adminToken: newAdminToken(set.AdminToken),
 	}
@@ -199,7 +220,7 @@ func New(opts Options) (*Server, error) {
 	if set.MaxInFlightIP > 0 {
 		s.perIP = newPerIPLimit(set.MaxInFlightIP)
 	}
-	md, err := metadata(set.Issuer)
+	md, err := metadata(set.Issuer, opts.Keys != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -222,17 +243,24 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", allowFor(r.URL.Path))
 		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "method not allowed"})
 	})
-	r.Post("/oauth2/token", s.token)
-	r.Post("/oauth2/revoke", s.revoke)
+	if s.upstreamToken != nil { // upstream mode
+		r.Method(http.MethodPost, "/oauth2/token", s.upstreamToken)
+		r.Method(http.MethodPost, "/oauth2/revoke", s.upstreamRevoke)
+	} else {
+		r.Post("/oauth2/token", s.token)
+		r.Post("/oauth2/revoke", s.revoke)
+	}
 	r.Post("/oauth2/introspect", s.introspect)
 	// RFC 9110 §9.1: "All general-purpose servers MUST support the methods
 	// GET and HEAD" (chi routes HEAD to GET only when told; net/http drops
 	// the body of a HEAD response).
-	for path, h := range map[string]http.HandlerFunc{
+	gets := map[string]http.HandlerFunc{
 		"/.well-known/oauth-authorization-server": s.discovery,
 		"/healthz": s.healthz,
 		"/readyz":  s.readyz,
-	} {
+	}
+	s.jwtRoutes(gets)
+	for path, h := range gets {
 		r.Get(path, h)
 		r.Head(path, h)
 	}
@@ -260,10 +288,17 @@ func (s *Server) AdminHandler() http.Handler {
 	r.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	// The client API exists only with an admin token: without one, /admin/
+	// The admin API exists only with an admin token: without one, /admin/
 	// is not mounted at all.
-	if s.admin != nil && s.set.AdminToken != "" {
-		newAdminAPI(s.admin, s.adminToken, s.log).routes(r)
+	if s.set.AdminToken != "" {
+		extra := map[string]http.Handler{}
+		if s.keys != nil {
+			extra["/keys/rotate"] = RotateKeysHandler(s.keys, s.now)
+		}
+		if s.backup != nil {
+			extra["/store/backup"] = s.backup
+		}
+		newAdminAPI(s.admin, s.adminToken, s.log).routes(r, extra)
 	}
 	return r
 }

@@ -81,12 +81,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	aud, err := s.audience(client, form["resource"])
+	if err != nil {
+		s.fail(w, info, err)
+		return
+	}
 	ttl := client.TokenTTL
 	if ttl <= 0 {
 		ttl = s.set.TokenTTL
 	}
 	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: client.Fingerprint,
+		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: client.Fingerprint, Audience: aud,
 	})
 	if err != nil {
 		s.fail(w, info, storeError(err))
@@ -260,9 +265,9 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	// client_secret next to HTTP Basic is then no second method.)
 	for k, v := range form {
 		switch {
-		case len(v) > 1:
+		case len(v) > 1 && k != "resource": // RFC 8707 §2: resource may repeat
 			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
-		case v[0] == "":
+		case v[0] == "" && len(v) == 1:
 			delete(form, k)
 		}
 	}

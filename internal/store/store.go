@@ -72,8 +72,11 @@ type Client struct {
 	// GrantTypes are the grant types it may use; nil means the default set
 	// (clients.DefaultGrantTypes). Only configured clients set it.
 	GrantTypes []string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// Resources are the RFC 8707 resource indicators the client may ask
+	// for (a JWT's audience). Only configured clients set it so far.
+	Resources []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 
 	// Fingerprint is derived by the client registry (clients.Fingerprint)
 	// from the fields above; drivers neither store nor read it.
@@ -158,6 +161,7 @@ type Clients interface {
 type Store interface {
 	Tokens
 	Clients
+	Keys
 	// Ping reports whether the store can serve requests (for /readyz).
 	Ping(ctx context.Context) error
 	// Close releases the store; further calls return ErrClosed.

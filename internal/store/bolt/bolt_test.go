@@ -474,17 +474,27 @@ func TestCloseDuringLoad(t *testing.T) {
 
 // TestCorruptRecord: a row this build cannot decode fails the calls that
 // touch it with a plain error (not ErrUnavailable, not ErrNotFound), and a
-// failing write does not disturb the writes batched with it: DB.Batch
-// re-runs the others, and each still claims its slot exactly once.
+// failing write does not disturb the writes committed with it: the
+// committer runs the others again, and each still claims its slot exactly
+// once. The committer is held while the 16 writes queue, so that they are
+// one batch.
 func TestCorruptRecord(t *testing.T) {
 	ctx := context.Background()
 	c := newClock()
-	s := open(t, dbPath(t), bolt.Options{Now: c.Now, SweepInterval: -1, BatchDelay: 50 * time.Millisecond})
+	s := open(t, dbPath(t), bolt.Options{Now: c.Now, SweepInterval: -1})
 	bolt.PutRaw(t, s, bolt.BucketCurrent, bolt.SlotKey("bad", "k"), []byte{99, 1, 2})
 	bad := make([]byte, 32)
 	bolt.PutRaw(t, s, bolt.BucketTokens, bad, []byte{1})
 
 	const n = 16
+	taken, queued, release := bolt.HoldCommitter(s)
+	defer release()
+	plug := token(c.Now(), "plug", "", time.Hour)
+	plugDone := make(chan error, 1)
+	go func() { _, _, err := s.Issue(ctx, plug, nil); plugDone <- err }()
+	if size := <-taken; size != 1 {
+		t.Fatalf("first batch has %d writes, want the plug alone", size)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	claimed := make([]bool, n)
@@ -502,7 +512,16 @@ func TestCorruptRecord(t *testing.T) {
 			_, claimed[i], errs[i] = s.Issue(ctx, toks[i], currentOf(toks[i], time.Minute))
 		})
 	}
+	for q := 0; q < n; q = <-queued {
+	}
+	release()
 	wg.Wait()
+	if err := <-plugDone; err != nil {
+		t.Fatalf("Issue(plug): %v", err)
+	}
+	if size := <-taken; size != n {
+		t.Fatalf("the %d writes were taken in a batch of %d", n, size)
+	}
 	if errs[0] == nil || errors.Is(errs[0], store.ErrUnavailable) || errors.Is(errs[0], store.ErrNotFound) {
 		t.Fatalf("Issue on a corrupt slot: err = %v, want a plain error", errs[0])
 	}
@@ -784,12 +803,23 @@ func TestNulClientID(t *testing.T) {
 }
 
 // BenchmarkIssue: concurrent mints without reuse (cur nil). Writers share
-// transactions and fsyncs through DB.Batch; the sub-benchmark name is the
-// number of writer goroutines per GOMAXPROCS.
+// transactions and fsyncs through the group committer ("group"), or, to
+// measure against, through bbolt's DB.Batch with its 10ms MaxBatchDelay
+// ("dbbatch", the path before group commit); the sub-benchmark name ends in
+// the number of writer goroutines per GOMAXPROCS:
+//
+//	go test -run '^$' -bench Issue ./internal/store/bolt/
 func BenchmarkIssue(b *testing.B) {
-	for _, par := range []int{1, 16, 128} {
-		b.Run(fmt.Sprintf("par%d", par), func(b *testing.B) {
+	for _, bc := range []struct {
+		mode string
+		par  int
+	}{{"group", 1}, {"dbbatch", 1}, {"group", 16}, {"dbbatch", 16}, {"group", 128}, {"dbbatch", 128}} {
+		b.Run(fmt.Sprintf("%s/par%d", bc.mode, bc.par), func(b *testing.B) {
+			par := bc.par
 			s := open(b, dbPath(b), bolt.Options{SweepInterval: -1})
+			if bc.mode == "dbbatch" {
+				bolt.UseDBBatch(s)
+			}
 			ctx := context.Background()
 			var n atomic.Uint64
 			b.SetParallelism(par)

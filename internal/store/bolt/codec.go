@@ -280,6 +280,11 @@ func decodeClient(id, v []byte) (store.Client, error) {
 	c.TokenTTL = time.Duration(r.varint())
 	if flags&clientHasLimit != 0 {
 		c.Limit = &store.Limit{Rate: math.Float64frombits(r.fixed64()), Burst: int(r.varint())}
+		// A rate that is not a finite number >= 0 was never written by
+		// this store; read as a limit, NaN would mean unlimited.
+		if math.IsNaN(c.Limit.Rate) || math.IsInf(c.Limit.Rate, 0) || c.Limit.Rate < 0 {
+			r.fail()
+		}
 	}
 	c.CreatedAt = r.time()
 	c.UpdatedAt = r.time()

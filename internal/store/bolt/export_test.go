@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,4 +88,79 @@ func SchemaOf(t testing.TB, path string) []byte {
 		return nil
 	})
 	return v
+}
+
+// UseDBBatch makes s write through bbolt's DB.Batch (a timer of
+// DB.MaxBatchDelay, 10ms, or DB.MaxBatchSize writes, then one transaction)
+// instead of the group committer: the path before group commit, kept here
+// to measure against. Call it before s is used.
+func UseDBBatch(s *Store) { s.write = s.db.Batch }
+
+// HoldCommitter makes the committer stop before its next batch until the
+// returned release is called; taken receives the size of every batch the
+// committer takes, and queued the queue's length after every write joins
+// it. Both channels are buffered; a send that would block is dropped.
+func HoldCommitter(s *Store) (taken, queued <-chan int, release func()) {
+	c := s.commits
+	t, q := make(chan int, 1024), make(chan int, 1024)
+	gate := make(chan struct{})
+	var once sync.Once
+	first := true
+	c.mu.Lock()
+	c.take = func(n int) {
+		select {
+		case t <- n:
+		default:
+		}
+		if first {
+			first = false
+			<-gate
+		}
+	}
+	c.queued = func(n int) {
+		select {
+		case q <- n:
+		default:
+		}
+	}
+	c.mu.Unlock()
+	return t, q, func() { once.Do(func() { close(gate) }) }
+}
+
+// WritePanic queues a write that panics with p.
+func WritePanic(s *Store, p any) error {
+	return s.write(func(*bbolt.Tx) error { panic(p) })
+}
+
+// LeafPages lists the leaf pages in use in the closed database file at
+// path (not free: damage to them is damage to data).
+func LeafPages(t testing.TB, path string) []int { return pagesOf(t, path, "leaf") }
+
+// FreelistPages lists the pages holding the free list of the closed
+// database file at path.
+func FreelistPages(t testing.TB, path string) []int { return pagesOf(t, path, "freelist") }
+
+func pagesOf(t testing.TB, path, typ string) []int {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil) // read-write: the free list is loaded
+	if err != nil {
+		t.Fatalf("pagesOf: %v", err)
+	}
+	defer db.Close()
+	var ids []int
+	err = db.View(func(tx *bbolt.Tx) error {
+		for id := 2; ; id++ {
+			p, err := tx.Page(id)
+			if err != nil || p == nil {
+				return err
+			}
+			if p.Type == typ {
+				ids = append(ids, id)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("pagesOf: %v", err)
+	}
+	return ids
 }

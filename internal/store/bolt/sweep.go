@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"runtime/debug"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -74,7 +75,7 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 // one transaction; more reports that the chunk was full.
 func (s *Store) sweepChunk(target sweepTarget) (deleted int, more bool, err error) {
 	now := indexMilli(s.now().UnixMilli()) // expired: expires_ms <= now_ms
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = safeUpdate(s.db, func(tx *bbolt.Tx) error {
 		deleted, more = 0, false
 		idx, rows := tx.Bucket([]byte(target.index)), tx.Bucket([]byte(target.rows))
 		var keys [][]byte
@@ -125,6 +126,7 @@ func (s *Store) sweepChunk(target sweepTarget) (deleted int, more bool, err erro
 // sweepLoop runs Sweep every interval until ctx ends (Close).
 func (s *Store) sweepLoop(ctx context.Context, interval time.Duration) {
 	defer close(s.sweepDone)
+	debug.SetPanicOnFault(true) // a fault on a damaged page fails the sweep, see safeUpdate
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

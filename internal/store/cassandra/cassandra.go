@@ -63,7 +63,7 @@ var _ store.Store = (*Store)(nil)
 var ErrNoSchema = errors.New("cassandra: schema missing (run tokengw migrate)")
 
 // Tables, in the order Migrate creates them. Open requires every one.
-var tables = []string{"tokens", "tokens_by_client", "current_tokens", "clients"}
+var tables = []string{"tokens", "tokens_by_client", "current_tokens", "clients", "signing_keys", "upstream_cache"}
 
 // Driver tuning that is not in the configuration.
 const (

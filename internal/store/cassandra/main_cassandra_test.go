@@ -153,7 +153,7 @@ func dropKeyspaces(names []string) error {
 // truncate empties the tables of keyspace ks.
 func truncate(t testing.TB, s *gocql.Session, ks string) {
 	t.Helper()
-	for _, table := range []string{"tokens", "tokens_by_client", "current_tokens", "clients"} {
+	for _, table := range []string{"tokens", "tokens_by_client", "current_tokens", "clients", "signing_keys"} {
 		if err := s.Query(fmt.Sprintf("TRUNCATE %s.%s", ks, table)).Exec(); err != nil {
 			t.Fatalf("truncate %s.%s: %v", ks, table, err)
 		}

@@ -97,6 +97,8 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
   updated_at  timestamp
 ) WITH comment = 'tokengw: run-time client registry; token_ttl in ms (0 = issuer default), limit_* null = default limit'`,
 			ks),
+		signingKeysTable(ks),
+		upstreamTable(ks),
 	}, nil
 }
 

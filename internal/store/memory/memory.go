@@ -1,10 +1,22 @@
 // Package memory is an in-process store.Store for tests and throwaway runs.
-// Nothing survives the process. Expired rows are dropped lazily, as the
-// clock (injectable) passes their expiry.
+// Nothing survives the process.
+//
+// Expiry is judged by the clock (injectable): an expired token or reuse row
+// is no longer returned, and every write (Issue, Revoke, ClearCurrents,
+// RevokeClient) first deletes every token and reuse row that has expired by
+// then, oldest first, from a min-heap of expiry times. So the store is
+// bounded without a timer: after a write it holds only the tokens and
+// reuse rows still live at that write (revoked tokens included, until they
+// expire), plus the clients, and the heaps one entry per row written whose
+// expiry has not passed (a row deleted early, by a revocation or a cleared
+// slot, leaves its entry until then). Each row is pushed and popped once: the sweep
+// costs O(log n) per row issued, amortised; one write pays for all the rows
+// that expired since the write before it.
 package memory
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"slices"
 	"strings"
@@ -24,6 +36,38 @@ type Options struct {
 
 type slot struct{ client, key string }
 
+// expiring is a heap entry: the row of key expires at at. An entry whose row
+// was replaced since (a later expiry) or deleted is stale, and skipped.
+type expiring[K comparable] struct {
+	at  time.Time
+	key K
+}
+
+// expiryHeap is a min-heap of expiring entries, earliest first.
+type expiryHeap[K comparable] []expiring[K]
+
+func (h expiryHeap[K]) Len() int           { return len(h) }
+func (h expiryHeap[K]) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h expiryHeap[K]) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap[K]) Push(x any)        { *h = append(*h, x.(expiring[K])) }
+func (h *expiryHeap[K]) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+// due pops and returns the key of the earliest entry if it is due by now
+// (expired: !now.Before(at)).
+func (h *expiryHeap[K]) due(now time.Time) (K, time.Time, bool) {
+	if len(*h) == 0 || now.Before((*h)[0].at) {
+		var zero K
+		return zero, time.Time{}, false
+	}
+	e := heap.Pop(h).(expiring[K])
+	return e.key, e.at, true
+}
+
 // Store is an in-memory store.Store. The zero value is not usable; call New.
 type Store struct {
 	now func() time.Time
@@ -33,6 +77,13 @@ type Store struct {
 	tokens   map[string]store.Token
 	currents map[slot]store.Current
 	clients  map[string]store.Client
+
+	tokenExpiry   expiryHeap[string] // one entry per token written
+	currentExpiry expiryHeap[slot]   // one entry per reuse row written
+	// signingKeys is the JWT key ring by slot (keys.go); made on first add.
+	signingKeys map[string]store.SigningKey
+
+	*Upstream // upstream mode's rows (upstream.go)
 }
 
 // New returns an empty store.
@@ -45,6 +96,30 @@ func New(opts Options) *Store {
 		tokens:   make(map[string]store.Token),
 		currents: make(map[slot]store.Current),
 		clients:  make(map[string]store.Client),
+		Upstream: NewUpstream(opts.Now),
+	}
+}
+
+// sweep deletes every token and reuse row expired by now. Callers hold mu
+// for writing.
+func (s *Store) sweep(now time.Time) {
+	for {
+		k, at, ok := s.tokenExpiry.due(now)
+		if !ok {
+			break
+		}
+		if t, held := s.tokens[k]; held && t.ExpiresAt.Equal(at) {
+			delete(s.tokens, k)
+		}
+	}
+	for {
+		k, at, ok := s.currentExpiry.due(now)
+		if !ok {
+			break
+		}
+		if c, held := s.currents[k]; held && c.ReuseUntil.Equal(at) {
+			delete(s.currents, k)
+		}
 	}
 }
 
@@ -93,14 +168,18 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, store.ErrClosed
 	}
 	now := s.now()
+	s.sweep(now)
 	if cur != nil {
 		k := slot{cur.ClientID, cur.ReuseKey}
 		if have, ok := s.currents[k]; ok && now.Before(have.ReuseUntil) {
 			return cloneCurrent(have), false, nil
 		}
 		s.currents[k] = cloneCurrent(*cur)
+		heap.Push(&s.currentExpiry, expiring[slot]{at: cur.ReuseUntil, key: k})
 	}
-	s.tokens[string(tok.Hash)] = cloneToken(tok)
+	k := string(tok.Hash)
+	s.tokens[k] = cloneToken(tok)
+	heap.Push(&s.tokenExpiry, expiring[string]{at: tok.ExpiresAt, key: k})
 	if cur != nil {
 		return cloneCurrent(*cur), true, nil
 	}
@@ -151,8 +230,10 @@ func (s *Store) Revoke(ctx context.Context, hash []byte) error {
 	if s.closed {
 		return store.ErrClosed
 	}
+	now := s.now()
+	s.sweep(now)
 	t, ok := s.tokens[string(hash)]
-	if !ok || !s.now().Before(t.ExpiresAt) {
+	if !ok || !now.Before(t.ExpiresAt) {
 		return store.ErrNotFound
 	}
 	t.Revoked = true
@@ -174,6 +255,7 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 	if s.closed {
 		return store.ErrClosed
 	}
+	s.sweep(s.now())
 	for k := range s.currents {
 		if k.client == clientID {
 			delete(s.currents, k)
@@ -194,6 +276,7 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) 
 		return 0, store.ErrClosed
 	}
 	now := s.now()
+	s.sweep(now)
 	n := 0
 	for k, t := range s.tokens {
 		if t.ClientID != clientID || t.Revoked || !now.Before(t.ExpiresAt) {

@@ -119,6 +119,7 @@ func Run(t *testing.T, h Harness) {
 		{"DeleteClientClearsCurrents", testDeleteClientClearsCurrents},
 		{"CanceledContext", testCanceledContext},
 		{"Close", testClose},
+		{"SigningKeys", testSigningKeys},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

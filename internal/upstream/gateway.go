@@ -1,0 +1,424 @@
+package upstream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokengw/tokengw/internal/clientauth"
+	"github.com/tokengw/tokengw/internal/limiter"
+	"github.com/tokengw/tokengw/internal/oauth"
+	"github.com/tokengw/tokengw/internal/reuse"
+	"github.com/tokengw/tokengw/internal/seal"
+	"github.com/tokengw/tokengw/internal/store"
+)
+
+// ClientLimiter is the per-consumer token-bucket set, keyed by client id
+// (limiter.Set[string]). Safe for concurrent use.
+type ClientLimiter interface {
+	Allow(key string, l limiter.Limit) limiter.Decision
+}
+
+// FailedAuthLimiter is the per-caller-address budget of failed client
+// authentications (limiter.Set[netip.Addr]; an IPv6 caller's key is its
+// /64). Safe for concurrent use.
+type FailedAuthLimiter interface {
+	Blocked(key netip.Addr, l limiter.Limit) (bool, time.Duration)
+	Strike(key netip.Addr, l limiter.Limit) limiter.Decision
+}
+
+// Options configures a Gateway. TokenURL, Store, Sealer, CacheKey, Consumer
+// and FailedIP are required.
+type Options struct {
+	TokenURL      string // the provider's token endpoint
+	RevocationURL string // the provider's RFC 7009 endpoint; "" = revocation answers 503
+	// HTTPClient talks to the provider (NewHTTPClient); default a plain client.
+	HTTPClient *http.Client
+	Timeout    time.Duration // per upstream call; default 5s
+	// ExpiryMargin is subtracted from the provider's expiry in every
+	// cached answer's expires_in.
+	ExpiryMargin time.Duration
+	// Policy decides, as for local tokens, whether a cached token may be
+	// handed out again (judged on [sent, expiry − ExpiryMargin]).
+	Policy       reuse.Policy
+	ReplayWindow time.Duration // how long a refresh success is replayed
+	MaxReplays   int           // replays per refresh success
+	// LocalTTL: an in-process entry older than this is re-checked against
+	// the store (a revocation on another replica); 0 = every hit.
+	LocalTTL     time.Duration
+	CacheEntries int // in-process client_credentials entries; default 100000
+
+	Store        store.Upstream
+	StoreTimeout time.Duration // per store operation; default 2s
+	Sealer       *seal.Sealer
+	CacheKey     []byte // keyed-hash key shared by the replicas (DeriveCacheKey)
+	// LeaseWait bounds how long a request waits for another replica's
+	// upstream call; default Timeout + 2 × StoreTimeout.
+	LeaseWait    time.Duration
+	PollInterval time.Duration // how often a waiting request looks for the result; default 20ms
+
+	MaxBodyBytes   int64         // request body cap; default 8192
+	BodyTimeout    time.Duration // bound on reading the body; 0 = the server's read timeout only
+	Consumer       ClientLimiter
+	ConsumerLimit  limiter.Limit
+	FailedIP       FailedAuthLimiter
+	FailedIPLimit  limiter.Limit
+	TrustedProxies []netip.Prefix
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Gateway serves upstream mode. Create it with New; it is safe for
+// concurrent use.
+type Gateway struct {
+	o       Options
+	prov    provider
+	hash    *hasher
+	l1      *l1
+	flights singleflight.Group
+	holder  string // this process's lease identity
+	m       *metrics
+	log     *slog.Logger
+	now     func() time.Time
+}
+
+// New validates opts and builds a Gateway.
+func New(opts Options) (*Gateway, error) {
+	if opts.TokenURL == "" || opts.Store == nil || opts.Sealer == nil || len(opts.CacheKey) < 16 ||
+		opts.Consumer == nil || opts.FailedIP == nil {
+		return nil, errors.New("upstream: TokenURL, Store, Sealer, CacheKey (16+ bytes), Consumer and FailedIP are required")
+	}
+	if opts.ReplayWindow < 0 || opts.MaxReplays < 0 || opts.ExpiryMargin < 0 || opts.LocalTTL < 0 {
+		return nil, errors.New("upstream: ReplayWindow, MaxReplays, ExpiryMargin and LocalTTL must not be negative")
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = 2 * time.Second
+	}
+	if opts.LeaseWait <= 0 {
+		opts.LeaseWait = opts.Timeout + 2*opts.StoreTimeout
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 20 * time.Millisecond
+	}
+	if opts.CacheEntries <= 0 {
+		opts.CacheEntries = 100000
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 8192
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, err
+	}
+	return &Gateway{
+		o: opts, prov: provider{client: opts.HTTPClient, timeout: opts.Timeout},
+		hash: newHasher(opts.CacheKey), l1: newL1(opts.CacheEntries),
+		holder: hex.EncodeToString(id[:]), m: newMetrics(), log: opts.Logger, now: opts.Now,
+	}, nil
+}
+
+// Collectors are the gateway's Prometheus metrics, for the registry of
+// /metrics.
+func (g *Gateway) Collectors() []prometheus.Collector { return g.m.collectors() }
+
+// Token is the handler of POST /oauth2/token in upstream mode.
+func (g *Gateway) Token() http.Handler { return http.HandlerFunc(g.token) }
+
+// Revoke is the handler of POST /oauth2/revoke in upstream mode.
+func (g *Gateway) Revoke() http.Handler { return http.HandlerFunc(g.revoke) }
+
+// request is one parsed token-endpoint request.
+type request struct {
+	r        *http.Request
+	raw      []byte     // the body as sent, forwarded unchanged
+	form     url.Values // parsed; empty parameters dropped
+	clientID string     // as presented ("" when none could be read)
+	ipKey    netip.Addr
+}
+
+// credentialFields are what a keyed hash takes as the presented
+// credentials: the Authorization header and the body's client_id and
+// client_secret, exactly as sent.
+func (q *request) credentialFields() []string {
+	return []string{q.r.Header.Get("Authorization"), q.form.Get("client_id"), q.form.Get("client_secret")}
+}
+
+// otherFields are the form's parameters other than the named ones, as
+// sorted name/value pairs (values of a repeated resource or audience
+// sorted too).
+func (q *request) otherFields(skip ...string) []string {
+	names := make([]string, 0, len(q.form))
+	for k := range q.form {
+		if !slices.Contains(skip, k) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	out := make([]string, 0, 2*len(names))
+	for _, k := range names {
+		vs := slices.Clone(q.form[k])
+		slices.Sort(vs)
+		out = append(out, k, strings.Join(vs, "\x00"))
+	}
+	return out
+}
+
+// multiValued are the parameters that may be repeated: RFC 8707 §2
+// ("resource" ... "MAY be included multiple times") and the audience of
+// RFC 8693 §2.1.
+var multiValued = []string{"resource", "audience"}
+
+const formType = "application/x-www-form-urlencoded"
+
+// Header values of every success, shared and never modified.
+var (
+	hdrJSON    = []string{"application/json"}
+	hdrNoStore = []string{"no-store"}
+	hdrNoCache = []string{"no-cache"}
+)
+
+func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request, *oauth.Error) {
+	if ct := r.Header.Get("Content-Type"); ct != formType {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != formType {
+			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
+		}
+	}
+	if r.ContentLength > g.o.MaxBodyBytes {
+		return nil, oauth.ErrRequestTooLarge
+	}
+	if g.o.BodyTimeout > 0 {
+		// A slow body holds a connection; bound it as the local endpoint does.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyTimeout))
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, oauth.ErrRequestTooLarge
+		}
+		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body")
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body")
+	}
+	// RFC 6749 §3.2: parameters "MUST NOT be included more than once", and
+	// those "sent without a value MUST be treated as if they were omitted".
+	for k, v := range form {
+		if len(v) == 1 { // the common case: nothing to drop, nothing repeated
+			if v[0] == "" {
+				delete(form, k)
+			}
+			continue
+		}
+		v = slices.DeleteFunc(v, func(s string) bool { return s == "" })
+		switch {
+		case len(v) == 0:
+			delete(form, k)
+		case len(v) > 1 && !slices.Contains(multiValued, k):
+			return nil, oauth.ErrInvalidRequest.WithDescription("a parameter is repeated")
+		default:
+			form[k] = v
+		}
+	}
+	if r.URL.RawQuery != "" {
+		if q, err := url.ParseQuery(r.URL.RawQuery); err != nil || q.Has("client_secret") {
+			return nil, oauth.ErrInvalidRequest.WithDescription("credentials must not be sent in the query string")
+		}
+	}
+	q := &request{r: r, raw: body, form: form}
+	if c, err := clientauth.FromRequest(r, form); err == nil {
+		q.clientID = c.ID
+	} else if id := form.Get("client_id"); clientauth.ValidClientID(id) {
+		q.clientID = id // a public client, or credentials the provider will judge
+	}
+	return q, nil
+}
+
+// begin runs what every POST starts with: the failed-authentication block of
+// the caller's address and the form. ok is false when it answered already.
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*request, bool) {
+	ipKey := ipLimitKey(limiter.ClientIP(r, g.o.TrustedProxies))
+	if blocked, wait := g.o.FailedIP.Blocked(ipKey, g.o.FailedIPLimit); blocked {
+		oauth.WriteError(w, oauth.ErrRateLimited.
+			WithDescription("too many failed client authentications from this address").
+			WithRetryAfter(wait))
+		return nil, false
+	}
+	q, oerr := g.readRequest(w, r)
+	if oerr != nil {
+		oauth.WriteError(w, oerr)
+		return nil, false
+	}
+	q.ipKey = ipKey
+	return q, true
+}
+
+// ipLimitKey is a caller's failed-authentication bucket: its IPv4 address
+// or its IPv6 /64, as the local token endpoint keys it.
+func ipLimitKey(ip netip.Addr) netip.Addr {
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
+}
+
+func (g *Gateway) token(w http.ResponseWriter, r *http.Request) {
+	q, ok := g.begin(w, r)
+	if !ok {
+		return
+	}
+	grant := q.form.Get("grant_type")
+	if grant == "" {
+		oauth.WriteError(w, oauth.ErrInvalidRequest.WithDescription("missing grant_type"))
+		return
+	}
+	// The consumer's limit is taken before any upstream call or cache work.
+	if q.clientID != "" {
+		dec := g.o.Consumer.Allow(q.clientID, g.o.ConsumerLimit)
+		dec.SetHeaders(w.Header(), "client")
+		if !dec.Allowed {
+			oauth.WriteError(w, oauth.ErrRateLimited.
+				WithDescription("rate limit exceeded for this client").
+				WithRetryAfter(dec.RetryAfter))
+			return
+		}
+	}
+	cacheable := r.Header.Get("DPoP") == ""
+	var res outcome
+	switch {
+	case grant == "client_credentials" && cacheable:
+		res = g.clientCredentials(r.Context(), q)
+	case grant == "refresh_token" && cacheable && q.form.Get("refresh_token") != "":
+		res = g.refresh(r.Context(), q)
+	default:
+		res = g.forward(r.Context(), q, g.o.TokenURL, grantLabel(grant))
+	}
+	g.write(w, q, res)
+}
+
+// grantLabel keeps the metrics' grant label to a known set.
+func grantLabel(grant string) string {
+	switch grant {
+	case "client_credentials", "refresh_token", "authorization_code", "password",
+		"urn:ietf:params:oauth:grant-type:token-exchange", "urn:ietf:params:oauth:grant-type:jwt-bearer",
+		"urn:ietf:params:oauth:grant-type:device_code":
+		return grant
+	}
+	return "other"
+}
+
+// outcome is what a request gets: a rendered success, a provider's
+// pass-through answer, or an error of tokengw's.
+type outcome struct {
+	body  []byte // a success's JSON
+	reply *reply // passed through as the provider sent it
+	err   *oauth.Error
+}
+
+func (g *Gateway) write(w http.ResponseWriter, q *request, res outcome) {
+	switch {
+	case res.err != nil:
+		oauth.WriteError(w, res.err)
+	case res.reply != nil:
+		if res.reply.status == http.StatusUnauthorized {
+			g.o.FailedIP.Strike(q.ipKey, g.o.FailedIPLimit)
+		}
+		h := w.Header()
+		for k, v := range res.reply.header {
+			h[k] = v
+		}
+		w.WriteHeader(res.reply.status)
+		_, _ = w.Write(res.reply.body)
+	default:
+		// RFC 6749 §5.1: Cache-Control no-store and Pragma no-cache.
+		h := w.Header()
+		h["Content-Type"], h["Cache-Control"], h["Pragma"] = hdrJSON, hdrNoStore, hdrNoCache
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(res.body)
+	}
+}
+
+// unavailable is the answer when the provider (or the store, where it
+// must be consulted first) cannot serve: 503 with Retry-After.
+func unavailable(desc string, cause error) outcome {
+	return outcome{err: oauth.ErrTemporarilyUnavailable.WithDescription(desc).
+		WithRetryAfter(time.Second).WithCause(cause)}
+}
+
+// call sends q to url and records it. A reply is a provider's answer below
+// 500; err is errUnavailable.
+func (g *Gateway) call(ctx context.Context, q *request, url, grant string) (reply, time.Time, error) {
+	sent := g.now()
+	rep, err := g.prov.post(ctx, url, q.r.Header, q.raw)
+	d := g.now().Sub(sent)
+	switch {
+	case err != nil:
+		g.m.call(grant, "unavailable", d)
+		g.log.LogAttrs(ctx, slog.LevelWarn, "upstream: provider unavailable",
+			slog.String("grant", grant), slog.String("client_id", q.clientID), slog.String("error", err.Error()))
+	case rep.status == http.StatusOK:
+		g.m.call(grant, "ok", d)
+	default:
+		g.m.call(grant, "client_error", d)
+	}
+	return rep, sent, err
+}
+
+// forward passes a request through unchanged and never caches the answer.
+func (g *Gateway) forward(ctx context.Context, q *request, url, grant string) outcome {
+	rep, _, err := g.call(ctx, q, url, grant)
+	if err != nil {
+		return unavailable("the identity provider is unavailable; retry later", err)
+	}
+	return outcome{reply: &rep}
+}
+
+// storeCtx is a context for one store operation that outlives the caller's
+// cancellation (a flight serves other callers too).
+func (g *Gateway) storeCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), g.o.StoreTimeout)
+}
+
+// wait pauses for the poll interval or until ctx ends.
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
