@@ -10,7 +10,7 @@ export CGO_ENABLED ?= 0
 
 .DEFAULT_GOAL := help
 
-.PHONY: help build run test unit vet fmt-check fuzz bench cassandra-start cassandra-stop docker clean
+.PHONY: help build run test test-cluster unit vet fmt-check fuzz bench cassandra-start cassandra-stop docker clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -23,6 +23,9 @@ run: build ## serve on 127.0.0.1:8080 with config.example.yaml and the embedded 
 
 test: ## every test: vet, gofmt, go test -race (with a real Cassandra), short fuzz runs
 	bash scripts/test.sh
+
+test-cluster: ## a 3-node Cassandra, two replicas, nodes killed under a recorded workload, the history checked
+	bash scripts/test-cluster.sh
 
 unit: ## go test -race without the Cassandra integration tests
 	CGO_ENABLED=1 $(GO) test -race -count=1 ./...

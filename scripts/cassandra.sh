@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/cassandra.sh — a real single-node Cassandra 5.0 for tests and CI, without Docker.
 #
-# Usage: scripts/cassandra.sh start|stop|status
+# Usage: scripts/cassandra.sh start [--nodes N]|stop|status|kill-node N|start-node N
 #
 #   start   Start one node answering CQL on 127.0.0.1:9042 and return once
 #           "SELECT release_version FROM system.local" succeeds. If something already
@@ -13,12 +13,29 @@
 #   status  Print whether the node is running and answering CQL.
 #           Exit 0 if it answers CQL, 3 otherwise.
 #
+# Cluster mode (N > 1; docs/operations.md runs tokengw on such a cluster):
+#   start --nodes 3   Start N nodes on the loopback addresses of CASSANDRA_CLUSTER_IPS
+#                     (default 127.0.0.1 127.0.0.2 127.0.0.3), CQL on 9042 and storage on
+#                     7000 of each, and return once every node answers CQL and knows its
+#                     N-1 peers on its own schema version. The nodes' data is wiped first
+#                     unless CASSANDRA_KEEP_DATA=1.
+#   kill-node N       SIGKILL node N (1-based) of the cluster; its data stays.
+#   start-node N      Start node N again on its data and wait as above.
+#   stop              Stops every node of the cluster (SIGTERM, then SIGKILL) and the single
+#                     node, whichever are running.
+#   status            With a cluster started (and not stopped): every node, exit 0 when all
+#                     answer CQL, 3 otherwise. Without: the single node, as above.
+#   The cluster's state lives in $CASSANDRA_RUN_DIR/cluster/nodeN (one config, data dir,
+#   log dir and pidfile per node); $CASSANDRA_RUN_DIR/cluster/ips records the addresses.
+#
 # Environment:
 #   CASSANDRA_HOME           cache for the server's jars        (default ~/.cache/tokengw-cassandra)
 #                            jars live in $CASSANDRA_HOME/lib and are reused once complete
 #   CASSANDRA_RUN_DIR        config, data, logs, pidfile, cqlping (default /tmp/tokengw-cassandra)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for CQL               (default 240)
 #   CASSANDRA_KEEP_DATA=1    start without wiping $CASSANDRA_RUN_DIR/data
+#   CASSANDRA_CLUSTER_IPS    the cluster's addresses          (default "127.0.0.1 127.0.0.2 127.0.0.3")
+#   CASSANDRA_CLUSTER_HEAP   heap of each cluster node            (default 768M)
 #   JAVA_HOME                a Java 17 (default: /usr/lib/jvm/java-17-openjdk-amd64 if present)
 #
 # Files: scripts/cassandra/{pom.xml,cassandra.yaml,logback.xml} (templates; copied into the
@@ -72,6 +89,9 @@ OUT_LOG="$LOG_DIR/jvm.out.log"
 CQLPING="$RUN_DIR/cqlping"
 START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
 STOP_TIMEOUT=30
+CLUSTER_DIR="$RUN_DIR/cluster"
+CLUSTER_HEAP="${CASSANDRA_CLUSTER_HEAP:-768M}"
+read -r -a CLUSTER_IPS <<<"${CASSANDRA_CLUSTER_IPS:-127.0.0.1 127.0.0.2 127.0.0.3}"
 CQL_HOST=127.0.0.1
 CQL_PORT=9042
 
@@ -125,6 +145,9 @@ our_pid() {
 
 build_cqlping() {
   mkdir -p "$RUN_DIR"
+  # Up to date already: skip the go build (seconds on a busy machine, in the
+  # middle of a fault test's start-node).
+  if [[ -x "$CQLPING" && "$CQLPING" -nt "$REPO_ROOT/scripts/cqlping/main.go" ]]; then return 0; fi
   command -v go >/dev/null || die "go is needed to build scripts/cqlping"
   (cd "$REPO_ROOT" && go build -o "$CQLPING" ./scripts/cqlping) || die "go build ./scripts/cqlping failed"
 }
@@ -185,13 +208,22 @@ prepare_run_dir() {
   done
 }
 
+# jvm_args [RUN_DIR DATA_DIR LOG_DIR cluster]: the java command line of the
+# single node (no arguments) or of one cluster node (its own directories).
 jvm_args() {
+  local run="${1:-$RUN_DIR}" data="${2:-$DATA_DIR}" logs="${3:-$LOG_DIR}" mode="${4:-single}"
   local jamm
   jamm="$(ls "$LIB_DIR"/jamm-*.jar 2>/dev/null | head -n 1 || true)"
   [[ -n "$jamm" ]] || die "no jamm jar in $LIB_DIR"
+  local heap=(-Xms1G -Xmx1G)
+  if [[ "$mode" == cluster ]]; then
+    # C1 only: a test node's start is mostly JIT work, which C2 multiplies on
+    # a machine with 2 busy cores; peak throughput does not matter here.
+    heap=("-Xms$CLUSTER_HEAP" "-Xmx$CLUSTER_HEAP" -XX:TieredStopAtLevel=1)
+  fi
   JVM_ARGS=(
     # Heap and GC (conf/jvm-server.options, jvm17-server.options).
-    -Xms1G -Xmx1G -Xss256k
+    "${heap[@]}" -Xss256k
     -XX:+UseG1GC -XX:+ParallelRefProcEnabled -XX:MaxTenuringThreshold=1
     -XX:+PerfDisableSharedMem -XX:+ExitOnOutOfMemoryError
     -Djava.net.preferIPv4Stack=true -Djdk.attach.allowAttachSelf=true -ea
@@ -228,20 +260,36 @@ jvm_args() {
     -Dio.netty.allocator.useCacheForAllThreads=true
     -Dio.netty.allocator.maxOrder=11
     # What bin/cassandra would otherwise set up.
-    "-Dcassandra.config=file://$RUN_DIR/cassandra.yaml"
-    "-Dcassandra.storagedir=$DATA_DIR"
-    "-Dcassandra.logdir=$LOG_DIR"
-    "-Dlogback.configurationFile=$RUN_DIR/logback.xml"
+    "-Dcassandra.config=file://$run/cassandra.yaml"
+    "-Dcassandra.storagedir=$data"
+    "-Dcassandra.logdir=$logs"
+    "-Dlogback.configurationFile=$run/logback.xml"
     -Dcassandra-foreground=yes
-    "-Dcassandra.triggers_dir=$RUN_DIR/triggers"
-    # Fast start for a throwaway single node. No JMX port is set, so no JMX server starts.
+    "-Dcassandra.triggers_dir=$run/triggers"
+    # No JMX port is set, so no JMX server starts.
     -Dcassandra.skip_wait_for_gossip_to_settle=0
     -Dcassandra.superuser_setup_delay_ms=0
-    -Dcassandra.unsafesystem=true
-    -Dcassandra.system_distributed.default_rf=1
-    -Dcassandra.system_traces.default_rf=1
-    # Faster stop: no 2 s gossip shutdown announcement (a single node has no peers).
-    -Dcassandra.shutdown_announce_in_ms=0
+  )
+  if [[ "$mode" == cluster ]]; then
+    JVM_ARGS+=(
+      # Durable: no unsafesystem (a SIGKILLed node must come back with its schema).
+      # A fresh cluster has nothing to stream, so the nodes join without
+      # bootstrapping (auto_bootstrap: false in their yaml), all at once, and the
+      # 30 s ring delay that lets a bootstrapping node learn the ring is cut.
+      -Dcassandra.consistent.rangemovement=false
+      -Dcassandra.ring_delay_ms=1000
+    )
+  else
+    JVM_ARGS+=(
+      # Fast start for a throwaway single node.
+      -Dcassandra.unsafesystem=true
+      -Dcassandra.system_distributed.default_rf=1
+      -Dcassandra.system_traces.default_rf=1
+      # Faster stop: no 2 s gossip shutdown announcement (a single node has no peers).
+      -Dcassandra.shutdown_announce_in_ms=0
+    )
+  fi
+  JVM_ARGS+=(
     -cp "$LIB_DIR/*"
     org.apache.cassandra.service.CassandraDaemon
   )
@@ -267,6 +315,224 @@ wait_ready() {
     fi
     sleep 0.5
   done
+}
+
+# --- cluster mode -------------------------------------------------------------------------
+
+node_dir() { echo "$CLUSTER_DIR/node$1"; }
+
+# node_pid N: the PID of node N if it is alive and our CassandraDaemon.
+node_pid() {
+  local pf
+  pf="$(node_dir "$1")/cassandra.pid"
+  [[ -f "$pf" ]] || return 1
+  local pid cmd
+  pid="$(tr -dc '0-9' <"$pf")"
+  [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  [[ "$cmd" == *org.apache.cassandra.service.CassandraDaemon* && "$cmd" == *"$(node_dir "$1")/"* ]] || return 1
+  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]] || return 1
+  echo "$pid"
+}
+
+# cluster_ips: the addresses the cluster was started with (recorded by start),
+# else the configured ones.
+cluster_ips() {
+  if [[ -f "$CLUSTER_DIR/ips" ]]; then
+    read -r -a CLUSTER_IPS <"$CLUSTER_DIR/ips"
+  fi
+}
+
+node_ip() {
+  local n="$1"
+  [[ "$n" =~ ^[0-9]+$ ]] && ((n >= 1 && n <= ${#CLUSTER_IPS[@]})) || die "no node $n (the cluster has ${#CLUSTER_IPS[@]}: ${CLUSTER_IPS[*]})"
+  echo "${CLUSTER_IPS[$((n - 1))]}"
+}
+
+node_cql_ok() { "$CQLPING" -q -host "$1" -port "$CQL_PORT" -timeout 2s ${2:+-peers "$2"}; }
+
+# prepare_node N WIPE: the node's directories and cassandra.yaml. Tokens are
+# spread evenly over the Murmur3 ring (one per node), so with RF = N every
+# node holds every row anyway, and the ring is the same on every start.
+prepare_node() {
+  local n="$1" wipe="$2" dir ip seeds nodes=${#CLUSTER_IPS[@]}
+  dir="$(node_dir "$n")"
+  ip="$(node_ip "$n")"
+  # Every node is a seed: a seed may start before any peer answers (a non-seed's
+  # shadow round gives up with "Unable to gossip with any peers" when the
+  # seeds are still starting), so all nodes start at once.
+  seeds="$(printf '%s:7000,' "${CLUSTER_IPS[@]}")"
+  seeds="${seeds%,}"
+  local step=$((9223372036854775807 / nodes * 2))
+  local token=$((-9223372036854775807 + (n - 1) * step))
+  if [[ "$wipe" == 1 ]]; then rm -rf "$dir/data"; fi
+  mkdir -p "$dir/logs" "$dir/triggers" "$dir/data"/{data,commitlog,hints,saved_caches,cdc_raw}
+  sed -e "s|@DATA_DIR@|$dir/data|g" \
+    -e "s|^cluster_name: .*|cluster_name: tokengw-cluster|" \
+    -e "s|^initial_token: .*|initial_token: $token|" \
+    -e "s|^listen_address: .*|listen_address: $ip|" \
+    -e "s|^rpc_address: .*|rpc_address: $ip|" \
+    -e "s|- seeds: .*|- seeds: \"$seeds\"|" \
+    "$CONF_SRC/cassandra.yaml" >"$dir/cassandra.yaml"
+  cat >>"$dir/cassandra.yaml" <<YAML
+
+# Cluster node $n of $nodes (scripts/cassandra.sh start --nodes $nodes).
+auto_bootstrap: false
+YAML
+  cp "$CONF_SRC/logback.xml" "$dir/logback.xml"
+  for f in "$dir/logs/jvm.out.log" "$dir/logs/system.log"; do
+    if [[ -f "$f" ]]; then mv -f "$f" "$f.1"; fi
+  done
+}
+
+launch_node() {
+  local n="$1" dir pid
+  dir="$(node_dir "$n")"
+  jvm_args "$dir" "$dir/data" "$dir/logs" cluster
+  cd "$dir"
+  setsid nohup "$JAVA" "${JVM_ARGS[@]}" >"$dir/logs/jvm.out.log" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$dir/cassandra.pid"
+  cd - >/dev/null
+  log "node $n: starting on $(node_ip "$n") (pid $pid, heap $CLUSTER_HEAP, data $dir/data)"
+}
+
+# wait_nodes N...: until each node answers CQL and agrees on the schema with
+# all its peers, a node dies, or the deadline passes.
+wait_nodes() {
+  local t0=$SECONDS deadline=$((SECONDS + START_TIMEOUT)) peers=$((${#CLUSTER_IPS[@]} - 1))
+  local pending=("$@") n
+  while ((${#pending[@]} > 0)); do
+    local still=()
+    for n in "${pending[@]}"; do
+      if node_cql_ok "$(node_ip "$n")" "$peers"; then
+        log "node $n answers CQL on $(node_ip "$n"):$CQL_PORT and agrees on the schema with $peers peers ($((SECONDS - t0)) s, RSS $(rss_of "$(node_pid "$n")"))"
+        continue
+      fi
+      if ! node_pid "$n" >/dev/null; then
+        tail -n 60 "$(node_dir "$n")/logs/system.log" >&2 2>/dev/null || true
+        die "node $n exited before answering CQL; logs in $(node_dir "$n")/logs"
+      fi
+      still+=("$n")
+    done
+    pending=("${still[@]}")
+    ((${#pending[@]} == 0)) && break
+    if ((SECONDS >= deadline)); then
+      for n in "${pending[@]}"; do tail -n 30 "$(node_dir "$n")/logs/system.log" >&2 2>/dev/null || true; done
+      die "node(s) ${pending[*]} not ready within ${START_TIMEOUT} s ('$0 stop' ends them)"
+    fi
+    sleep 0.5
+  done
+}
+
+cmd_start_cluster() {
+  local nodes="$1" n
+  ((nodes >= 2 && nodes <= ${#CLUSTER_IPS[@]})) || die "--nodes $nodes: CASSANDRA_CLUSTER_IPS has ${#CLUSTER_IPS[@]} addresses (${CLUSTER_IPS[*]})"
+  CLUSTER_IPS=("${CLUSTER_IPS[@]:0:$nodes}")
+  build_cqlping
+  for n in $(seq 1 "$nodes"); do
+    if node_pid "$n" >/dev/null; then die "node $n is already running ('$0 stop' first)"; fi
+    if (exec 3<>"/dev/tcp/$(node_ip "$n")/$CQL_PORT") 2>/dev/null; then
+      die "$(node_ip "$n"):$CQL_PORT is in use by something else"
+    fi
+  done
+  find_java
+  resolve_jars
+  mkdir -p "$CLUSTER_DIR"
+  local wipe=1
+  [[ "${CASSANDRA_KEEP_DATA:-0}" == 1 ]] && wipe=0
+  echo "${CLUSTER_IPS[*]}" >"$CLUSTER_DIR/ips"
+  local t0=$SECONDS
+  for n in $(seq 1 "$nodes"); do
+    prepare_node "$n" "$wipe"
+    launch_node "$n"
+  done
+  wait_nodes $(seq 1 "$nodes")
+  log "cluster of $nodes nodes up in $((SECONDS - t0)) s: ${CLUSTER_IPS[*]}"
+}
+
+cmd_kill_node() {
+  cluster_ips
+  local n="$1" pid
+  node_ip "$n" >/dev/null
+  if ! pid="$(node_pid "$n")"; then
+    log "node $n is not running"
+    return 0
+  fi
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do
+    node_pid "$n" >/dev/null || break
+    sleep 0.05
+  done
+  log "node $n (pid $pid, $(node_ip "$n")) killed with SIGKILL"
+}
+
+cmd_start_node() {
+  cluster_ips
+  local n="$1"
+  node_ip "$n" >/dev/null
+  [[ -d "$(node_dir "$n")/data" ]] || die "node $n has no data dir; start the cluster with '$0 start --nodes N'"
+  if node_pid "$n" >/dev/null; then
+    log "node $n is already running"
+  else
+    build_cqlping
+    find_java
+    prepare_node "$n" 0
+    launch_node "$n"
+  fi
+  wait_nodes "$n"
+}
+
+stop_pid() {
+  local pid="$1" what="$2" t0=$SECONDS
+  log "stopping $what (pid $pid, RSS $(rss_of "$pid"))"
+  kill -TERM "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && [[ -r "/proc/$pid/stat" && "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]]; do
+    if ((SECONDS - t0 >= STOP_TIMEOUT)); then
+      log "$what still alive after ${STOP_TIMEOUT} s; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      break
+    fi
+    sleep 0.2
+  done
+}
+
+cmd_stop_cluster() {
+  [[ -f "$CLUSTER_DIR/ips" ]] || return 0
+  cluster_ips
+  local n pid pids=()
+  for n in $(seq 1 "${#CLUSTER_IPS[@]}"); do
+    if pid="$(node_pid "$n")"; then
+      stop_pid "$pid" "node $n" &
+      pids+=($!)
+    fi
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || true; done
+  for n in $(seq 1 "${#CLUSTER_IPS[@]}"); do rm -f "$(node_dir "$n")/cassandra.pid"; done
+  # Data stays (CASSANDRA_KEEP_DATA=1 start --nodes N reuses it); status forgets the cluster.
+  rm -f "$CLUSTER_DIR/ips"
+  log "cluster stopped"
+}
+
+cmd_status_cluster() {
+  [[ -f "$CLUSTER_DIR/ips" ]] || return 3
+  cluster_ips
+  if [[ ! -x "$CQLPING" ]]; then build_cqlping; fi
+  local n ip pid up=0
+  for n in $(seq 1 "${#CLUSTER_IPS[@]}"); do
+    ip="$(node_ip "$n")"
+    if pid="$(node_pid "$n")"; then
+      if node_cql_ok "$ip"; then
+        echo "node $n: answering CQL on $ip:$CQL_PORT (pid $pid, RSS $(rss_of "$pid"))"
+        up=$((up + 1))
+      else
+        echo "node $n: running (pid $pid) but not answering CQL on $ip:$CQL_PORT"
+      fi
+    else
+      echo "node $n: not running ($ip)"
+    fi
+  done
+  ((up == ${#CLUSTER_IPS[@]})) || return 3
 }
 
 # --- subcommands --------------------------------------------------------------------------
@@ -353,11 +619,27 @@ cmd_status() {
 }
 
 case "${1:-}" in
-  start) cmd_start ;;
-  stop) cmd_stop ;;
-  status) cmd_status ;;
+  start)
+    if [[ "${2:-}" == --nodes ]]; then
+      [[ "${3:-}" =~ ^[0-9]+$ ]] || die "start --nodes N: N is a number"
+      if (("$3" > 1)); then cmd_start_cluster "$3"; else cmd_start; fi
+    elif [[ -n "${2:-}" ]]; then
+      die "start: unknown argument ${2}"
+    else
+      cmd_start
+    fi
+    ;;
+  stop)
+    cmd_stop_cluster
+    cmd_stop
+    ;;
+  status)
+    if [[ -f "$CLUSTER_DIR/ips" ]]; then cmd_status_cluster; else cmd_status; fi
+    ;;
+  kill-node) cmd_kill_node "${2:?kill-node N}" ;;
+  start-node) cmd_start_node "${2:?start-node N}" ;;
   *)
-    echo "usage: $0 start|stop|status" >&2
+    echo "usage: $0 start [--nodes N]|stop|status|kill-node N|start-node N" >&2
     exit 2
     ;;
 esac

@@ -21,7 +21,7 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== vet and gofmt"
-go vet -tags cassandra,cassandra_outage,keycloak ./...
+go vet -tags cassandra,cassandra_outage,keycloak,cluster ./...
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
@@ -73,6 +73,9 @@ if [ "$TEST_CASSANDRA_ADDR" = 127.0.0.1:9042 ] && [[ "$status" == *"(pid "* ]]; 
 else
   echo "NOT RUN: the Cassandra at $TEST_CASSANDRA_ADDR is not the node scripts/cassandra.sh manages on 127.0.0.1:9042"
 fi
+
+echo "== deploy/kubernetes: the manifests decoded strictly into the Kubernetes API types (own module)"
+(cd deploy/kubernetes && go test -count=1 ./...)
 
 echo "== fuzz (${FUZZTIME:-100000x} per target)"
 FUZZTIME=${FUZZTIME:-100000x} bash scripts/fuzz.sh

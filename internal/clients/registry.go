@@ -123,7 +123,8 @@ func derive(c store.Client) store.Client {
 // error wrapping store.ErrUnavailable when the store cannot answer. A
 // store-managed client is answered from memory while its cached answer is
 // younger than the refresh bound; concurrent misses for one id make one
-// store lookup. Callers must not modify the returned client's slices.
+// store lookup. When the store cannot answer the re-read of a client it
+// knew, the last answer is kept for another refresh bound. Callers must not modify the returned client's slices.
 func (r *Registry) Client(ctx context.Context, id string) (store.Client, error) {
 	if c, ok := r.static[id]; ok {
 		return c, nil
@@ -146,6 +147,16 @@ func (r *Registry) Client(ctx context.Context, id string) (store.Client, error) 
 		// shared with the callers that joined it; bounded by r.timeout.
 		e, err := r.fetch(context.WithoutCancel(ctx), id)
 		if err != nil {
+			// The store cannot answer the re-read of a known client (a
+			// Cassandra cluster without a quorum): keep answering with
+			// what it said last, for another refresh bound, rather than
+			// failing every request of every known client while it is down.
+			if v, ok := r.entries.Load(id); ok && v.(*regEntry).found {
+				stale := *v.(*regEntry)
+				stale.until = r.now().Add(r.refresh)
+				r.put(id, &stale, stamp)
+				return &stale, nil
+			}
 			return nil, err
 		}
 		r.put(id, e, stamp)

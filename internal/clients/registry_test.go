@@ -257,6 +257,34 @@ func TestRegistryStoreErrors(t *testing.T) {
 	}
 }
 
+// TestRegistryKeepsKnownClientsWhileStoreIsDown: a known client whose
+// refresh falls due while the store cannot answer is still answered (the
+// last answer, for another refresh bound); an unknown id is unavailability.
+func TestRegistryKeepsKnownClientsWhileStoreIsDown(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	st := newCounting(clk)
+	const bound = 5 * time.Second
+	reg := mustRegistry(t, nil, st, clients.RegistryOptions{Refresh: bound, Now: clk.Now})
+	st.CreateClient(ctx, store.Client{ID: "svc", SecretHash: "$h"})
+	if _, err := reg.Client(ctx, "svc"); err != nil {
+		t.Fatal(err)
+	}
+	st.Store.Close()
+	clk.Advance(bound)
+	for range 3 {
+		if c, err := reg.Client(ctx, "svc"); err != nil || c.SecretHash != "$h" {
+			t.Fatalf("known client with the store down: %+v, %v; want the last answer", c, err)
+		}
+	}
+	if n := st.calls.Load(); n != 2 {
+		t.Fatalf("store lookups = %d, want 2 (one failed re-read, then the kept answer for a refresh bound)", n)
+	}
+	if _, err := reg.Client(ctx, "other"); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("unknown id with the store down: %v, want ErrUnavailable", err)
+	}
+}
+
 // TestRegistryStaticFirst: configured clients never reach the store, and
 // their fingerprints (and cached store clients') are the precomputed ones.
 func TestRegistryStaticFirst(t *testing.T) {

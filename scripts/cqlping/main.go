@@ -2,10 +2,15 @@
 // host:port (default 127.0.0.1:9042), runs
 // "SELECT release_version FROM system.local" and exits 0 on success, 1 on
 // failure. scripts/cassandra.sh polls it while a node starts.
+//
+// With -peers N it also requires the node to know N peers (system.peers)
+// that all report the node's own schema version: the cluster agrees on
+// the schema, as the cluster mode of scripts/cassandra.sh waits for.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -18,10 +23,11 @@ func main() {
 	host := flag.String("host", "127.0.0.1", "Cassandra host")
 	port := flag.Int("port", 9042, "CQL native transport port")
 	timeout := flag.Duration("timeout", 3*time.Second, "overall deadline for connect and query")
+	peers := flag.Int("peers", 0, "also require this many peers agreeing on the node's schema version")
 	quiet := flag.Bool("q", false, "print nothing on success or failure")
 	flag.Parse()
 
-	version, err := ping(*host, *port, *timeout)
+	version, err := ping(*host, *port, *timeout, *peers)
 	if err != nil {
 		if !*quiet {
 			fmt.Fprintf(os.Stderr, "cqlping: %s:%d: %v\n", *host, *port, err)
@@ -33,7 +39,7 @@ func main() {
 	}
 }
 
-func ping(host string, port int, timeout time.Duration) (string, error) {
+func ping(host string, port int, timeout time.Duration, peers int) (string, error) {
 	cluster := gocql.NewCluster(host)
 	cluster.Port = port
 	cluster.Timeout = timeout
@@ -46,6 +52,10 @@ func ping(host string, port int, timeout time.Duration) (string, error) {
 	// hostConnPool.Pick (nil pointer in Conn.AvailableStreams).
 	cluster.DisableInitialHostLookup = true
 	cluster.ReconnectionPolicy = &gocql.ConstantReconnectionPolicy{MaxRetries: 1, Interval: 100 * time.Millisecond}
+	if peers > 0 {
+		// Only this host: the session must not wander to the peers it finds.
+		cluster.HostFilter = gocql.WhiteListHostFilter(host)
+	}
 
 	session, err := cluster.CreateSession()
 	if err != nil {
@@ -56,8 +66,34 @@ func ping(host string, port int, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var version string
-	if err := session.Query("SELECT release_version FROM system.local").ScanContext(ctx, &version); err != nil {
+	var schema gocql.UUID
+	if err := session.Query("SELECT release_version, schema_version FROM system.local").ScanContext(ctx, &version, &schema); err != nil {
 		return "", err
+	}
+	if peers == 0 {
+		return version, nil
+	}
+	iter := session.Query("SELECT peer, schema_version FROM system.peers").IterContext(ctx)
+	var (
+		peer   string
+		theirs gocql.UUID
+		n      int
+		agree  = true
+	)
+	for iter.Scan(&peer, &theirs) {
+		n++
+		if theirs != schema {
+			agree = false
+		}
+	}
+	if err := iter.Close(); err != nil {
+		return "", err
+	}
+	switch {
+	case n < peers:
+		return "", fmt.Errorf("knows %d of %d peers", n, peers)
+	case !agree:
+		return "", errors.New("peers disagree on the schema version")
 	}
 	return version, nil
 }

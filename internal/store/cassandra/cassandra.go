@@ -8,7 +8,8 @@
 // replica of its partition), prepared statements (gocql prepares every
 // statement with bind markers once per connection and caches it; the
 // statement strings here are constants), the configured consistency, and
-// LOCAL_SERIAL for lightweight transactions. Every statement runs under the
+// SERIAL (LOCAL_SERIAL with a LOCAL_ consistency) for lightweight
+// transactions, whose unknown outcomes are resolved by reading back (lwt.go). Every statement runs under the
 // caller's context. Only idempotent statements are retried (gocql never
 // retries a statement that is not marked idempotent); lightweight
 // transactions are not, because a retried compare-and-set can report "not
@@ -94,6 +95,7 @@ type Store struct {
 	session  *gocql.Session
 	now      func() time.Time
 	cons     gocql.Consistency // writes and lightweight transactions (commit phase)
+	serial   gocql.Consistency // the Paxos phase of lightweight transactions, and their read-back
 	readCons gocql.Consistency // reads
 	// slotReadCons is the consistency of Revoke's look at the reuse row
 	// before it runs a lightweight transaction to delete it: at least a
@@ -101,8 +103,12 @@ type Store struct {
 	slotReadCons gocql.Consistency
 	timeout      time.Duration
 	closed       atomic.Bool
-	bgMu         sync.Mutex     // orders bg.Add after a closed check against Close
-	bg           sync.WaitGroup // background releases of reuse slots
+	// casFault, set only by tests (export_test.go), runs each lightweight
+	// transaction in place of the store and may change what it reports:
+	// how a single-node test makes an outcome unknown.
+	casFault func(op string, run func() (bool, error)) (bool, error)
+	bgMu     sync.Mutex     // orders bg.Add after a closed check against Close
+	bg       sync.WaitGroup // background releases of reuse slots
 }
 
 // Open connects to the cluster in cfg and checks that the keyspace and its
@@ -146,6 +152,7 @@ func Open(ctx context.Context, cfg config.Cassandra, opts Options) (*Store, erro
 		session:      session,
 		now:          opts.Now,
 		cons:         cons,
+		serial:       serialFor(cons),
 		readCons:     readConsistency(cons),
 		slotReadCons: quorumAtLeast(readConsistency(cons)),
 		timeout:      cluster.Timeout,
@@ -258,7 +265,7 @@ func newCluster(cfg config.Cassandra, cons gocql.Consistency) (*gocql.ClusterCon
 		cluster.Port = port
 	}
 	cluster.Consistency = cons
-	cluster.SerialConsistency = gocql.LocalSerial
+	cluster.SerialConsistency = serialFor(cons)
 	if cfg.Timeout > 0 {
 		cluster.Timeout = cfg.Timeout
 	}
@@ -306,8 +313,8 @@ func (s *Store) Ping(ctx context.Context) error {
 		return store.ErrClosed
 	}
 	var v string
-	err := s.session.Query(`SELECT release_version FROM system.local`).
-		Consistency(gocql.One).Idempotent(true).ScanContext(ctx, &v)
+	err := s.idem(s.session.Query(`SELECT release_version FROM system.local`)).
+		Consistency(gocql.One).ScanContext(ctx, &v)
 	return classify("ping", err)
 }
 
@@ -319,7 +326,7 @@ func parseConsistency(name string) (gocql.Consistency, error) {
 		return 0, fmt.Errorf("cassandra: consistency %q: %w", name, err)
 	}
 	if c == gocql.Serial || c == gocql.LocalSerial {
-		return 0, fmt.Errorf("cassandra: consistency %q is a serial consistency (lightweight transactions use LOCAL_SERIAL)", name)
+		return 0, fmt.Errorf("cassandra: consistency %q is a serial consistency (lightweight transactions use SERIAL or LOCAL_SERIAL by themselves)", name)
 	}
 	return c, nil
 }

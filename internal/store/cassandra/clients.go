@@ -77,7 +77,7 @@ func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
 		return store.Client{}, store.ErrClosed
 	}
 	var r clientRow
-	err := s.session.Query(qSelectClient, id).Consistency(s.readCons).Idempotent(true).ScanContext(ctx, r.dest()...)
+	err := s.idem(s.session.Query(qSelectClient, id)).Consistency(s.readCons).ScanContext(ctx, r.dest()...)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Client{}, store.ErrNotFound
 	}
@@ -94,7 +94,7 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 	if s.errClosed() {
 		return nil, store.ErrClosed
 	}
-	iter := s.session.Query(qListClients).Consistency(s.readCons).PageSize(pageSize).Idempotent(true).IterContext(ctx)
+	iter := s.idem(s.session.Query(qListClients)).Consistency(s.readCons).PageSize(pageSize).IterContext(ctx)
 	var out []store.Client
 	for {
 		var r clientRow
@@ -119,11 +119,19 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 		return store.ErrClosed
 	}
 	rate, burst := limitValues(c.Limit, true)
-	applied, err := s.session.Query(qCreateClient, c.ID, c.SecretHash, scopesValue(c.Scopes),
-		c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt).
-		MapScanCASContext(ctx, map[string]any{})
+	applied, err := s.cas(ctx, "create client", func(actx context.Context) (bool, error) {
+		return s.session.Query(qCreateClient, c.ID, c.SecretHash, scopesValue(c.Scopes),
+			c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt).
+			MapScanCASContext(actx, map[string]any{})
+	}, func(ctx context.Context) (casOutcome, error) {
+		have, found, err := s.serialClient(ctx, c.ID)
+		if err != nil || !found {
+			return casOutcome{}, err
+		}
+		return casOutcome{applied: sameVersion(have, c), decided: true}, nil
+	})
 	if err != nil {
-		return classify("create client", err)
+		return err
 	}
 	if !applied {
 		return store.ErrExists
@@ -137,11 +145,23 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 		return store.ErrClosed
 	}
 	rate, burst := limitValues(c.Limit, false)
-	applied, err := s.session.Query(qUpdateClient, c.SecretHash, scopesValue(c.Scopes),
-		c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt, c.ID).
-		MapScanCASContext(ctx, map[string]any{})
+	applied, err := s.cas(ctx, "update client", func(actx context.Context) (bool, error) {
+		return s.session.Query(qUpdateClient, c.SecretHash, scopesValue(c.Scopes),
+			c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt, c.ID).
+			MapScanCASContext(actx, map[string]any{})
+	}, func(ctx context.Context) (casOutcome, error) {
+		have, found, err := s.serialClient(ctx, c.ID)
+		switch {
+		case err != nil:
+			return casOutcome{}, err
+		case !found:
+			return casOutcome{decided: true}, nil // deleted: not found
+		}
+		ok := sameVersion(have, c)
+		return casOutcome{applied: ok, decided: ok}, nil
+	})
 	if err != nil {
-		return classify("update client", err)
+		return err
 	}
 	if !applied {
 		return store.ErrNotFound
@@ -155,12 +175,34 @@ func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	if s.errClosed() {
 		return store.ErrClosed
 	}
-	applied, err := s.session.Query(qDeleteClient, id).MapScanCASContext(ctx, map[string]any{})
+	applied, err := s.cas(ctx, "delete client", func(actx context.Context) (bool, error) {
+		return s.session.Query(qDeleteClient, id).MapScanCASContext(actx, map[string]any{})
+	}, func(ctx context.Context) (casOutcome, error) {
+		_, found, err := s.serialClient(ctx, id)
+		return casOutcome{applied: !found, decided: !found}, err
+	})
 	if err != nil {
-		return classify("delete client", err)
+		return err
 	}
 	if !applied {
 		return store.ErrNotFound
 	}
 	return s.ClearCurrents(ctx, id)
+}
+
+// serialClient reads a client at the serial consistency (lwt.go).
+func (s *Store) serialClient(ctx context.Context, id string) (store.Client, bool, error) {
+	var r clientRow
+	found, err := s.serialRead(ctx, qSelectClient, []any{id}, r.dest()...)
+	if err != nil || !found {
+		return store.Client{}, false, err
+	}
+	return r.client(), true, nil
+}
+
+// sameVersion reports whether the stored client is the version c wrote:
+// its secret hash (salted, so unique per write) and update time, at the
+// millisecond precision Cassandra keeps.
+func sameVersion(have, c store.Client) bool {
+	return have.SecretHash == c.SecretHash && have.UpdatedAt.Equal(c.UpdatedAt.Truncate(time.Millisecond))
 }

@@ -69,7 +69,7 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	if cur == nil {
 		return store.Current{}, false, s.insertToken(ctx, tok)
 	}
-	have, claimed, err := s.claim(ctx, cur)
+	claimed, have, err := s.claimConfirmed(ctx, cur)
 	if err != nil {
 		if maybeApplied(err) {
 			// A compare-and-set that timed out or was cut off may have
@@ -79,14 +79,6 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, err
 	}
 	if !claimed {
-		switch ok, err := s.confirm(ctx, have); {
-		case err != nil:
-			return store.Current{}, false, err
-		case !ok:
-			// The winner's token never reached the store (its release is
-			// on its way): hand out nothing; the caller retries.
-			return store.Current{}, false, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
-		}
 		return have, false, nil
 	}
 	if err := s.insertToken(ctx, tok); err != nil {
@@ -94,6 +86,38 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, err
 	}
 	return cloneCurrent(*cur), true, nil
+}
+
+// claimConfirmed claims cur's slot, or returns the holder once confirm
+// says it may be handed out. A holder that may not (an old row whose token
+// is not stored, or revoked) is taken over; losing that takeover to
+// another replica means looking again, at most maxClaimAttempts times.
+func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, store.Current, error) {
+	for range maxClaimAttempts {
+		have, claimed, err := s.claim(ctx, cur)
+		if err != nil || claimed {
+			return claimed, store.Current{}, err
+		}
+		ok, err := s.confirm(ctx, have)
+		switch {
+		case err != nil:
+			return false, store.Current{}, err
+		case ok:
+			return false, have, nil
+		case s.young(have):
+			// The winner's token never reached the store (its release is
+			// on its way): hand out nothing; the caller retries.
+			return false, store.Current{}, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
+		}
+		// An old row whose token is not stored (a claim whose outcome was
+		// unknown and that a later Paxos round completed) or is revoked
+		// (its revocation's row delete is on its way or was lost): nobody
+		// may hand it out; take the slot over.
+		if claimed, err = s.takeover(ctx, cur, have.TokenHash); err != nil || claimed {
+			return claimed, store.Current{}, err
+		}
+	}
+	return false, store.Current{}, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
 }
 
 // insertToken writes the token row and its tokens_by_client row, both with
@@ -114,12 +138,12 @@ func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 	}
 	index := make(chan error, 1)
 	go func() {
-		index <- s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl).
-			Idempotent(true).ExecContext(ctx)
+		index <- s.idem(s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl)).
+			ExecContext(ctx)
 	}()
-	err := s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
-		tok.IssuedAt, tok.ExpiresAt, revoked, ttl).
-		Idempotent(true).ExecContext(ctx)
+	err := s.idem(s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
+		tok.IssuedAt, tok.ExpiresAt, revoked, ttl)).
+		ExecContext(ctx)
 	ierr := <-index
 	if err != nil {
 		return classify("issue: insert token", err)
@@ -129,32 +153,44 @@ func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 
 // claim runs the lightweight transaction. It returns (the row, true) when
 // this call claimed the slot, (the live holder, false) when another did.
+// An unknown outcome is resolved by a serial read of the slot (lwt.go).
 func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, bool, error) {
 	for range maxClaimAttempts {
-		ttl := ttlSeconds(cur.ReuseUntil, s.now())
 		prev := map[string]any{}
-		applied, err := s.session.Query(qClaim, cur.ClientID, cur.ReuseKey, cur.TokenHash, cur.Sealed,
-			cur.Scope, cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, ttl).
-			MapScanCASContext(ctx, prev)
+		var (
+			have     store.Current
+			resolved bool
+		)
+		check := func(ctx context.Context) (casOutcome, error) {
+			out, h, err := s.slotOutcome(ctx, cur)
+			have, resolved = h, out.decided && !out.applied
+			return out, err
+		}
+		applied, err := s.cas(ctx, "issue: claim", func(actx context.Context) (bool, error) {
+			clear(prev)
+			ttl := ttlSeconds(cur.ReuseUntil, s.now())
+			return s.session.Query(qClaim, cur.ClientID, cur.ReuseKey, cur.TokenHash, cur.Sealed,
+				cur.Scope, cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, ttl).
+				MapScanCASContext(actx, prev)
+		}, check)
 		if err != nil {
-			return store.Current{}, false, classify("issue: claim", err)
+			return store.Current{}, false, err
 		}
 		if applied {
 			return store.Current{}, true, nil
 		}
-		have := currentFromMap(cur.ClientID, cur.ReuseKey, prev)
+		if !resolved {
+			have = currentFromMap(cur.ClientID, cur.ReuseKey, prev)
+		}
 		if s.now().Before(have.ReuseUntil) {
 			return have, false, nil
 		}
 		// The holder's reuse window has passed but its TTL, rounded up to
 		// whole seconds and counted on the server's clock, has not.
 		// Replace it only if it still holds that same stale token.
-		ttl = ttlSeconds(cur.ReuseUntil, s.now())
-		applied, err = s.session.Query(qTakeover, ttl, cur.TokenHash, cur.Sealed, cur.Scope,
-			cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, cur.ClientID, cur.ReuseKey, have.TokenHash).
-			MapScanCASContext(ctx, map[string]any{})
+		applied, err = s.takeover(ctx, cur, have.TokenHash)
 		if err != nil {
-			return store.Current{}, false, classify("issue: claim", err)
+			return store.Current{}, false, err
 		}
 		if applied {
 			return store.Current{}, true, nil
@@ -162,6 +198,38 @@ func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, b
 		// Someone else replaced or deleted the row in between: look again.
 	}
 	return store.Current{}, false, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
+}
+
+// takeover replaces the slot's row with cur if it still holds stale.
+func (s *Store) takeover(ctx context.Context, cur *store.Current, stale []byte) (bool, error) {
+	return s.cas(ctx, "issue: claim", func(actx context.Context) (bool, error) {
+		ttl := ttlSeconds(cur.ReuseUntil, s.now())
+		return s.session.Query(qTakeover, ttl, cur.TokenHash, cur.Sealed, cur.Scope,
+			cur.IssuedAt, cur.ExpiresAt, cur.ReuseUntil, cur.ClientID, cur.ReuseKey, stale).
+			MapScanCASContext(actx, map[string]any{})
+	}, func(ctx context.Context) (casOutcome, error) {
+		out, _, err := s.slotOutcome(ctx, cur)
+		// Anything but this call's token: not applied; look again.
+		return casOutcome{applied: out.applied, decided: true}, err
+	})
+}
+
+// slotOutcome reads cur's slot at the serial consistency after a claim
+// whose outcome is unknown: it holds cur's token (applied), another one
+// (not applied; that row is returned), or nothing (not applied yet).
+func (s *Store) slotOutcome(ctx context.Context, cur *store.Current) (casOutcome, store.Current, error) {
+	c := store.Current{ClientID: cur.ClientID, ReuseKey: cur.ReuseKey}
+	found, err := s.serialRead(ctx, qSelectCurrent, []any{cur.ClientID, cur.ReuseKey},
+		&c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
+	switch {
+	case err != nil:
+		return casOutcome{}, store.Current{}, err
+	case !found:
+		return casOutcome{}, store.Current{}, nil
+	case bytes.Equal(c.TokenHash, cur.TokenHash):
+		return casOutcome{applied: true, decided: true}, store.Current{}, nil
+	}
+	return casOutcome{decided: true}, c, nil
 }
 
 // release deletes the slot's row if it still holds cur's token: best
@@ -233,8 +301,8 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 		return store.Current{}, store.ErrClosed
 	}
 	c := store.Current{ClientID: clientID, ReuseKey: reuseKey}
-	err := s.session.Query(qSelectCurrent, clientID, reuseKey).
-		Consistency(s.readCons).Idempotent(true).
+	err := s.idem(s.session.Query(qSelectCurrent, clientID, reuseKey)).
+		Consistency(s.readCons).
 		ScanContext(ctx, &c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Current{}, store.ErrNotFound
@@ -255,17 +323,20 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 }
 
 // confirm reports whether a slot row may be handed out, so that no replica
-// hands out a token the store does not hold. A row claimed so recently
-// that its token row may not be written yet (the winner writes it right
-// after the claim, and gives the slot back if that write fails, both within
-// two store timeouts; a second of margin for skew, issued-at being the
-// winner's clock) is confirmed by reading the token row: stored and not
-// revoked. A missing row is read again a few times (the winner's write is
-// milliseconds behind its claim); still missing, the winner's write failed
-// and its release is on its way. Older rows are trusted without a read.
+// hands out a token the store does not hold: its token row is read, and
+// must be stored and not revoked. A row claimed so recently that its token
+// row may not be written yet (the winner writes it right after the claim,
+// and gives the slot back if that write fails, both within two store
+// timeouts; a second of margin for skew, issued-at being the winner's
+// clock) is read again a few times when missing (the winner's write is
+// milliseconds behind its claim). An older row is read once: on a cluster
+// a claim whose outcome was unknown to its caller can be completed later
+// by another Paxos round, leaving a row, of any age, that names a token
+// nobody stored (issue 18's cluster test found one).
 func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
-	if s.now().Sub(c.IssuedAt) >= 2*s.timeout+time.Second {
-		return true, nil
+	reads := 1
+	if s.young(c) {
+		reads = confirmReads
 	}
 	backoff := 5 * time.Millisecond
 	for try := 0; ; try++ {
@@ -275,7 +346,7 @@ func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
 			return !t.Revoked, nil
 		case !errors.Is(err, store.ErrNotFound):
 			return false, err
-		case try == confirmReads-1:
+		case try == reads-1:
 			return false, nil
 		}
 		timer := time.NewTimer(backoff)
@@ -289,14 +360,20 @@ func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
 	}
 }
 
+// young reports whether a slot row was claimed so recently that its token
+// row may still be on its way.
+func (s *Store) young(c store.Current) bool {
+	return s.now().Sub(c.IssuedAt) < 2*s.timeout+time.Second
+}
+
 // Token implements store.Tokens.
 func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
 	if s.errClosed() {
 		return store.Token{}, store.ErrClosed
 	}
 	t := store.Token{Hash: bytes.Clone(hash)}
-	err := s.session.Query(qSelectToken, hash).
-		Consistency(s.readCons).Idempotent(true).
+	err := s.idem(s.session.Query(qSelectToken, hash)).
+		Consistency(s.readCons).
 		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Token{}, store.ErrNotFound
@@ -322,13 +399,13 @@ func (s *Store) Revoke(ctx context.Context, hash []byte) error {
 		return err
 	}
 	ttl := ttlSeconds(t.ExpiresAt, s.now())
-	err = s.session.Query(qRevokeToken, ttl, hash).Idempotent(true).ExecContext(ctx)
+	err = s.idem(s.session.Query(qRevokeToken, ttl, hash)).ExecContext(ctx)
 	if err != nil {
 		return classify("revoke", err)
 	}
 	var holder []byte
-	err = s.session.Query(qSelectSlotHash, t.ClientID, t.ReuseKey).
-		Consistency(s.slotReadCons).Idempotent(true).ScanContext(ctx, &holder)
+	err = s.idem(s.session.Query(qSelectSlotHash, t.ClientID, t.ReuseKey)).
+		Consistency(s.slotReadCons).ScanContext(ctx, &holder)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return nil
 	}
@@ -338,9 +415,19 @@ func (s *Store) Revoke(ctx context.Context, hash []byte) error {
 	if !bytes.Equal(holder, hash) {
 		return nil
 	}
-	_, err = s.session.Query(qReleaseCurrent, t.ClientID, t.ReuseKey, hash).
-		MapScanCASContext(ctx, map[string]any{})
-	return classify("revoke: delete reuse row", err)
+	_, err = s.cas(ctx, "revoke: delete reuse row", func(actx context.Context) (bool, error) {
+		return s.session.Query(qReleaseCurrent, t.ClientID, t.ReuseKey, hash).
+			MapScanCASContext(actx, map[string]any{})
+	}, func(ctx context.Context) (casOutcome, error) {
+		var h []byte
+		found, err := s.serialRead(ctx, qSelectSlotHash, []any{t.ClientID, t.ReuseKey}, &h)
+		if err != nil {
+			return casOutcome{}, err
+		}
+		gone := !found || !bytes.Equal(h, hash)
+		return casOutcome{applied: gone, decided: gone}, nil
+	})
+	return err
 }
 
 // ClearCurrents implements store.Tokens with one partition delete (the
@@ -352,8 +439,8 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 	if s.errClosed() {
 		return store.ErrClosed
 	}
-	err := s.session.Query(qClearCurrents, clientID).
-		DefaultTimestamp(false).Idempotent(true).ExecContext(ctx)
+	err := s.idem(s.session.Query(qClearCurrents, clientID)).
+		DefaultTimestamp(false).ExecContext(ctx)
 	return classify("clear currents", err)
 }
 
@@ -388,8 +475,8 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) 
 	var revoked atomic.Int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(revokeParallel)
-	iter := s.session.Query(qLiveByClient, clientID, s.now()).
-		Consistency(s.readCons).PageSize(pageSize).Idempotent(true).IterContext(gctx)
+	iter := s.idem(s.session.Query(qLiveByClient, clientID, s.now())).
+		Consistency(s.readCons).PageSize(pageSize).IterContext(gctx)
 	var (
 		exp  time.Time
 		hash []byte
@@ -420,8 +507,8 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) 
 // reporting whether it was live and not yet revoked.
 func (s *Store) revokeOne(ctx context.Context, clientID string, hash []byte) (bool, error) {
 	var t store.Token
-	err := s.session.Query(qSelectToken, hash).
-		Consistency(s.readCons).Idempotent(true).
+	err := s.idem(s.session.Query(qSelectToken, hash)).
+		Consistency(s.readCons).
 		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return false, nil // the token row was never written, or has expired
@@ -433,7 +520,7 @@ func (s *Store) revokeOne(ctx context.Context, clientID string, hash []byte) (bo
 	if t.ClientID != clientID || t.Revoked || !now.Before(t.ExpiresAt) {
 		return false, nil
 	}
-	err = s.session.Query(qRevokeToken, ttlSeconds(t.ExpiresAt, now), hash).Idempotent(true).ExecContext(ctx)
+	err = s.idem(s.session.Query(qRevokeToken, ttlSeconds(t.ExpiresAt, now), hash)).ExecContext(ctx)
 	if err != nil {
 		return false, classify("revoke client: revoke token", err)
 	}
@@ -446,7 +533,7 @@ func (s *Store) TokenCount(ctx context.Context) (int, error) {
 	if s.errClosed() {
 		return 0, store.ErrClosed
 	}
-	iter := s.session.Query(qTokenExpiry).Consistency(s.readCons).PageSize(5000).Idempotent(true).IterContext(ctx)
+	iter := s.idem(s.session.Query(qTokenExpiry)).Consistency(s.readCons).PageSize(5000).IterContext(ctx)
 	now := s.now()
 	n := 0
 	var exp time.Time
