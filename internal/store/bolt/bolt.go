@@ -1,7 +1,7 @@
 // Package bolt is tokengw's embedded store.Store, the default driver for a
 // single node: one file, opened with go.etcd.io/bbolt, no server to run.
 //
-// It mirrors the Cassandra schema of DESIGN.md with buckets:
+// It mirrors the Cassandra schema of docs/cassandra.md with buckets:
 //
 //	tokens          token hash (32 bytes)              -> token record
 //	current         client_id 0x00 reuse_key           -> reuse row (one per slot)
@@ -10,6 +10,9 @@
 //	by_client       client_id 0x00 expires_at | hash   -> empty   (index of tokens)
 //	current_expiry  reuse_until (8-byte BE ms) | slot  -> empty   (index of reuse rows)
 //	meta            "schema"                           -> layout version (2)
+//
+// and, made on first use: signing_keys (the JWT key ring, keys.go),
+// assertions and assertions_expiry (one-time jti claims, assertions.go).
 //
 // Records are a compact binary encoding that starts with a version byte (see
 // codec.go); times are kept to the millisecond, as store.go requires.
