@@ -98,13 +98,13 @@ func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, s
 		if err != nil || claimed {
 			return claimed, store.Current{}, err
 		}
-		ok, err := s.confirm(ctx, have)
+		ok, revoked, err := s.confirm(ctx, have)
 		switch {
 		case err != nil:
 			return false, store.Current{}, err
 		case ok:
 			return false, have, nil
-		case s.young(have):
+		case s.young(have) && !revoked:
 			// The winner's token never reached the store (its release is
 			// on its way): hand out nothing; the caller retries.
 			return false, store.Current{}, fmt.Errorf("cassandra: issue: the slot's token is not stored: %w", store.ErrUnavailable)
@@ -313,7 +313,7 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 	if !s.now().Before(c.ReuseUntil) {
 		return store.Current{}, store.ErrNotFound
 	}
-	switch ok, err := s.confirm(ctx, c); {
+	switch ok, _, err := s.confirm(ctx, c); {
 	case err != nil:
 		return store.Current{}, err
 	case !ok:
@@ -332,8 +332,10 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 // milliseconds behind its claim). An older row is read once: on a cluster
 // a claim whose outcome was unknown to its caller can be completed later
 // by another Paxos round, leaving a row, of any age, that names a token
-// nobody stored (issue 18's cluster test found one).
-func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
+// nobody stored (issue 18's cluster test found one). revoked says that the
+// token row is there, revoked (a revocation whose slot delete is on its
+// way): such a row may be taken over at any age.
+func (s *Store) confirm(ctx context.Context, c store.Current) (ok, revoked bool, err error) {
 	reads := 1
 	if s.young(c) {
 		reads = confirmReads
@@ -343,17 +345,17 @@ func (s *Store) confirm(ctx context.Context, c store.Current) (bool, error) {
 		t, err := s.Token(ctx, c.TokenHash)
 		switch {
 		case err == nil:
-			return !t.Revoked, nil
+			return !t.Revoked, t.Revoked, nil
 		case !errors.Is(err, store.ErrNotFound):
-			return false, err
+			return false, false, err
 		case try == reads-1:
-			return false, nil
+			return false, false, nil
 		}
 		timer := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return false, fmt.Errorf("cassandra: confirm slot token: %w", ctx.Err())
+			return false, false, fmt.Errorf("cassandra: confirm slot token: %w", ctx.Err())
 		case <-timer.C:
 		}
 		backoff *= 2
