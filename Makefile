@@ -67,3 +67,9 @@ LOADTEST_FLAGS       ?=
 loadtest: build ## the reference experiment (reference server, reuse on/off, 1/50 consumers, bolt/cassandra) -> docs/benchmarks.md
 	$(GO) -C loadtest run . experiment --bin $(BIN) --build=false --duration $(LOADTEST_DURATION) \
 		--concurrency $(LOADTEST_CONCURRENCY) --consumers $(LOADTEST_CONSUMERS) --stores $(LOADTEST_STORES) $(LOADTEST_FLAGS)
+
+# The headline table of docs/benchmarks.md: wrk -t2 -c64 10 s against the reference,
+# tokengw reuse on/off (bolt) and Keycloak (scripts/keycloak.sh start first), ~1 minute.
+.PHONY: loadtest-headline
+loadtest-headline: build ## wrk against reference, tokengw reuse on/off, Keycloak -> docs/benchmarks.md headline
+	$(GO) -C loadtest run . headline --bin $(CURDIR)/$(BIN)

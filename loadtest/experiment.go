@@ -884,7 +884,11 @@ func (e *experiment) writeResults(rep *experimentReport) error {
 
 // spliceDoc replaces the generated section of the document at path (or
 // appends one, creating the file if needed).
-func spliceDoc(path, section string) error {
+func spliceDoc(path, section string) error { return spliceSection(path, docBegin, docEnd, section) }
+
+// spliceSection replaces the text between the markers begin and end in
+// path with section, or appends it.
+func spliceSection(path, docBegin, docEnd, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

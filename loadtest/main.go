@@ -56,6 +56,8 @@ commands:
   clients      generate consumers: a credentials file and a tokengw config with their hashes
   report       re-render reports from JSON: a run's summary (--json, --html) or an experiment's
                results directory (--results, --doc)
+  headline     the headline table: wrk -t2 -c64 10s against the reference, tokengw reuse on/off
+               (bolt) and Keycloak; replaces the headline section of docs/benchmarks.md
   help         this text
 
 go run ./loadtest <command> --help lists a command's flags. The run flags:
@@ -85,6 +87,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = clientsCommand(args, stdout, stderr)
 	case "report":
 		err = reportCommand(args, stdout, stderr)
+	case "headline":
+		err = headlineCommand(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		fs, _ := runFlags(io.Discard)

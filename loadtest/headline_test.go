@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseWrk(t *testing.T) {
+	out := []byte("Running 10s test @ http://x\n  2 threads and 64 connections\nLTWRK 1000 3 2 150 2400 9000 10000000\n")
+	got, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wrkResult{Requests: 1000, StatusErrors: 3, SocketErrors: 2, P50us: 150, P99us: 2400, MaxUS: 9000, DurationUS: 10_000_000}
+	if *got != want {
+		t.Fatalf("parseWrk = %+v, want %+v", *got, want)
+	}
+	if rps := got.rps(); rps != 100 {
+		t.Fatalf("rps = %v, want 100", rps)
+	}
+	for _, bad := range []string{"", "LTWRK 1 2 3", "LTWRK 1 2 3 4 5 6 x", "LTWRK 1 2 3 4 5 6 -7"} {
+		if _, err := parseWrk([]byte(bad)); err == nil {
+			t.Errorf("parseWrk(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseWrk(f *testing.F) {
+	f.Add([]byte("LTWRK 1000 3 2 150 2400 9000 10000000\n"))
+	f.Add([]byte("LTWRK 1 1 1 1 1 1 99999999999999999999\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := parseWrk(b)
+		if err == nil && (r.Requests < 0 || r.DurationUS < 0 || r.rps() < 0) {
+			t.Fatalf("negative field accepted: %+v", r)
+		}
+	})
+}
+
+func TestGeneratorLimited(t *testing.T) {
+	ref := &headRow{Kind: "reference", Res: &wrkResult{Requests: 1000, DurationUS: 1e6}, Generator: &ProcStats{AvgCores: 0.5}}
+	fast := headRow{Kind: "tokengw", Res: &wrkResult{Requests: 900, DurationUS: 1e6}, Generator: &ProcStats{AvgCores: 0.5}}
+	if got := generatorLimited(fast, ref); got != "no" {
+		t.Errorf("slower than the reference, wrk at 0.5 cores: %q, want no", got)
+	}
+	same := headRow{Kind: "tokengw", Res: &wrkResult{Requests: 1000, DurationUS: 1e6}, Generator: &ProcStats{AvgCores: 0.5}}
+	if got := generatorLimited(same, ref); !strings.Contains(got, "reference no faster") {
+		t.Errorf("as fast as the reference: %q", got)
+	}
+	busy := headRow{Kind: "reference", Res: ref.Res, Generator: &ProcStats{AvgCores: 0.95}}
+	if got := generatorLimited(busy, ref); !strings.Contains(got, "wrk at 0.95 cores") {
+		t.Errorf("wrk at 0.95 cores: %q", got)
+	}
+}
+
+// TestWrkScript runs the kit's Lua script with the real wrk against a
+// listener that checks the method, body and Basic credentials, and reads
+// the counts back through parseWrk.
+func TestWrkScript(t *testing.T) {
+	if _, err := exec.LookPath("wrk"); err != nil {
+		t.Log("wrk is not installed; the script is checked for its header only")
+		c := Credential{ID: "a b", Secret: "s:1"}
+		if s := wrkScript(c); !strings.Contains(s, `"`+c.basicAuth()+`"`) {
+			t.Fatalf("script without the form-encoded Basic header:\n%s", s)
+		}
+		return
+	}
+	c := Credential{ID: "lt-1", Secret: "s3cret:x"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, secret, ok := r.BasicAuth()
+		if r.Method != http.MethodPost || !ok || id != c.ID || secret != "s3cret%3Ax" ||
+			r.FormValue("grant_type") != "client_credentials" {
+			http.Error(w, "bad", http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{"access_token":"x"}`))
+	}))
+	defer srv.Close()
+	script := filepath.Join(t.TempDir(), "token.lua")
+	if err := os.WriteFile(script, []byte(wrkScript(c)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	cmd := exec.Command("wrk", "-t1", "-c2", "-d1s", "-s", script, srv.URL)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("wrk: %v\n%s", err, out.String())
+	}
+	r, err := parseWrk(out.Bytes())
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if r.Requests == 0 || r.StatusErrors != 0 || r.DurationUS < int64(time.Second/time.Microsecond)/2 {
+		t.Fatalf("wrk result %+v: want requests, all 2xx\n%s", r, out.String())
+	}
+}
