@@ -100,3 +100,11 @@ func TestWrkScript(t *testing.T) {
 		t.Fatalf("wrk result %+v: want requests, all 2xx\n%s", r, out.String())
 	}
 }
+
+func TestShortDuration(t *testing.T) {
+	for d, want := range map[time.Duration]string{10 * time.Second: "10s", 2 * time.Minute: "2m", 90 * time.Second: "1m30s", 2 * time.Hour: "2h", 48 * time.Second: "48s"} {
+		if got := shortDuration(d); got != want {
+			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
