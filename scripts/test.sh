@@ -52,6 +52,11 @@ fi
 export TEST_KEYCLOAK_URL=${TEST_KEYCLOAK_URL:-http://127.0.0.1:8180}
 
 echo "== go vet, go test -race: the load-test kit (its own module)"
+# The kit's wrk driver is tested against the real wrk (Debian's package).
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null 2>&1 ||
+    echo "wrk could not be installed: the kit's wrk test checks the script only"
+fi
 (cd loadtest && go vet ./... && go test -race -count=1 -timeout 10m ./...)
 
 echo "== go test -race (with the cassandra and keycloak integration tests)"
