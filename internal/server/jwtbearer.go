@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"time"
 
 	"github.com/tokengw/tokengw/internal/assertion"
 	"github.com/tokengw/tokengw/internal/clientauth"
@@ -84,29 +83,14 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		return
 	}
 	principal := ti.Principal()
-	if !s.set.ClientLimit.Unlimited() { // the key is built only when it is used
-		dec := s.clientLimit.Allow(principal+"\x00"+claims.Subject, s.set.ClientLimit)
-		dec.SetHeaders(w.Header(), "client")
-		if !dec.Allowed {
-			info.outcome = "limited"
-			oauth.WriteError(w, oauth.ErrRateLimited.WithDescription("rate limit exceeded for this subject").WithRetryAfter(dec.RetryAfter))
-			return
-		}
+	if !s.set.ClientLimit.Unlimited() && // the key is built only when it is used
+		!s.allowConsumer(w, info, principal+"\x00"+claims.Subject, s.set.ClientLimit, "subject") {
+		return
 	}
-	allowed := oauth.NewScope(ti.Scopes...)
-	scope := allowed
-	if raw, ok := form["scope"]; ok {
-		requested, valid := oauth.ParseScope(raw[0])
-		switch {
-		case !valid:
-			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("malformed scope"))
-			return
-		case !requested.SubsetOf(allowed):
-			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("requested scope exceeds the issuer's scope"))
-			return
-		case !requested.Empty():
-			scope = requested
-		}
+	scope, err := requestScope(form, oauth.NewScope(ti.Scopes...), "issuer")
+	if err != nil {
+		s.fail(w, info, err)
+		return
 	}
 	// The audience is the configured default: a trusted issuer registers
 	// no RFC 8707 resources, so a resource parameter is invalid_target.
@@ -115,22 +99,8 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		s.fail(w, info, err)
 		return
 	}
-	ttl := ti.TokenTTL
-	if ttl <= 0 {
-		ttl = s.set.TokenTTL
-	}
-	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: principal, Scope: scope.String(), Lifetime: ttl, Fingerprint: ti.Fingerprint(),
+	s.answer(w, r, info, reuse.Request{
+		ClientID: principal, Scope: scope.String(), Lifetime: s.lifetime(ti.TokenTTL), Fingerprint: ti.Fingerprint(),
 		Audience: aud, Subject: claims.Subject,
 	})
-	if err != nil {
-		s.fail(w, info, storeError(err))
-		return
-	}
-	info.outcome = res.Outcome.String()
-	expiresIn := int64(ttl / time.Second)
-	if res.Outcome != reuse.Minted {
-		expiresIn = res.ExpiresIn(s.now())
-	}
-	oauth.WriteToken(w, oauth.TokenResponse{AccessToken: res.Token, TokenType: "Bearer", ExpiresIn: expiresIn, Scope: scope.String()})
 }

@@ -55,56 +55,82 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if client.Limit != nil {
 		lim = limiter.Limit{Rate: client.Limit.Rate, Burst: client.Limit.Burst}
 	}
-	dec := s.clientLimit.Allow(client.ID, lim)
-	dec.SetHeaders(w.Header(), "client")
-	if !dec.Allowed {
-		info.outcome = "limited"
-		oauth.WriteError(w, oauth.ErrRateLimited.
-			WithDescription("rate limit exceeded for this client").
-			WithRetryAfter(dec.RetryAfter))
+	if !s.allowConsumer(w, info, client.ID, lim, "client") {
 		return
 	}
-
-	// RFC 6749 §3.3: "If the client omits the scope parameter when
-	// requesting authorization, the authorization server MUST either process
-	// the request using a pre-defined default value or fail the request
-	// indicating an invalid scope." The default is the client's full set.
-	allowed := oauth.NewScope(client.Scopes...)
-	scope := allowed
-	if raw, ok := form["scope"]; ok {
-		requested, valid := oauth.ParseScope(raw[0])
-		switch {
-		case !valid:
-			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("malformed scope"))
-			return
-		case !requested.SubsetOf(allowed):
-			s.fail(w, info, oauth.ErrInvalidScope.WithDescription("requested scope exceeds the client's scope"))
-			return
-		case !requested.Empty():
-			scope = requested
-		}
+	scope, err := requestScope(form, oauth.NewScope(client.Scopes...), "client")
+	if err != nil {
+		s.fail(w, info, err)
+		return
 	}
-
 	aud, err := s.audience(client, form["resource"])
 	if err != nil {
 		s.fail(w, info, err)
 		return
 	}
-	ttl := client.TokenTTL
-	if ttl <= 0 {
-		ttl = s.set.TokenTTL
-	}
-	res, err := s.tokens.Token(r.Context(), reuse.Request{
-		ClientID: client.ID, Scope: scope.String(), Lifetime: ttl, Fingerprint: client.Fingerprint, Audience: aud,
+	s.answer(w, r, info, reuse.Request{
+		ClientID: client.ID, Scope: scope.String(), Lifetime: s.lifetime(client.TokenTTL),
+		Fingerprint: client.Fingerprint, Audience: aud,
 	})
+}
+
+// allowConsumer takes one request from a consumer's bucket (the client, or
+// a jwt-bearer subject); false when it answered 429.
+func (s *Server) allowConsumer(w http.ResponseWriter, info *reqInfo, key string, lim limiter.Limit, whose string) bool {
+	dec := s.clientLimit.Allow(key, lim)
+	dec.SetHeaders(w.Header(), "client")
+	if !dec.Allowed {
+		info.outcome = "limited"
+		oauth.WriteError(w, oauth.ErrRateLimited.
+			WithDescription("rate limit exceeded for this "+whose).
+			WithRetryAfter(dec.RetryAfter))
+		return false
+	}
+	return true
+}
+
+// requestScope is the scope a token request gets: the scope parameter,
+// which must be a subset of allowed, normalised. RFC 6749 §3.3: "If the
+// client omits the scope parameter when requesting authorization, the
+// authorization server MUST either process the request using a pre-defined
+// default value or fail the request indicating an invalid scope." The
+// default is the whole allowed set (the client's, or the issuer's).
+func requestScope(form url.Values, allowed oauth.Scope, whose string) (oauth.Scope, error) {
+	raw, ok := form["scope"]
+	if !ok {
+		return allowed, nil
+	}
+	requested, valid := oauth.ParseScope(raw[0])
+	switch {
+	case !valid:
+		return oauth.Scope{}, oauth.ErrInvalidScope.WithDescription("malformed scope")
+	case !requested.SubsetOf(allowed):
+		return oauth.Scope{}, oauth.ErrInvalidScope.WithDescription("requested scope exceeds the " + whose + "'s scope")
+	case requested.Empty():
+		return allowed, nil
+	}
+	return requested, nil
+}
+
+// lifetime is a token lifetime: ttl, or issuer.token_ttl when it is 0.
+func (s *Server) lifetime(ttl time.Duration) time.Duration {
+	if ttl <= 0 {
+		return s.set.TokenTTL
+	}
+	return ttl
+}
+
+// answer hands out the token for req and writes the RFC 6749 §5.1
+// response. A reused token's expires_in is floor(expires_at - now); a token
+// minted for this request states its full lifetime.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, info *reqInfo, req reuse.Request) {
+	res, err := s.tokens.Token(r.Context(), req)
 	if err != nil {
 		s.fail(w, info, storeError(err))
 		return
 	}
 	info.outcome = res.Outcome.String()
-	// A reused token's expires_in is floor(expires_at - now); a token minted
-	// for this request states its full lifetime.
-	expiresIn := int64(ttl / time.Second)
+	expiresIn := int64(req.Lifetime / time.Second)
 	if res.Outcome != reuse.Minted {
 		expiresIn = res.ExpiresIn(s.now())
 	}
@@ -112,7 +138,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		AccessToken: res.Token,
 		TokenType:   "Bearer",
 		ExpiresIn:   expiresIn,
-		Scope:       scope.String(),
+		Scope:       req.Scope,
 	})
 }
 
