@@ -26,39 +26,7 @@ func benchHandler(b *testing.B, env ...string) (*app.App, http.Handler) {
 }
 
 func runToken(b *testing.B, h http.Handler) {
-	auth := basic("demo", demoSecret).Get("Authorization")
-	newReq := func() *http.Request {
-		r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader("grant_type=client_credentials"))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.Header.Set("Authorization", auth)
-		r.RemoteAddr = "127.0.0.1:40000"
-		return r
-	}
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, newReq())
-	if w.Code != 200 {
-		b.Fatalf("status %d: %s", w.Code, w.Body)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		r := newReq()
-		hdr := r.Header.Clone()
-		body := &rewind{}
-		w := &discardWriter{h: http.Header{}}
-		for pb.Next() {
-			body.Reset(body.src(body))
-			r.Body = body
-			r.Header = hdr
-			clear(w.h)
-			w.code = 0
-			h.ServeHTTP(w, r)
-			if w.code != 200 {
-				b.Errorf("status %d", w.code)
-				return
-			}
-		}
-	})
+	benchToken(b, h, "grant_type=client_credentials", basic("demo", demoSecret).Get("Authorization"))
 }
 
 var formats = []struct{ name, env string }{
@@ -121,10 +89,10 @@ func BenchmarkReuseHitPaired(b *testing.B) {
 	r.Header.Set("Authorization", auth)
 	r.RemoteAddr = "127.0.0.1:40000"
 	hdr := r.Header.Clone()
-	body := &rewind{}
+	body := &bodyReader{}
 	w := &discardWriter{h: http.Header{}}
 	serve := func(h http.Handler) time.Duration {
-		body.Reset(body.src(body))
+		body.Reset("grant_type=client_credentials")
 		r.Body = body
 		r.Header = hdr
 		clear(w.h)

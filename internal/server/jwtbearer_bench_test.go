@@ -19,42 +19,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkJWTBearerHit -benchmem -count 5 ./internal/server/
 func BenchmarkJWTBearerHit(b *testing.B) {
-	run := func(b *testing.B, h http.Handler, body, auth string) {
-		newReq := func() *http.Request {
-			r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
-			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			if auth != "" {
-				r.Header.Set("Authorization", auth)
-			}
-			r.RemoteAddr = "127.0.0.1:40000"
-			return r
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, newReq())
-		if w.Code != 200 {
-			b.Fatalf("status %d: %s", w.Code, w.Body)
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			r := newReq()
-			hdr := r.Header.Clone()
-			rd := &bodyReader{}
-			w := &discardWriter{h: http.Header{}}
-			for pb.Next() {
-				rd.Reset(body)
-				r.Body = rd
-				r.Header = hdr
-				clear(w.h)
-				w.code = 0
-				h.ServeHTTP(w, r)
-				if w.code != 200 {
-					b.Errorf("status %d", w.code)
-					return
-				}
-			}
-		})
-	}
+	run := benchToken
 	b.Run("client_credentials-l1-hit", func(b *testing.B) {
 		a := benchApp(b, testConfig(b))
 		run(b, a.Server.Handler(), "grant_type=client_credentials", basic("demo", demoSecret).Get("Authorization"))
@@ -153,8 +118,3 @@ func benchApp(b *testing.B, cfg *config.Config) *app.App {
 	b.Cleanup(func() { _ = a.Close() })
 	return a
 }
-
-// bodyReader is a request body that can be read again.
-type bodyReader struct{ strings.Reader }
-
-func (*bodyReader) Close() error { return nil }
