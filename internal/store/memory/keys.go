@@ -11,14 +11,11 @@ var _ store.Keys = (*Store)(nil)
 
 // SigningKeys implements store.Keys.
 func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.reading(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, store.ErrClosed
-	}
+	defer done()
 	out := make([]store.SigningKey, 0, len(s.signingKeys))
 	for _, k := range s.signingKeys {
 		out = append(out, cloneKey(k))
@@ -29,14 +26,11 @@ func (s *Store) SigningKeys(ctx context.Context) ([]store.SigningKey, error) {
 // AddSigningKey implements store.Keys: the slot is claimed under the
 // store's lock.
 func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey) (bool, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.writing(ctx)
+	if err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false, store.ErrClosed
-	}
+	defer done()
 	if _, ok := s.signingKeys[k.Slot]; ok {
 		return false, nil
 	}
@@ -49,14 +43,11 @@ func (s *Store) AddSigningKey(ctx context.Context, k store.SigningKey) (bool, er
 
 // DeleteSigningKey implements store.Keys.
 func (s *Store) DeleteSigningKey(ctx context.Context, slot string) error {
-	if err := ctx.Err(); err != nil {
+	done, err := s.writing(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
+	defer done()
 	delete(s.signingKeys, slot)
 	return nil
 }

@@ -161,14 +161,11 @@ func cloneClient(c store.Client) store.Client {
 
 // Issue implements store.Tokens.
 func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.writing(ctx)
+	if err != nil {
 		return store.Current{}, false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.Current{}, false, store.ErrClosed
-	}
+	defer done()
 	now := s.now()
 	s.sweep(now)
 	if cur != nil {
@@ -190,14 +187,11 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 
 // Current implements store.Tokens.
 func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.Current, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.reading(ctx)
+	if err != nil {
 		return store.Current{}, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return store.Current{}, store.ErrClosed
-	}
+	defer done()
 	c, ok := s.currents[slot{clientID, reuseKey}]
 	if !ok || !s.now().Before(c.ReuseUntil) {
 		return store.Current{}, store.ErrNotFound
@@ -207,14 +201,11 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 
 // Token implements store.Tokens.
 func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.reading(ctx)
+	if err != nil {
 		return store.Token{}, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return store.Token{}, store.ErrClosed
-	}
+	defer done()
 	t, ok := s.tokens[string(hash)]
 	if !ok || !s.now().Before(t.ExpiresAt) {
 		return store.Token{}, store.ErrNotFound
@@ -224,14 +215,11 @@ func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
 
 // Revoke implements store.Tokens.
 func (s *Store) Revoke(ctx context.Context, hash []byte) error {
-	if err := ctx.Err(); err != nil {
+	done, err := s.writing(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
+	defer done()
 	now := s.now()
 	s.sweep(now)
 	t, ok := s.tokens[string(hash)]
@@ -249,14 +237,11 @@ func (s *Store) Revoke(ctx context.Context, hash []byte) error {
 
 // ClearCurrents implements store.Tokens.
 func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
-	if err := ctx.Err(); err != nil {
+	done, err := s.writing(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
+	defer done()
 	s.sweep(s.now())
 	for k := range s.currents {
 		if k.client == clientID {
@@ -269,14 +254,11 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 // RevokeClient implements store.Tokens: one pass over every token under
 // the lock (this driver is for tests and throwaway runs).
 func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.writing(ctx)
+	if err != nil {
 		return 0, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return 0, store.ErrClosed
-	}
+	defer done()
 	now := s.now()
 	s.sweep(now)
 	n := 0
@@ -298,14 +280,11 @@ func (s *Store) RevokeClient(ctx context.Context, clientID string) (int, error) 
 
 // Client implements store.Clients.
 func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.reading(ctx)
+	if err != nil {
 		return store.Client{}, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return store.Client{}, store.ErrClosed
-	}
+	defer done()
 	c, ok := s.clients[id]
 	if !ok {
 		return store.Client{}, store.ErrNotFound
@@ -315,14 +294,11 @@ func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
 
 // Clients implements store.Clients.
 func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
-	if err := ctx.Err(); err != nil {
+	done, err := s.reading(ctx)
+	if err != nil {
 		return nil, err
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil, store.ErrClosed
-	}
+	defer done()
 	out := make([]store.Client, 0, len(s.clients))
 	for _, c := range s.clients {
 		out = append(out, cloneClient(c))
@@ -342,14 +318,11 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 }
 
 func (s *Store) putClient(ctx context.Context, c store.Client, update bool) error {
-	if err := ctx.Err(); err != nil {
+	done, err := s.writing(ctx)
+	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
+	defer done()
 	_, exists := s.clients[c.ID]
 	switch {
 	case update && !exists:
@@ -396,4 +369,31 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	return nil
+}
+
+// reading takes the read lock for a call with ctx and returns its release;
+// the error is ctx's, or ErrClosed once the store is closed.
+func (s *Store) reading(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, store.ErrClosed
+	}
+	return s.mu.RUnlock, nil
+}
+
+// writing is reading with the write lock.
+func (s *Store) writing(ctx context.Context) (func(), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, store.ErrClosed
+	}
+	return s.mu.Unlock, nil
 }
