@@ -264,7 +264,7 @@ func (m *Manager) RotateSecret(ctx context.Context, id string) (Info, string, er
 	}
 	c.SecretHash = hash
 	c.UpdatedAt = m.now().UTC().Truncate(time.Millisecond)
-	if err := m.store.UpdateClient(sctx, c); err != nil {
+	if err := m.store.UpdateClient(sctx, c); err != nil && !m.landed(ctx, id, hash, err) {
 		return Info{}, "", err
 	}
 	m.forget(id)
@@ -276,6 +276,24 @@ func (m *Manager) RotateSecret(ctx context.Context, id string) (Info, string, er
 	}
 	m.log.Info("client secret rotated", "client_id", id)
 	return infoOf(c, false), secret, nil
+}
+
+// landed reports whether a secret update that failed as unavailable (a
+// timeout, an unknown outcome) was applied all the same, by reading the
+// client back under a fresh deadline: a rotation that took effect must
+// hand its secret out, or the client is left with a secret nobody knows.
+func (m *Manager) landed(ctx context.Context, id, hash string, err error) bool {
+	if !errors.Is(err, store.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.timeout)
+	defer cancel()
+	c, rerr := m.store.Client(rctx, id)
+	if rerr != nil || c.SecretHash != hash {
+		return false
+	}
+	m.log.Warn("client secret update reported unavailable but was applied; the rotation stands", "client_id", id, "err", err)
+	return true
 }
 
 // Delete removes a stored client and its reuse rows. Errors:

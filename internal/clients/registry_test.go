@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokengw/tokengw/internal/clientauth"
 	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/memory"
@@ -347,3 +348,49 @@ func newClock() *clock {
 
 func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// lostAnswer is the real memory store whose UpdateClient applies the write
+// and then reports it unavailable, as a timed-out or unknown-outcome write
+// on a cluster does: the fault hook of the rotation whose answer is lost.
+type lostAnswer struct{ *memory.Store }
+
+func (s lostAnswer) UpdateClient(ctx context.Context, c store.Client) error {
+	if err := s.Store.UpdateClient(ctx, c); err != nil {
+		return err
+	}
+	return fmt.Errorf("cassandra: update client: %w", store.ErrUnavailable)
+}
+
+// TestRotationWhoseAnswerIsLost: a secret rotation that took effect although
+// the store answered unavailable hands its secret out (read back), so the
+// client is not left with a secret nobody knows; one that did not take
+// effect still fails.
+func TestRotationWhoseAnswerIsLost(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	mem := memory.New(memory.Options{Now: clk.Now})
+	reg := mustRegistry(t, nil, mem, clients.RegistryOptions{Now: clk.Now})
+	cheap := clientauth.Argon2Params{Memory: 64, Time: 1, Threads: 1}
+	m, err := clients.NewManager(clients.ManagerOptions{Registry: reg, Store: lostAnswer{mem}, Argon2: cheap, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Create(ctx, clients.Spec{ID: "svc", Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, err := m.RotateSecret(ctx, "svc")
+	if err != nil || secret == "" {
+		t.Fatalf("rotation that landed: %q, %v; want its secret", secret, err)
+	}
+	c, err := mem.Client(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := clientauth.VerifySecret(c.SecretHash, secret); err != nil || !ok {
+		t.Fatalf("the stored hash does not match the secret handed out: %v %v", ok, err)
+	}
+	mem.Close() // now nothing lands: the rotation fails
+	if _, _, err := m.RotateSecret(ctx, "svc"); !errors.Is(err, store.ErrClosed) && !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("rotation on a closed store: %v", err)
+	}
+}
