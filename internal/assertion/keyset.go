@@ -30,11 +30,13 @@ const (
 // only. "none" and the HMAC algorithms are never accepted, whatever a header
 // says (RFC 8725 §3.1, §3.2): HS256 "signed" with a public key as the HMAC
 // secret is the classic confusion attack.
-var algorithms = [...]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+func algorithms() [10]string {
+	return [...]string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+}
 
 // Algorithms returns the JWS algorithms accepted for assertions (a new
 // slice each call), for RFC 8414's *_auth_signing_alg_values_supported.
-func Algorithms() []string { return append([]string(nil), algorithms[:]...) }
+func Algorithms() []string { a := algorithms(); return a[:] }
 
 // ErrKeySet marks an unusable key set (inline jwks, a jwks_uri document).
 var ErrKeySet = errors.New("assertion: bad key set")
@@ -209,7 +211,7 @@ func parseKey(raw json.RawMessage) (Key, error) {
 }
 
 func knownAlg(alg string) bool {
-	for _, a := range algorithms {
+	for _, a := range algorithms() {
 		if a == alg {
 			return true
 		}

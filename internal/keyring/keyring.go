@@ -144,7 +144,7 @@ func New(ctx context.Context, opts Options) (*Ring, error) {
 	if opts.Alg == "" {
 		opts.Alg = ES256
 	}
-	if !slices.Contains(Algorithms, opts.Alg) {
+	if !slices.Contains(Algorithms(), opts.Alg) {
 		return nil, fmt.Errorf("%w: %q", ErrAlgorithm, opts.Alg)
 	}
 	if opts.JWKSMaxAge <= 0 {

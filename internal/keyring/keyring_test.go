@@ -228,7 +228,7 @@ func TestOptions(t *testing.T) {
 
 // TestAlgorithms: each algorithm's ring adds a key of it.
 func TestAlgorithms(t *testing.T) {
-	for _, alg := range keyring.Algorithms {
+	for _, alg := range keyring.Algorithms() {
 		clk := &clock{t: time.Now()}
 		r, err := keyring.New(context.Background(), keyring.Options{
 			Store: memory.New(memory.Options{}), Sealer: sealer(t), Alg: alg, MaxTokenTTL: time.Hour, Now: clk.Now,

@@ -23,7 +23,7 @@ const (
 )
 
 // Algorithms lists them, the default first.
-var Algorithms = []string{ES256, EdDSA, RS256}
+func Algorithms() []string { return []string{ES256, EdDSA, RS256} }
 
 // ErrAlgorithm is returned for an algorithm the ring does not sign with.
 var ErrAlgorithm = errors.New("keyring: unsupported algorithm (ES256, EdDSA or RS256)")

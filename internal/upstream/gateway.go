@@ -192,7 +192,7 @@ func (q *request) otherFields(skip ...string) []string {
 // multiValued are the parameters that may be repeated: RFC 8707 §2
 // ("resource" ... "MAY be included multiple times") and the audience of
 // RFC 8693 §2.1.
-var multiValued = []string{"resource", "audience"}
+func multiValued(k string) bool { return k == "resource" || k == "audience" }
 
 const formType = "application/x-www-form-urlencoded"
 
@@ -244,7 +244,7 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		switch {
 		case len(v) == 0:
 			delete(form, k)
-		case len(v) > 1 && !slices.Contains(multiValued, k):
+		case len(v) > 1 && !multiValued(k):
 			return nil, oauth.ErrInvalidRequest.WithDescription("a parameter is repeated")
 		default:
 			form[k] = v

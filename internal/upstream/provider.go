@@ -32,10 +32,14 @@ type reply struct {
 }
 
 // passedHeaders are the provider's headers a pass-through keeps.
-var passedHeaders = []string{"Content-Type", "Cache-Control", "Pragma", "WWW-Authenticate", "Retry-After", "DPoP-Nonce"}
+func passedHeaders() [6]string {
+	return [...]string{"Content-Type", "Cache-Control", "Pragma", "WWW-Authenticate", "Retry-After", "DPoP-Nonce"}
+}
 
 // forwardedHeaders are the caller's headers sent on to the provider.
-var forwardedHeaders = []string{"Authorization", "Content-Type", "Accept", "DPoP", "User-Agent"}
+func forwardedHeaders() [5]string {
+	return [...]string{"Authorization", "Content-Type", "Accept", "DPoP", "User-Agent"}
+}
 
 // provider posts forms to the identity provider.
 type provider struct {
@@ -53,7 +57,7 @@ func (p provider) post(ctx context.Context, url string, in http.Header, body []b
 	if err != nil {
 		return reply{}, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
-	for _, h := range forwardedHeaders {
+	for _, h := range forwardedHeaders() {
 		if v := in.Values(h); len(v) > 0 {
 			req.Header[h] = v
 		}
@@ -77,7 +81,7 @@ func (p provider) post(ctx context.Context, url string, in http.Header, body []b
 		return reply{}, fmt.Errorf("%w: status %d", errUnavailable, resp.StatusCode)
 	}
 	out := reply{status: resp.StatusCode, header: http.Header{}, body: b}
-	for _, h := range passedHeaders {
+	for _, h := range passedHeaders() {
 		if v := resp.Header.Values(h); len(v) > 0 {
 			out.header[h] = v
 		}

@@ -63,7 +63,9 @@ var _ store.Store = (*Store)(nil)
 var ErrNoSchema = errors.New("cassandra: schema missing (run tokengw migrate)")
 
 // Tables, in the order Migrate creates them. Open requires every one.
-var tables = []string{"tokens", "tokens_by_client", "current_tokens", "clients", "signing_keys", "upstream_cache", "assertion_jtis"}
+func tables() [7]string {
+	return [...]string{"tokens", "tokens_by_client", "current_tokens", "clients", "signing_keys", "upstream_cache", "assertion_jtis"}
+}
 
 // Driver tuning that is not in the configuration.
 const (
@@ -222,7 +224,7 @@ func checkSchema(ctx context.Context, s *gocql.Session, keyspace string) error {
 		return fmt.Errorf("%w: keyspace %q has no tokengw tables or does not exist", ErrNoSchema, keyspace)
 	}
 	var missing []string
-	for _, t := range tables {
+	for _, t := range tables() {
 		if !have[t] {
 			missing = append(missing, t)
 		}

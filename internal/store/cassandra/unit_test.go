@@ -74,13 +74,13 @@ func TestStatements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(stmts) != 1+len(tables) {
+	if len(stmts) != 1+len(tables()) {
 		t.Fatalf("%d statements", len(stmts))
 	}
 	if !strings.HasPrefix(stmts[0], "CREATE KEYSPACE IF NOT EXISTS tokengw WITH replication = {'class': 'SimpleStrategy'") {
 		t.Fatalf("keyspace statement: %s", stmts[0])
 	}
-	for i, table := range tables {
+	for i, table := range tables() {
 		if !strings.HasPrefix(stmts[i+1], "CREATE TABLE IF NOT EXISTS tokengw."+table+" (") {
 			t.Fatalf("statement %d: %s", i+1, stmts[i+1])
 		}
