@@ -72,18 +72,7 @@ func (s *Store) ClaimAssertion(ctx context.Context, scope string, jtiHash []byte
 // releaseJTI deletes a claim if it is still attempt id's: best effort, in
 // the background, on its own deadline (as release does for reuse slots).
 func (s *Store) releaseJTI(ctx context.Context, scope string, jtiHash, id []byte) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	s.bgMu.Lock()
-	if s.closed.Load() {
-		s.bgMu.Unlock()
-		cancel()
-		return
-	}
-	s.bg.Add(1)
-	s.bgMu.Unlock()
-	go func() {
-		defer s.bg.Done()
-		defer cancel()
+	s.background(ctx, func(ctx context.Context) {
 		_, _ = s.session.Query(qReleaseJTI, scope, jtiHash, id).MapScanCASContext(ctx, map[string]any{})
-	}()
+	})
 }

@@ -238,8 +238,16 @@ func (s *Store) slotOutcome(ctx context.Context, cur *store.Current) (casOutcome
 // Cassandra hangs). Until it lands, or if it fails, the slot names a token
 // that was never handed out, for at most its reuse window.
 func (s *Store) release(ctx context.Context, cur *store.Current) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	client, key, hash := cur.ClientID, cur.ReuseKey, bytes.Clone(cur.TokenHash)
+	s.background(ctx, func(ctx context.Context) {
+		_, _ = s.session.Query(qReleaseCurrent, client, key, hash).MapScanCASContext(ctx, map[string]any{})
+	})
+}
+
+// background runs fn in its own goroutine on its own deadline (detached from
+// ctx's cancellation), unless the store is closed; Close waits for it.
+func (s *Store) background(ctx context.Context, fn func(context.Context)) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	s.bgMu.Lock()
 	if s.closed.Load() {
 		s.bgMu.Unlock()
@@ -251,7 +259,7 @@ func (s *Store) release(ctx context.Context, cur *store.Current) {
 	go func() {
 		defer s.bg.Done()
 		defer cancel()
-		_, _ = s.session.Query(qReleaseCurrent, client, key, hash).MapScanCASContext(ctx, map[string]any{})
+		fn(ctx)
 	}()
 }
 
