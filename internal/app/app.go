@@ -181,12 +181,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	if a.FailedIP, err = limiter.New[netip.Addr](limiter.Options{Now: opts.Now}); err != nil {
 		return nil, err
 	}
-	var up server.Options // upstream mode's handlers (upstream.go)
+	var up server.UpstreamGateway // upstream mode's gateway (upstream.go); nil in local mode
 	if cfg.Upstream.Enabled() {
 		if a.Upstream, err = newUpstream(cfg, raw, sealer, a.Consumer, a.FailedIP, opts.Logger, opts.Now); err != nil {
 			return nil, err
 		}
-		up.UpstreamToken, up.UpstreamRevoke = a.Upstream.Token(), a.Upstream.Revoke()
+		up = a.Upstream
 		if err := a.Metrics.Register(a.Upstream.Collectors()...); err != nil {
 			return nil, fmt.Errorf("app: metrics: %w", err)
 		}
@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		Settings: server.SettingsFrom(cfg), Tokens: a.Reuser, Auth: a.Auth,
 		ClientLimiter: a.Consumer, FailedAuth: a.FailedIP, Store: a.Store, Introspector: a.Introspect,
 		Admin: a.Clients, Metrics: a.Metrics, Logger: opts.Logger, Now: opts.Now, Keys: keySet(ring),
-		UpstreamToken: up.UpstreamToken, UpstreamRevoke: up.UpstreamRevoke, Backup: backupHandler(a.Backend, opts.Logger),
+		Upstream: up, Backup: backupHandler(a.Backend, opts.Logger),
 		JWTAuth: a.Assertions.JWTAuth, Grant: a.Assertions.bearerGrant(),
 	})
 	if err != nil {

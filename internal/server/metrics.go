@@ -39,7 +39,7 @@ func NewMetrics() *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengw_token_requests_total",
-			Help: "Token endpoint requests by grant type, outcome (minted, reused_l1, reused_l2, limited, shed, error, panic) and HTTP status.",
+			Help: "Token endpoint requests by grant type, outcome (minted, reused_l1, reused_l2, limited, shed, error, panic; upstream mode: hit, miss, coalesced, replay, forwarded, upstream_error) and HTTP status.",
 		}, []string{"grant", "outcome", "status"}),
 		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tokengw_token_request_duration_seconds",
@@ -92,10 +92,14 @@ func (m *Metrics) StoreObserver(driver string) instrument.Observer {
 	}
 }
 
+// grantRefreshToken is the refresh grant (RFC 6749 §6), served in upstream
+// mode only.
+const grantRefreshToken = "refresh_token"
+
 // observeToken records one token endpoint request.
 func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duration) {
 	switch grant {
-	case clients.GrantClientCredentials, assertion.GrantType, "":
+	case clients.GrantClientCredentials, assertion.GrantType, grantRefreshToken, "":
 	default:
 		grant = "other" // arbitrary input must not become a label value
 	}

@@ -156,9 +156,9 @@ type Options struct {
 	// /admin/store/backup: a consistent copy of the store file
 	// (bolt.BackupHandler), behind the admin token.
 	Backup http.Handler
-	// UpstreamToken and UpstreamRevoke, when set (upstream mode), serve
-	// POST /oauth2/token and /oauth2/revoke instead (package upstream).
-	UpstreamToken, UpstreamRevoke http.Handler
+	// Upstream, when set (upstream mode), serves POST /oauth2/token and
+	// /oauth2/revoke instead (package upstream).
+	Upstream UpstreamGateway
 	// JWTAuth, when set, accepts private_key_jwt client authentication;
 	// Grant, when set, the jwt-bearer grant (jwtbearer.go).
 	JWTAuth JWTAuth
@@ -181,8 +181,8 @@ type Server struct {
 	log          *slog.Logger
 	now          func() time.Time
 	metadata     []byte
-	// upstream mode's handlers (nil: local mode)
-	upstreamToken, upstreamRevoke http.Handler
+	// upstream mode's gateway (nil: local mode)
+	upstream UpstreamGateway
 	// private_key_jwt and the jwt-bearer grant (nil: not offered)
 	jwtAuth JWTAuth
 	grant   BearerGrant
@@ -217,7 +217,7 @@ func New(opts Options) (*Server, error) {
 		set: set, tokens: opts.Tokens, auth: opts.Auth, clientLimit: opts.ClientLimiter, failedAuth: opts.FailedAuth,
 		store: opts.Store, introspector: opts.Introspector, admin: opts.Admin, metrics: opts.Metrics, keys: opts.Keys, backup: opts.Backup,
 		log: opts.Logger, now: opts.Now, jwtAuth: opts.JWTAuth, grant: opts.Grant,
-		upstreamToken: opts.UpstreamToken, upstreamRevoke: opts.UpstreamRevoke,
+		upstream:   opts.Upstream,
 		idPrefix:   hex.EncodeToString(pfx[:]),
 		adminToken: newAdminToken(set.AdminToken),
 	}
@@ -250,9 +250,9 @@ func (s *Server) Handler() http.Handler {
 		w.Header().Set("Allow", allowFor(r.URL.Path))
 		oauth.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "method not allowed"})
 	})
-	if s.upstreamToken != nil { // upstream mode
-		r.Method(http.MethodPost, "/oauth2/token", s.upstreamToken)
-		r.Method(http.MethodPost, "/oauth2/revoke", s.upstreamRevoke)
+	if s.upstream != nil { // upstream mode
+		r.Post("/oauth2/token", upstreamHandler(s.upstream.ServeToken))
+		r.Post("/oauth2/revoke", upstreamHandler(s.upstream.ServeRevoke))
 	} else {
 		r.Post("/oauth2/token", s.token)
 		r.Post("/oauth2/revoke", s.revoke)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -35,16 +36,23 @@ func DeriveCacheKey(sealKey []byte) []byte {
 	return m.Sum(nil)
 }
 
+// cacheKey is a keyed hash: the key of an entry, an index row or a lease.
+type cacheKey = [sha256.Size]byte
+
 // hasher makes keyed hashes of length-prefixed fields, so ("ab","c") and
-// ("a","bc") differ.
+// ("a","bc") differ. A hash is built field by field into pooled state
+// (start, add, finish), so the hot path allocates nothing for it.
 type hasher struct {
 	key  []byte
 	pool sync.Pool // *hashState
 }
 
+// hashState is one hash being built; it belongs to one goroutine between
+// start and finish.
 type hashState struct {
 	mac hash.Hash
-	buf []byte
+	buf []byte   // the length-prefixed fields so far
+	out cacheKey // where the MAC is summed
 }
 
 func newHasher(key []byte) *hasher {
@@ -53,21 +61,40 @@ func newHasher(key []byte) *hasher {
 	return h
 }
 
-func (h *hasher) sum(fields ...string) []byte {
+// start begins a hash; add its fields in order, then finish it.
+func (h *hasher) start() *hashState {
 	st := h.pool.Get().(*hashState)
-	b := st.buf[:0]
-	for _, f := range fields {
-		b = binary.AppendUvarint(b, uint64(len(f)))
-		b = append(b, f...)
-	}
+	st.buf = st.buf[:0]
+	return st
+}
+
+// add appends one field.
+func (st *hashState) add(f string) {
+	st.buf = binary.AppendUvarint(st.buf, uint64(len(f)))
+	st.buf = append(st.buf, f...)
+}
+
+// finish sums the fields added and hands the state back to the pool.
+func (h *hasher) finish(st *hashState) cacheKey {
 	st.mac.Reset()
-	st.mac.Write(b)
-	out := st.mac.Sum(make([]byte, 0, sha256.Size))
-	if cap(b) <= 4096 {
-		st.buf = b
+	st.mac.Write(st.buf)
+	st.mac.Sum(st.out[:0])
+	out := st.out
+	if cap(st.buf) > 4096 {
+		st.buf = make([]byte, 0, 512) // one huge request does not pin its buffer
 	}
 	h.pool.Put(st)
 	return out
+}
+
+// sum is the keyed hash of fields, as a slice (for the store).
+func (h *hasher) sum(fields ...string) []byte {
+	st := h.start()
+	for _, f := range fields {
+		st.add(f)
+	}
+	k := h.finish(st)
+	return k[:]
 }
 
 // cached is a provider's success as tokengw keeps it: the response members
@@ -120,10 +147,30 @@ func (c cached) render(expiresIn int64) []byte {
 	return append(b, "}\n"...)
 }
 
-// l1Entry is a client_credentials entry in this process.
+// l1Entry is a client_credentials entry in this process. It is never
+// modified once in the map but for last, the latest rendering.
 type l1Entry struct {
 	c       cached
 	checked time.Time // when the store last confirmed it
+	last    atomic.Pointer[rendering]
+}
+
+// rendering is an entry's response for one expires_in: expires_in moves
+// once a second, so every hit within that second shares one body (never
+// modified) instead of copying the response per hit.
+type rendering struct {
+	expiresIn int64
+	body      []byte
+}
+
+// body is the entry's response with expires_in.
+func (e *l1Entry) body(expiresIn int64) []byte {
+	if r := e.last.Load(); r != nil && r.expiresIn == expiresIn {
+		return r.body
+	}
+	r := &rendering{expiresIn: expiresIn, body: e.c.render(expiresIn)}
+	e.last.Store(r)
+	return r.body
 }
 
 // l1 is the in-process cache of client_credentials entries, bounded by
@@ -132,25 +179,32 @@ type l1Entry struct {
 type l1 struct {
 	mu      sync.RWMutex
 	max     int
-	entries map[string]l1Entry
-	index   map[string]string // index key -> entry key
+	entries map[cacheKey]*l1Entry
+	index   map[cacheKey]cacheKey // index key -> entry key
 }
 
 func newL1(max int) *l1 {
-	return &l1{max: max, entries: map[string]l1Entry{}, index: map[string]string{}}
+	return &l1{max: max, entries: map[cacheKey]*l1Entry{}, index: map[cacheKey]cacheKey{}}
 }
 
-func (l *l1) get(key []byte) (l1Entry, bool) {
+// keyOf is a store key (a keyed hash as bytes) as a cacheKey.
+func keyOf(b []byte) (k cacheKey) {
+	copy(k[:], b)
+	return k
+}
+
+func (l *l1) get(key cacheKey) *l1Entry {
 	l.mu.RLock()
-	e, ok := l.entries[string(key)]
+	e := l.entries[key]
 	l.mu.RUnlock()
-	return e, ok
+	return e
 }
 
-func (l *l1) put(key []byte, e l1Entry, index [][]byte) {
+func (l *l1) put(key cacheKey, c cached, checked time.Time, index [][]byte) {
+	e := &l1Entry{c: c, checked: checked}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.entries[string(key)]; !ok && len(l.entries) >= l.max {
+	if _, ok := l.entries[key]; !ok && len(l.entries) >= l.max {
 		for k := range l.entries {
 			delete(l.entries, k)
 			break
@@ -159,27 +213,27 @@ func (l *l1) put(key []byte, e l1Entry, index [][]byte) {
 	if len(l.index) >= 2*l.max {
 		clear(l.index) // index rows only speed up revocation; the store has them too
 	}
-	l.entries[string(key)] = e
+	l.entries[key] = e
 	for _, ix := range index {
-		l.index[string(ix)] = string(key)
+		l.index[keyOf(ix)] = key
 	}
 }
 
-func (l *l1) drop(key []byte) {
+func (l *l1) drop(key cacheKey) {
 	l.mu.Lock()
-	delete(l.entries, string(key))
+	delete(l.entries, key)
 	l.mu.Unlock()
 }
 
 // forget drops the entry an index key points at, returning its key.
-func (l *l1) forget(ix []byte) ([]byte, bool) {
+func (l *l1) forget(ix cacheKey) (cacheKey, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	k, ok := l.index[string(ix)]
+	k, ok := l.index[ix]
 	if !ok {
-		return nil, false
+		return cacheKey{}, false
 	}
-	delete(l.index, string(ix))
+	delete(l.index, ix)
 	delete(l.entries, k)
-	return []byte(k), true
+	return k, true
 }

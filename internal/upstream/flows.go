@@ -26,11 +26,27 @@ type flight struct {
 	src string  // "call", "store", "remote", "replay"
 }
 
-func (f flight) outcome(g *Gateway) outcome {
+// outcome is the flight's answer for one of its callers: leader is the
+// caller that ran it.
+func (f flight) outcome(g *Gateway, leader bool) outcome {
+	o := f.out
 	if f.c != nil {
-		return outcome{body: f.c.render(g.expiresIn(*f.c, g.now()))}
+		o = outcome{body: f.c.render(g.expiresIn(*f.c, g.now()))}
 	}
-	return f.out
+	switch {
+	case o.err != nil && o.kind != "":
+		// An error says what failed (the provider, or the store), for
+		// every caller alike.
+	case !leader || f.src == "remote":
+		o.kind = outcomeCoalesced
+	case f.src == "store":
+		o.kind = outcomeHit
+	case f.src == "replay":
+		o.kind = outcomeReplay
+	case o.kind == "":
+		o.kind = outcomeMiss
+	}
+	return o
 }
 
 // effective is a cached token's expiry as tokengw states it: the
@@ -137,15 +153,25 @@ func (g *Gateway) lease(ctx context.Context, key []byte, fn func() flight) (flig
 
 // --- client_credentials -------------------------------------------------------------------
 
-func (g *Gateway) ccKey(q *request) ([]byte, bool) {
-	scope, valid := oauth.ParseScope(q.form.Get("scope"))
-	if !valid {
-		return nil, false // the provider says what is wrong with it
+// ccKey is a client_credentials request's entry key; ok is false for a
+// scope that does not parse (the provider says what is wrong with it).
+// The hit path: no allocation.
+func (g *Gateway) ccKey(q *request) (key cacheKey, ok bool) {
+	scope := q.form.Get("scope")
+	if scope != "" {
+		s, valid := oauth.ParseScope(scope)
+		if !valid {
+			return cacheKey{}, false
+		}
+		scope = s.String()
 	}
-	f := append([]string{kindCC, g.o.TokenURL}, q.credentialFields()...)
-	f = append(f, scope.String())
-	f = append(f, q.otherFields("grant_type", "client_id", "client_secret", "scope")...)
-	return g.hash.sum(f...), true
+	st := g.hash.start()
+	st.add(kindCC)
+	st.add(g.o.TokenURL)
+	q.addCredentials(st)
+	st.add(scope)
+	q.addOthers(st, "grant_type", "client_id", "client_secret", "scope")
+	return g.hash.finish(st), true
 }
 
 func (g *Gateway) clientCredentials(ctx context.Context, q *request) outcome {
@@ -154,46 +180,47 @@ func (g *Gateway) clientCredentials(ctx context.Context, q *request) outcome {
 		return g.forward(ctx, q, g.o.TokenURL, grantCC)
 	}
 	now := g.now()
-	if e, ok := g.l1.get(key); ok && g.reusable(e.c, now) && now.Sub(e.checked) < g.o.LocalTTL {
-		g.m.hits.WithLabelValues("l1").Inc()
-		return outcome{body: e.c.render(g.expiresIn(e.c, now))}
+	if e := g.l1.get(key); e != nil && g.reusable(e.c, now) && now.Sub(e.checked) < g.o.LocalTTL {
+		g.m.hitL1.Inc()
+		return outcome{body: e.body(g.expiresIn(e.c, now)), kind: outcomeHit}
 	}
 	leader := false
-	v, _, _ := g.flights.Do(string(key), func() (any, error) {
+	v, _, _ := g.flights.Do(string(key[:]), func() (any, error) {
 		leader = true
 		return g.ccFlight(context.WithoutCancel(ctx), q, key), nil
 	})
 	f := v.(flight)
 	switch {
 	case f.src == "store":
-		g.m.hits.WithLabelValues("store").Inc()
+		g.m.hitStore.Inc()
 	case f.src == "remote":
 		g.m.coalesced.WithLabelValues(grantCC, "remote").Inc()
 	case !leader:
 		g.m.coalesced.WithLabelValues(grantCC, "local").Inc()
 	}
-	return f.outcome(g)
+	return f.outcome(g, leader)
 }
 
-func (g *Gateway) ccFlight(ctx context.Context, q *request, key []byte) flight {
+func (g *Gateway) ccFlight(ctx context.Context, q *request, k cacheKey) flight {
+	key := k[:]
 	c, found, err := g.lookup(ctx, key)
 	if err != nil {
 		// The cache is an optimisation: without the store, ask the provider.
 		g.log.LogAttrs(ctx, slog.LevelWarn, "upstream: store unavailable; calling the provider uncached", slog.String("error", err.Error()))
-		return g.ccCall(ctx, q, key, false)
+		return g.ccCall(ctx, q, k, false)
 	}
 	if found && g.reusable(c, g.now()) {
-		g.l1.put(key, l1Entry{c: c, checked: g.now()}, nil)
+		g.l1.put(k, c, g.now(), nil)
 		return flight{c: &c, src: "store"}
 	}
-	g.l1.drop(key)
+	g.l1.drop(k)
 	deadline := g.now().Add(g.o.LeaseWait)
 	for {
-		f, got, err := g.lease(ctx, key, func() flight { return g.ccCall(ctx, q, key, true) })
+		f, got, err := g.lease(ctx, key, func() flight { return g.ccCall(ctx, q, k, true) })
 		switch {
 		case err != nil:
 			g.log.LogAttrs(ctx, slog.LevelWarn, "upstream: lease unavailable; calling the provider uncached", slog.String("error", err.Error()))
-			return g.ccCall(ctx, q, key, false)
+			return g.ccCall(ctx, q, k, false)
 		case got:
 			return f
 		}
@@ -203,7 +230,7 @@ func (g *Gateway) ccFlight(ctx context.Context, q *request, key []byte) flight {
 		}
 		_ = wait(ctx, g.o.PollInterval)
 		if c, found, err := g.lookup(ctx, key); err == nil && found && g.reusable(c, g.now()) {
-			g.l1.put(key, l1Entry{c: c, checked: g.now()}, nil)
+			g.l1.put(k, c, g.now(), nil)
 			return flight{c: &c, src: "remote"}
 		}
 	}
@@ -211,7 +238,8 @@ func (g *Gateway) ccFlight(ctx context.Context, q *request, key []byte) flight {
 
 // ccCall asks the provider and, on a cacheable success, stores it (when
 // store is set) and keeps it in this process.
-func (g *Gateway) ccCall(ctx context.Context, q *request, key []byte, useStore bool) flight {
+func (g *Gateway) ccCall(ctx context.Context, q *request, k cacheKey, useStore bool) flight {
+	key := k[:]
 	rep, sent, err := g.call(ctx, q, g.o.TokenURL, grantCC)
 	if err != nil {
 		return flight{out: unavailable("the identity provider is unavailable; retry later", err)}
@@ -238,7 +266,7 @@ func (g *Gateway) ccCall(ctx context.Context, q *request, key []byte, useStore b
 			g.log.LogAttrs(ctx, slog.LevelWarn, "upstream: storing a client_credentials result failed", slog.String("error", err.Error()))
 		}
 	}
-	g.l1.put(key, l1Entry{c: c, checked: now}, g.indexKeys(s))
+	g.l1.put(k, c, now, g.indexKeys(s))
 	return flight{c: &c, src: "call"}
 }
 
@@ -246,8 +274,13 @@ func (g *Gateway) ccCall(ctx context.Context, q *request, key []byte, useStore b
 
 func (g *Gateway) refresh(ctx context.Context, q *request) outcome {
 	rkey := g.hash.sum(kindRefresh, g.o.TokenURL, q.form.Get("refresh_token"))
-	f := append([]string{kindRequest, g.o.TokenURL}, q.credentialFields()...)
-	fp := g.hash.sum(append(f, q.otherFields("client_id", "client_secret")...)...)
+	st := g.hash.start()
+	st.add(kindRequest)
+	st.add(g.o.TokenURL)
+	q.addCredentials(st)
+	q.addOthers(st, "client_id", "client_secret")
+	fpk := g.hash.finish(st)
+	fp := fpk[:]
 	leader := false
 	v, _, _ := g.flights.Do(string(rkey)+string(fp), func() (any, error) {
 		leader = true
@@ -256,7 +289,7 @@ func (g *Gateway) refresh(ctx context.Context, q *request) outcome {
 	if !leader {
 		g.m.coalesced.WithLabelValues(grantRefresh, "local").Inc()
 	}
-	return v.(flight).outcome(g)
+	return v.(flight).outcome(g, leader)
 }
 
 func (g *Gateway) refreshFlight(ctx context.Context, q *request, rkey, fp []byte) flight {
@@ -270,7 +303,7 @@ func (g *Gateway) refreshFlight(ctx context.Context, q *request, rkey, fp []byte
 		case err != nil:
 			// Without the lease, a second replica could spend the same
 			// refresh token; the token is not spent yet, so the caller retries.
-			return flight{out: unavailable("the token store is unavailable; retry later", err)}
+			return flight{out: storeUnavailable(err)}
 		case got:
 			return f
 		}
@@ -294,7 +327,7 @@ func (g *Gateway) replay(ctx context.Context, q *request, rkey, fp []byte) (flig
 	c, found, err := g.lookup(ctx, rkey)
 	switch {
 	case err != nil:
-		return flight{out: unavailable("the token store is unavailable; retry later", err)}, true
+		return flight{out: storeUnavailable(err)}, true
 	case !found:
 		return flight{}, false
 	case !hmac.Equal(c.Request, fp):
@@ -308,7 +341,7 @@ func (g *Gateway) replay(ctx context.Context, q *request, rkey, fp []byte) (flig
 	case errors.Is(err, store.ErrNotFound):
 		return flight{}, false
 	case err != nil:
-		return flight{out: unavailable("the token store is unavailable; retry later", err)}, true
+		return flight{out: storeUnavailable(err)}, true
 	case !took:
 		g.m.refused.WithLabelValues("max_replays").Inc()
 		return flight{out: g.forward(ctx, q, g.o.TokenURL, grantRefresh)}, true
@@ -349,33 +382,29 @@ func (g *Gateway) refreshCall(ctx context.Context, q *request, rkey, fp []byte) 
 
 // --- revocation ---------------------------------------------------------------------------
 
-func (g *Gateway) revoke(w http.ResponseWriter, r *http.Request) {
-	q, ok := g.begin(w, r)
+func (g *Gateway) revoke(w http.ResponseWriter, r *http.Request) Result {
+	q, res, ok := g.begin(w, r)
 	if !ok {
-		return
+		return res
 	}
 	token := q.form.Get("token")
 	if token == "" {
-		oauth.WriteError(w, oauth.ErrInvalidRequest.WithDescription("missing token"))
-		return
+		return g.fail(w, res, outcomeError, oauth.ErrInvalidRequest.WithDescription("missing token"))
 	}
 	if g.o.RevocationURL == "" {
-		oauth.WriteError(w, oauth.ErrInvalidRequest.WithDescription("revocation is not configured (upstream.revocation_url)"))
-		return
+		return g.fail(w, res, outcomeError, oauth.ErrInvalidRequest.WithDescription("revocation is not configured (upstream.revocation_url)"))
 	}
-	if q.clientID != "" {
-		dec := g.o.Consumer.Allow(q.clientID, g.o.ConsumerLimit)
-		dec.SetHeaders(w.Header(), "client")
-		if !dec.Allowed {
-			oauth.WriteError(w, oauth.ErrRateLimited.WithDescription("rate limit exceeded for this client").WithRetryAfter(dec.RetryAfter))
-			return
-		}
+	if !g.allowConsumer(w, q) {
+		res.Outcome, res.Err = outcomeLimited, oauth.ErrRateLimited
+		return res
 	}
-	res := g.forward(r.Context(), q, g.o.RevocationURL, "revocation")
-	if res.reply != nil && res.reply.status == http.StatusOK {
+	out := g.forward(r.Context(), q, g.o.RevocationURL, "revocation")
+	if out.reply != nil && out.reply.status == http.StatusOK {
 		g.forget(r.Context(), token)
 	}
-	g.write(w, q, res)
+	g.write(w, q, out)
+	res.Outcome, res.Err = out.kind, out.logError()
+	return res
 }
 
 // forget drops every cached entry holding token: the entry its index row
@@ -383,14 +412,14 @@ func (g *Gateway) revoke(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) forget(ctx context.Context, token string) {
 	ix := g.hash.sum(kindIndex, g.o.TokenURL, token)
 	drop := [][]byte{ix, g.hash.sum(kindRefresh, g.o.TokenURL, token)}
-	if ref, ok := g.l1.forget(ix); ok {
-		drop = append(drop, ref)
+	if ref, ok := g.l1.forget(keyOf(ix)); ok {
+		drop = append(drop, ref[:])
 	}
 	sctx, cancel := g.storeCtx(ctx)
 	defer cancel()
 	if e, err := g.o.Store.UpstreamEntry(sctx, ix); err == nil && len(e.Ref) > 0 {
 		drop = append(drop, e.Ref)
-		g.l1.drop(e.Ref)
+		g.l1.drop(keyOf(e.Ref))
 	}
 	if err := g.o.Store.DeleteUpstream(sctx, drop...); err != nil {
 		g.log.LogAttrs(ctx, slog.LevelWarn, "upstream: dropping a revoked token's entries failed", slog.String("error", err.Error()))

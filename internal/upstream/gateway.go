@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -147,11 +148,35 @@ func New(opts Options) (*Gateway, error) {
 // /metrics.
 func (g *Gateway) Collectors() []prometheus.Collector { return g.m.collectors() }
 
-// Token is the handler of POST /oauth2/token in upstream mode.
-func (g *Gateway) Token() http.Handler { return http.HandlerFunc(g.token) }
+// Result is what one request came to, for its access log line and the
+// token endpoint's metrics (package server records it).
+type Result struct {
+	ClientID string // as presented ("" when none could be read)
+	Grant    string // grant_type as sent ("" for revocation)
+	// Outcome is hit, miss, coalesced, replay, forwarded, upstream_error,
+	// limited or error (the outcome* constants).
+	Outcome string
+	// Err is tokengw's own error answer (its code and internal cause go
+	// to the log), or, for a provider's error passed through, the
+	// provider's error code alone. nil on a success.
+	Err *oauth.Error
+}
 
-// Revoke is the handler of POST /oauth2/revoke in upstream mode.
-func (g *Gateway) Revoke() http.Handler { return http.HandlerFunc(g.revoke) }
+// ServeToken serves POST /oauth2/token in upstream mode.
+func (g *Gateway) ServeToken(w http.ResponseWriter, r *http.Request) Result { return g.token(w, r) }
+
+// ServeRevoke serves POST /oauth2/revoke in upstream mode.
+func (g *Gateway) ServeRevoke(w http.ResponseWriter, r *http.Request) Result { return g.revoke(w, r) }
+
+// Token is ServeToken as an http.Handler (the result dropped).
+func (g *Gateway) Token() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.token(w, r) })
+}
+
+// Revoke is ServeRevoke as an http.Handler (the result dropped).
+func (g *Gateway) Revoke() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.revoke(w, r) })
+}
 
 // request is one parsed token-endpoint request.
 type request struct {
@@ -162,31 +187,38 @@ type request struct {
 	ipKey    netip.Addr
 }
 
-// credentialFields are what a keyed hash takes as the presented
+// addCredentials adds to a keyed hash what it takes as the presented
 // credentials: the Authorization header and the body's client_id and
 // client_secret, exactly as sent.
-func (q *request) credentialFields() []string {
-	return []string{q.r.Header.Get("Authorization"), q.form.Get("client_id"), q.form.Get("client_secret")}
+func (q *request) addCredentials(st *hashState) {
+	st.add(q.r.Header.Get("Authorization"))
+	st.add(q.form.Get("client_id"))
+	st.add(q.form.Get("client_secret"))
 }
 
-// otherFields are the form's parameters other than the named ones, as
-// sorted name/value pairs (values of a repeated resource or audience
-// sorted too).
-func (q *request) otherFields(skip ...string) []string {
-	names := make([]string, 0, len(q.form))
+// addOthers adds to a keyed hash the form's parameters other than skip, as
+// sorted name/value pairs (the values of a repeated resource or audience
+// sorted too, joined by NUL).
+func (q *request) addOthers(st *hashState, skip ...string) {
+	var arr [8]string // most forms fit: no allocation
+	names := arr[:0]
 	for k := range q.form {
 		if !slices.Contains(skip, k) {
 			names = append(names, k)
 		}
 	}
 	slices.Sort(names)
-	out := make([]string, 0, 2*len(names))
 	for _, k := range names {
-		vs := slices.Clone(q.form[k])
+		st.add(k)
+		vs := q.form[k]
+		if len(vs) == 1 {
+			st.add(vs[0])
+			continue
+		}
+		vs = slices.Clone(vs)
 		slices.Sort(vs)
-		out = append(out, k, strings.Join(vs, "\x00"))
+		st.add(strings.Join(vs, "\x00"))
 	}
-	return out
 }
 
 // multiValued are the parameters that may be repeated: RFC 8707 §2
@@ -265,22 +297,45 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 }
 
 // begin runs what every POST starts with: the failed-authentication block of
-// the caller's address and the form. ok is false when it answered already.
-func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (*request, bool) {
+// the caller's address and the form. ok is false when it answered already
+// (with res).
+func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (q *request, res Result, ok bool) {
 	ipKey := ipLimitKey(limiter.ClientIP(r, g.o.TrustedProxies))
 	if blocked, wait := g.o.FailedIP.Blocked(ipKey, g.o.FailedIPLimit); blocked {
-		oauth.WriteError(w, oauth.ErrRateLimited.
+		return nil, g.fail(w, Result{}, outcomeLimited, oauth.ErrRateLimited.
 			WithDescription("too many failed client authentications from this address").
-			WithRetryAfter(wait))
-		return nil, false
+			WithRetryAfter(wait)), false
 	}
 	q, oerr := g.readRequest(w, r)
 	if oerr != nil {
-		oauth.WriteError(w, oerr)
-		return nil, false
+		return nil, g.fail(w, Result{}, outcomeError, oerr), false
 	}
 	q.ipKey = ipKey
-	return q, true
+	return q, Result{ClientID: q.clientID}, true
+}
+
+// fail writes tokengw's own error answer.
+func (g *Gateway) fail(w http.ResponseWriter, res Result, kind string, err *oauth.Error) Result {
+	oauth.WriteError(w, err)
+	res.Outcome, res.Err = kind, err
+	return res
+}
+
+// allowConsumer takes one request from the presented client's bucket;
+// false when it answered 429. The limit is taken before any upstream call
+// or cache work.
+func (g *Gateway) allowConsumer(w http.ResponseWriter, q *request) bool {
+	if q.clientID == "" {
+		return true
+	}
+	dec := g.o.Consumer.Allow(q.clientID, g.o.ConsumerLimit)
+	dec.SetHeaders(w.Header(), "client")
+	if !dec.Allowed {
+		oauth.WriteError(w, oauth.ErrRateLimited.
+			WithDescription("rate limit exceeded for this client").
+			WithRetryAfter(dec.RetryAfter))
+	}
+	return dec.Allowed
 }
 
 // ipLimitKey is a caller's failed-authentication bucket: its IPv4 address
@@ -294,38 +349,33 @@ func ipLimitKey(ip netip.Addr) netip.Addr {
 	return ip
 }
 
-func (g *Gateway) token(w http.ResponseWriter, r *http.Request) {
-	q, ok := g.begin(w, r)
+func (g *Gateway) token(w http.ResponseWriter, r *http.Request) Result {
+	q, res, ok := g.begin(w, r)
 	if !ok {
-		return
+		return res
 	}
 	grant := q.form.Get("grant_type")
+	res.Grant = grant
 	if grant == "" {
-		oauth.WriteError(w, oauth.ErrInvalidRequest.WithDescription("missing grant_type"))
-		return
+		return g.fail(w, res, outcomeError, oauth.ErrInvalidRequest.WithDescription("missing grant_type"))
 	}
-	// The consumer's limit is taken before any upstream call or cache work.
-	if q.clientID != "" {
-		dec := g.o.Consumer.Allow(q.clientID, g.o.ConsumerLimit)
-		dec.SetHeaders(w.Header(), "client")
-		if !dec.Allowed {
-			oauth.WriteError(w, oauth.ErrRateLimited.
-				WithDescription("rate limit exceeded for this client").
-				WithRetryAfter(dec.RetryAfter))
-			return
-		}
+	if !g.allowConsumer(w, q) {
+		res.Outcome, res.Err = outcomeLimited, oauth.ErrRateLimited
+		return res
 	}
 	cacheable := r.Header.Get("DPoP") == ""
-	var res outcome
+	var out outcome
 	switch {
 	case grant == "client_credentials" && cacheable:
-		res = g.clientCredentials(r.Context(), q)
+		out = g.clientCredentials(r.Context(), q)
 	case grant == "refresh_token" && cacheable && q.form.Get("refresh_token") != "":
-		res = g.refresh(r.Context(), q)
+		out = g.refresh(r.Context(), q)
 	default:
-		res = g.forward(r.Context(), q, g.o.TokenURL, grantLabel(grant))
+		out = g.forward(r.Context(), q, g.o.TokenURL, grantLabel(grant))
 	}
-	g.write(w, q, res)
+	g.write(w, q, out)
+	res.Outcome, res.Err = out.kind, out.logError()
+	return res
 }
 
 // grantLabel keeps the metrics' grant label to a known set.
@@ -342,10 +392,23 @@ func grantLabel(grant string) string {
 // outcome is what a request gets: a rendered success, a provider's
 // pass-through answer, or an error of tokengw's.
 type outcome struct {
-	body  []byte // a success's JSON
+	body  []byte // a success's JSON; shared by other callers, never modified
 	reply *reply // passed through as the provider sent it
 	err   *oauth.Error
+	kind  string // the access log's outcome (outcome* below)
 }
+
+// The outcome of a request, as its access log line says it.
+const (
+	outcomeHit       = "hit"            // answered from the cache (this process or the store)
+	outcomeMiss      = "miss"           // answered by its own upstream call
+	outcomeCoalesced = "coalesced"      // answered by another request's upstream call
+	outcomeReplay    = "replay"         // a stored refresh result, replayed
+	outcomeForwarded = "forwarded"      // passed through, never cached
+	outcomeUpstream  = "upstream_error" // the provider did not answer usefully: 503
+	outcomeLimited   = "limited"        // 429: a rate limit
+	outcomeError     = "error"          // refused by tokengw (bad request, store unavailable)
+)
 
 func (g *Gateway) write(w http.ResponseWriter, q *request, res outcome) {
 	switch {
@@ -370,11 +433,48 @@ func (g *Gateway) write(w http.ResponseWriter, q *request, res outcome) {
 	}
 }
 
+// logError is the error an outcome's log line names: tokengw's own, or
+// the code of a provider's error passed through.
+func (o outcome) logError() *oauth.Error {
+	switch {
+	case o.err != nil:
+		return o.err
+	case o.reply != nil && o.reply.status >= 400:
+		return &oauth.Error{Code: providerErrorCode(o.reply.body), Status: o.reply.status}
+	}
+	return nil
+}
+
+// providerErrorCode is the "error" member of a provider's error answer
+// (RFC 6749 §5.2), when it is a plain error code; anything else (not
+// JSON, free text that could carry a secret) is "provider_error".
+func providerErrorCode(body []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) != nil || e.Error == "" || len(e.Error) > 64 {
+		return "provider_error"
+	}
+	for _, c := range []byte(e.Error) {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return "provider_error"
+		}
+	}
+	return e.Error
+}
+
 // unavailable is the answer when the provider (or the store, where it
 // must be consulted first) cannot serve: 503 with Retry-After.
 func unavailable(desc string, cause error) outcome {
 	return outcome{err: oauth.ErrTemporarilyUnavailable.WithDescription(desc).
-		WithRetryAfter(time.Second).WithCause(cause)}
+		WithRetryAfter(time.Second).WithCause(cause), kind: outcomeUpstream}
+}
+
+// storeUnavailable is the answer when the store must be consulted and
+// cannot be (a refresh token is not spent without its lease).
+func storeUnavailable(cause error) outcome {
+	return outcome{err: oauth.ErrTemporarilyUnavailable.WithDescription("the token store is unavailable; retry later").
+		WithRetryAfter(time.Second).WithCause(cause), kind: outcomeError}
 }
 
 // call sends q to url and records it. A reply is a provider's answer below
@@ -402,7 +502,7 @@ func (g *Gateway) forward(ctx context.Context, q *request, url, grant string) ou
 	if err != nil {
 		return unavailable("the identity provider is unavailable; retry later", err)
 	}
-	return outcome{reply: &rep}
+	return outcome{reply: &rep, kind: outcomeForwarded}
 }
 
 // storeCtx is a context for one store operation that outlives the caller's

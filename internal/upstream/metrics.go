@@ -12,13 +12,15 @@ type metrics struct {
 	calls     *prometheus.CounterVec   // grant, result
 	latency   *prometheus.HistogramVec // grant
 	hits      *prometheus.CounterVec   // tier
+	hitL1     prometheus.Counter       // hits{tier="l1"}, resolved once for the hot path
+	hitStore  prometheus.Counter       // hits{tier="store"}
 	coalesced *prometheus.CounterVec   // grant, where
 	replays   prometheus.Counter
 	refused   *prometheus.CounterVec // reason
 }
 
 func newMetrics() *metrics {
-	return &metrics{
+	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengw_upstream_calls_total",
 			Help: "Calls to the identity provider by grant type and result (ok, client_error, unavailable).",
@@ -45,6 +47,8 @@ func newMetrics() *metrics {
 			Help: "Stored refresh results not replayed, by reason (request_mismatch, max_replays): the request went to the provider.",
 		}, []string{"reason"}),
 	}
+	m.hitL1, m.hitStore = m.hits.WithLabelValues("l1"), m.hits.WithLabelValues("store")
+	return m
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
