@@ -18,8 +18,8 @@ import (
 )
 
 // newUpstream builds upstream mode's gateway (upstream.token_url set). Its
-// rows go to the driver when it keeps them (memory, cassandra); the
-// embedded store serves one process, so its rows stay in this process.
+// rows go to the driver (bolt, cassandra, memory: each keeps them); a
+// driver without them gets an in-process table.
 func newUpstream(cfg *config.Config, backend store.Store, sealer *seal.Sealer, consumer *limiter.Set[string], failedIP *limiter.Set[netip.Addr], log *slog.Logger, now func() time.Time) (*upstream.Gateway, error) {
 	u := cfg.Upstream
 	client, err := upstream.NewHTTPClient(u.TLS)

@@ -12,7 +12,9 @@
 //	meta            "schema"                           -> layout version (2)
 //
 // and, made on first use: signing_keys (the JWT key ring, keys.go),
-// assertions and assertions_expiry (one-time jti claims, assertions.go).
+// assertions and assertions_expiry (one-time jti claims, assertions.go),
+// upstream and upstream_expiry (upstream mode's cached responses, index
+// rows and leases, upstream.go).
 //
 // Records are a compact binary encoding that starts with a version byte (see
 // codec.go); times are kept to the millisecond, as store.go requires.
@@ -41,9 +43,9 @@
 //
 // Files, by concept: bolt.go opens and closes the file, schema.go holds the
 // bucket layout and its upgrade, tokens.go the tokens and reuse rows
-// (issue, current, revoke), clients.go the client registry, commit.go the
-// group committer, sweep.go the expiry sweeper and codec.go the record
-// encoding.
+// (issue, current, revoke), clients.go the client registry, upstream.go
+// upstream mode's rows, commit.go the group committer, sweep.go the expiry
+// sweeper and codec.go the record encoding.
 package bolt
 
 import (

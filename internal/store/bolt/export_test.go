@@ -19,6 +19,9 @@ const (
 	BucketCurrentExpiry = bucketCurrentExpiry
 	BucketMeta          = bucketMeta
 	KeySchema           = keySchema
+
+	BucketUpstream       = bucketUpstream
+	BucketUpstreamExpiry = bucketUpstreamExpiry
 )
 
 // SweeperDone is closed when the background sweeper has returned.

@@ -21,8 +21,9 @@ type sweepTarget struct {
 	unindex func(tx *bbolt.Tx, key, v []byte) error
 }
 
-// sweepTargets lists what Sweep walks: tokens, then reuse rows.
-func sweepTargets() [2]sweepTarget {
+// sweepTargets lists what Sweep walks: tokens, reuse rows, then upstream
+// mode's rows (upstream.go; their buckets exist once written).
+func sweepTargets() [3]sweepTarget {
 	return [...]sweepTarget{
 		{index: bucketExpiry, rows: bucketTokens, expiry: func(_, v []byte) (int64, error) {
 			return tokenExpiry(v)
@@ -30,6 +31,9 @@ func sweepTargets() [2]sweepTarget {
 		{index: bucketCurrentExpiry, rows: bucketCurrent, expiry: func(k, v []byte) (int64, error) {
 			c, err := decodeCurrent(k, v)
 			return c.ReuseUntil.UnixMilli(), err
+		}},
+		{index: bucketUpstreamExpiry, rows: bucketUpstream, expiry: func(_, v []byte) (int64, error) {
+			return upstreamExpiry(v)
 		}},
 	}
 }
@@ -44,11 +48,12 @@ func unindexToken(tx *bbolt.Tx, hash, v []byte) error {
 	return tx.Bucket([]byte(bucketByClient)).Delete(byClientKey(t.ClientID, t.ExpiresAt, hash))
 }
 
-// Sweep deletes the tokens (with their by_client entries) and reuse rows
-// that have expired by the store's clock, walking the expiry indexes oldest
+// Sweep deletes the tokens (with their by_client entries), reuse rows and
+// upstream rows that have expired by the store's clock, walking the expiry indexes oldest
 // first, at most SweepChunk index entries per write transaction, until none
-// is left or ctx ends. It returns the number of rows (tokens plus reuse
-// rows) deleted. Revoked tokens are deleted once expired, like the others.
+// is left or ctx ends. It returns the number of rows (tokens, reuse rows
+// and upstream rows) deleted. Revoked tokens are deleted once expired,
+// like the others.
 // The background sweeper calls it every SweepInterval; tests and operators
 // may call it at any time.
 func (s *Store) Sweep(ctx context.Context) (int, error) {
@@ -78,6 +83,9 @@ func (s *Store) sweepChunk(target sweepTarget) (deleted int, more bool, err erro
 	err = safeUpdate(s.db, func(tx *bbolt.Tx) error {
 		deleted, more = 0, false
 		idx, rows := tx.Bucket([]byte(target.index)), tx.Bucket([]byte(target.rows))
+		if idx == nil || rows == nil {
+			return nil // buckets made on first use, not used yet
+		}
 		var keys [][]byte
 		c := idx.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
