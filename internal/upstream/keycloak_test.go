@@ -173,7 +173,9 @@ func TestKeycloakUpstreamDown(t *testing.T) {
 		close(release) // ends the handlers still hanging, then the server
 		fault.Close()
 	}()
-	gw := startGateway(t, upstreamConfig(t, fault.URL, "TOKENGW_UPSTREAM__TIMEOUT=500ms"), memory.New(memory.Options{}))
+	// The timeout leaves room for Keycloak's own answer on a loaded
+	// machine (-race, neighbours): the recovery request must not time out.
+	gw := startGateway(t, upstreamConfig(t, fault.URL, "TOKENGW_UPSTREAM__TIMEOUT=2s"), memory.New(memory.Options{}))
 	hc := httpClient(4)
 
 	for _, m := range []string{"503", "hang"} {
