@@ -18,12 +18,13 @@ import (
 // Key kinds: the first input of every keyed hash, so a hash of one kind
 // never equals one of another.
 const (
-	kindCC      = "cc"    // a client_credentials request
-	kindRefresh = "rt"    // a refresh token presented in a refresh_token grant
-	kindRequest = "rq"    // the rest of a refresh request (credentials, fields)
-	kindIndex   = "ix"    // a token handed out, pointing at the entry that holds it
-	kindLease   = "lease" // the lease of an entry's key
-	cacheKeyCtx = "tokengw upstream cache key v1"
+	kindCC       = "cc"    // a client_credentials request
+	kindRefresh  = "rt"    // a refresh token presented in a refresh_token grant
+	kindRequest  = "rq"    // the rest of a refresh request (credentials, fields)
+	kindIndex    = "ix"    // a token handed out, pointing at the entry that holds it
+	kindLease    = "lease" // the lease of an entry's key
+	kindNegative = "neg"   // a refresh request refused with invalid_grant (negative.go)
+	cacheKeyCtx  = "tokengw upstream cache key v1"
 )
 
 // DeriveCacheKey derives the key of upstream mode's keyed hashes from a

@@ -25,7 +25,9 @@
 //
 // Everything else is forwarded unchanged and never cached, and so are
 // requests carrying a DPoP proof (RFC 9449: one proof per request).
-// Errors are never cached: a provider 4xx goes back as the provider sent it
+// Errors are never cached (but for one brief negative entry, negative.go:
+// the provider's invalid_grant to one exact refresh request, for
+// NegativeTTL): a provider 4xx goes back as the provider sent it
 // (a 401 also charges the caller's failed-authentication budget); a timeout,
 // a connection failure or a 5xx is 503 temporarily_unavailable with
 // Retry-After. Revocation (RFC 7009) is forwarded to the provider and, once

@@ -281,6 +281,20 @@ func (g *Gateway) refresh(ctx context.Context, q *request) outcome {
 	q.addOthers(st, "client_id", "client_secret")
 	fpk := g.hash.finish(st)
 	fp := fpk[:]
+	// The negative entry is keyed by the whole request: the token and the
+	// fingerprint (another client's request with this token still goes to
+	// the provider).
+	nst := g.hash.start()
+	nst.add(kindNegative)
+	nst.add(string(rkey))
+	nst.add(string(fp))
+	nkey := g.hash.finish(nst)
+	if g.neg != nil {
+		if rep, ok := g.neg.get(nkey, g.now()); ok {
+			g.m.hitNegative.Inc()
+			return outcome{reply: &rep, kind: outcomeHit}
+		}
+	}
 	leader := false
 	v, _, _ := g.flights.Do(string(rkey)+string(fp), func() (any, error) {
 		leader = true
@@ -289,7 +303,12 @@ func (g *Gateway) refresh(ctx context.Context, q *request) outcome {
 	if !leader {
 		g.m.coalesced.WithLabelValues(grantRefresh, "local").Inc()
 	}
-	return v.(flight).outcome(g, leader)
+	out := v.(flight).outcome(g, leader)
+	if leader && g.neg != nil && deterministicRefusal(out.reply) {
+		now := g.now()
+		g.neg.put(nkey, *out.reply, now.Add(g.o.NegativeTTL), now)
+	}
+	return out
 }
 
 func (g *Gateway) refreshFlight(ctx context.Context, q *request, rkey, fp []byte) flight {

@@ -57,6 +57,11 @@ type Options struct {
 	Policy       reuse.Policy
 	ReplayWindow time.Duration // how long a refresh success is replayed
 	MaxReplays   int           // replays per refresh success
+	// NegativeTTL is how long a provider's invalid_grant to one exact
+	// refresh request is answered again (negative.go): 0 means
+	// DefaultNegativeTTL (2s), negative turns it off; at most
+	// MaxNegativeTTL.
+	NegativeTTL time.Duration
 	// LocalTTL: an in-process entry older than this is re-checked against
 	// the store (a revocation on another replica); 0 = every hit.
 	LocalTTL     time.Duration
@@ -90,6 +95,7 @@ type Gateway struct {
 	prov    provider
 	hash    *hasher
 	l1      *l1
+	neg     *negCache // nil: no negative entries
 	flights singleflight.Group
 	holder  string // this process's lease identity
 	m       *metrics
@@ -105,6 +111,12 @@ func New(opts Options) (*Gateway, error) {
 	}
 	if opts.ReplayWindow < 0 || opts.MaxReplays < 0 || opts.ExpiryMargin < 0 || opts.LocalTTL < 0 {
 		return nil, errors.New("upstream: ReplayWindow, MaxReplays, ExpiryMargin and LocalTTL must not be negative")
+	}
+	if opts.NegativeTTL > MaxNegativeTTL {
+		return nil, errors.New("upstream: NegativeTTL must be at most 5s")
+	}
+	if opts.NegativeTTL == 0 {
+		opts.NegativeTTL = DefaultNegativeTTL
 	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{}
@@ -137,11 +149,15 @@ func New(opts Options) (*Gateway, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return nil, err
 	}
-	return &Gateway{
+	g := &Gateway{
 		o: opts, prov: provider{client: opts.HTTPClient, timeout: opts.Timeout},
 		hash: newHasher(opts.CacheKey), l1: newL1(opts.CacheEntries),
 		holder: hex.EncodeToString(id[:]), m: newMetrics(), log: opts.Logger, now: opts.Now,
-	}, nil
+	}
+	if opts.NegativeTTL > 0 {
+		g.neg = newNegCache(opts.CacheEntries)
+	}
+	return g, nil
 }
 
 // Collectors are the gateway's Prometheus metrics, for the registry of

@@ -9,14 +9,15 @@ import (
 // metrics are upstream mode's Prometheus metrics; Gateway.Collectors hands
 // them to the registry of /metrics.
 type metrics struct {
-	calls     *prometheus.CounterVec   // grant, result
-	latency   *prometheus.HistogramVec // grant
-	hits      *prometheus.CounterVec   // tier
-	hitL1     prometheus.Counter       // hits{tier="l1"}, resolved once for the hot path
-	hitStore  prometheus.Counter       // hits{tier="store"}
-	coalesced *prometheus.CounterVec   // grant, where
-	replays   prometheus.Counter
-	refused   *prometheus.CounterVec // reason
+	calls       *prometheus.CounterVec   // grant, result
+	latency     *prometheus.HistogramVec // grant
+	hits        *prometheus.CounterVec   // tier
+	hitL1       prometheus.Counter       // hits{tier="l1"}, resolved once for the hot path
+	hitStore    prometheus.Counter       // hits{tier="store"}
+	hitNegative prometheus.Counter       // hits{tier="negative"}
+	coalesced   *prometheus.CounterVec   // grant, where
+	replays     prometheus.Counter
+	refused     *prometheus.CounterVec // reason
 }
 
 func newMetrics() *metrics {
@@ -32,7 +33,7 @@ func newMetrics() *metrics {
 		}, []string{"grant"}),
 		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengw_upstream_cache_hits_total",
-			Help: "client_credentials requests answered from the upstream cache, by tier (l1, store).",
+			Help: "Requests answered from the upstream cache, by tier: client_credentials from this process (l1) or the store (store); refresh_token with a remembered invalid_grant (negative).",
 		}, []string{"tier"}),
 		coalesced: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokengw_upstream_coalesced_total",
@@ -47,7 +48,7 @@ func newMetrics() *metrics {
 			Help: "Stored refresh results not replayed, by reason (request_mismatch, max_replays): the request went to the provider.",
 		}, []string{"reason"}),
 	}
-	m.hitL1, m.hitStore = m.hits.WithLabelValues("l1"), m.hits.WithLabelValues("store")
+	m.hitL1, m.hitStore, m.hitNegative = m.hits.WithLabelValues("l1"), m.hits.WithLabelValues("store"), m.hits.WithLabelValues("negative")
 	return m
 }
 

@@ -163,3 +163,26 @@ func FuzzReadRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestNegCacheBounded: negative entries expire and never exceed the bound.
+func TestNegCacheBounded(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)
+	n := newNegCache(4)
+	rep := reply{status: http.StatusBadRequest, body: []byte(`{"error":"invalid_grant"}`)}
+	for i := range 10 {
+		n.put(cacheKey{byte(i)}, rep, t0.Add(2*time.Second), t0)
+		if len(n.m) > 4 {
+			t.Fatalf("%d entries, bound 4", len(n.m))
+		}
+	}
+	if _, ok := n.get(cacheKey{9}, t0.Add(time.Second)); !ok {
+		t.Fatal("the newest entry is gone within its life")
+	}
+	if _, ok := n.get(cacheKey{9}, t0.Add(2*time.Second)); ok {
+		t.Fatal("an entry served at its expiry")
+	}
+	if !deterministicRefusal(&rep) || deterministicRefusal(&reply{status: http.StatusBadRequest, body: []byte(`{"error":"invalid_request"}`)}) ||
+		deterministicRefusal(&reply{status: http.StatusUnauthorized, body: rep.body}) {
+		t.Fatal("deterministicRefusal: only 400 invalid_grant")
+	}
+}

@@ -1,0 +1,69 @@
+//go:build keycloak
+
+package upstream_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokengw/tokengw/internal/app"
+)
+
+// testClock is a manual clock for a gateway.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+
+func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// TestKeycloakNegativeEntry: Keycloak's invalid_grant to one exact refresh
+// request (a token already spent straight at Keycloak, so tokengw has no
+// result to replay) is answered again from tokengw for 2 s, as Keycloak
+// sent it, without a call; another client's request with the same token
+// still goes to Keycloak; after the 2 s the request goes to Keycloak again.
+func TestKeycloakNegativeEntry(t *testing.T) {
+	kc := keycloakURL(t)
+	rec := newRecorder(t, kc)
+	clock := &testClock{t: time.Now()}
+	a, err := app.New(context.Background(), upstreamConfig(t, rec.srv.URL), app.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := &gateway{app: a, srv: httptest.NewServer(a.Server.Handler())}
+	t.Cleanup(func() { gw.srv.Close(); _ = a.Close() })
+	hc := httpClient(2)
+
+	rt := passwordGrant(t, hc, kc)
+	if d := post(t, hc, kc+realmPath+"/token", basic(appID, appSecret), refreshForm(rt)); d.status != http.StatusOK {
+		t.Fatalf("spending the token at Keycloak: %d %s", d.status, d.body)
+	}
+	first := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt))
+	if first.status != http.StatusBadRequest || first.str(t, "error") != "invalid_grant" || rec.count("refresh_token") != 1 {
+		t.Fatalf("spent token through tokengw: %d %s, %d calls", first.status, first.body, rec.count("refresh_token"))
+	}
+	clock.Advance(time.Second)
+	again := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt))
+	if again.status != first.status || string(again.body) != string(first.body) || rec.count("refresh_token") != 1 {
+		t.Fatalf("within 2 s: %d %s, %d calls; want Keycloak's answer again and no call", again.status, again.body, rec.count("refresh_token"))
+	}
+	if m := metric(t, gw, `tokengw_upstream_cache_hits_total{tier="negative"}`); m != `tokengw_upstream_cache_hits_total{tier="negative"} 1` {
+		t.Fatalf("negative hit metric: %q", m)
+	}
+	// Another client presenting the token: its own request, to Keycloak.
+	other := post(t, hc, gw.tokenURL(), basic(serviceID, serviceSecret), refreshForm(rt))
+	if other.status == http.StatusOK || rec.count("refresh_token") != 2 {
+		t.Fatalf("another client's request: %d %s, %d calls; want Keycloak's refusal from a call", other.status, other.body, rec.count("refresh_token"))
+	}
+	clock.Advance(1100 * time.Millisecond) // past the 2 s
+	late := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt))
+	if late.status != http.StatusBadRequest || rec.count("refresh_token") != 3 {
+		t.Fatalf("after 2 s: %d %s, %d calls; want a new call", late.status, late.body, rec.count("refresh_token"))
+	}
+}
