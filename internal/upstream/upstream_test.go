@@ -110,13 +110,20 @@ func TestParseSuccess(t *testing.T) {
 }
 
 // FuzzParseSuccess: any provider body is refused or round-trips through
-// the cache encoding as one JSON object with the same access_token.
+// the cache encoding as one JSON object with the same access_token; read
+// as an error answer, it yields a plain error code for the log.
 func FuzzParseSuccess(f *testing.F) {
 	f.Add([]byte(`{"access_token":"a","token_type":"Bearer","expires_in":300,"refresh_token":"r"}`))
 	f.Add([]byte(`{"access_token":"a","expires_in":"7"}`))
 	f.Add([]byte(`{"access_token":"a"}`))
 	f.Add([]byte(`{}`))
+	f.Add([]byte(`{"error":"invalid_grant","error_description":"Token is not active"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The same bytes as an error answer: the code the log gets is a
+		// plain error code, whatever the provider sent.
+		if code := providerErrorCode(b); strings.Trim(code, "abcdefghijklmnopqrstuvwxyz_") != "" || len(code) > 64 {
+			t.Fatalf("providerErrorCode(%q) = %q", b, code)
+		}
 		s, ok := parseSuccess(b)
 		if !ok {
 			return
