@@ -246,6 +246,22 @@ func ReuseKey(req Request) string {
 
 func cacheKey(clientID, reuseKey string) string { return clientID + "\x00" + reuseKey }
 
+// keys returns a request's reuse key and its L1 cache key, in the common
+// cases (no subject, at most one audience) from one allocation: the reuse
+// key is the tail of the cache key.
+func keys(req Request) (rk, ck string) {
+	switch {
+	case req.Subject != "" || len(req.Audience) > 1:
+		rk = ReuseKey(req)
+		return rk, cacheKey(req.ClientID, rk)
+	case len(req.Audience) == 1:
+		ck = req.ClientID + "\x00" + req.Scope + "\x00" + req.Fingerprint + "\x00" + req.Audience[0]
+	default:
+		ck = req.ClientID + "\x00" + req.Scope + "\x00" + req.Fingerprint
+	}
+	return ck[len(req.ClientID)+1:], ck
+}
+
 // clientOf is the client id of a cache key (client ids hold no NUL).
 func clientOf(ck string) string {
 	if i := strings.IndexByte(ck, 0); i >= 0 {
@@ -261,8 +277,7 @@ func (r *Reuser) Token(ctx context.Context, req Request) (Result, error) {
 	if !r.opts.Enabled {
 		return r.mint(ctx, req, "", 0)
 	}
-	rk := ReuseKey(req)
-	ck := cacheKey(req.ClientID, rk)
+	rk, ck := keys(req)
 	now := r.now()
 	if e, ok := r.l1(ck); ok && r.opts.Policy.Reusable(e.iat, e.exp, now) {
 		if r.fresh(e, now) {

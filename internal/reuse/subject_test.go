@@ -22,3 +22,23 @@ func TestReuseKeySubject(t *testing.T) {
 		keys[k] = r
 	}
 }
+
+// keys builds the same two keys as ReuseKey and cacheKey, whatever the
+// request's shape.
+func TestKeysMatchReuseAndCacheKeys(t *testing.T) {
+	for _, r := range []Request{
+		{ClientID: "c", Scope: "read", Fingerprint: "fp"},
+		{ClientID: "c", Scope: "", Fingerprint: "fp"},
+		{ClientID: "c", Scope: "read write", Fingerprint: "fp", Audience: []string{"https://a"}},
+		{ClientID: "c", Scope: "read", Fingerprint: "fp", Audience: []string{"https://a", "https://b"}},
+		{ClientID: "issuer:https://idp", Scope: "read", Fingerprint: "fp", Subject: "s", Audience: []string{"https://a"}},
+	} {
+		rk, ck := keys(r)
+		if want := ReuseKey(r); rk != want {
+			t.Errorf("keys(%+v) reuse key = %q, want %q", r, rk, want)
+		}
+		if want := cacheKey(r.ClientID, ReuseKey(r)); ck != want {
+			t.Errorf("keys(%+v) cache key = %q, want %q", r, ck, want)
+		}
+	}
+}

@@ -188,6 +188,7 @@ type Server struct {
 	grant   BearerGrant
 
 	idPrefix string
+	forms    *oauth.FormReader // request bodies, at most set.MaxBodyBytes
 	// adminToken is server.admin_token's digest (admin API and introspection).
 	adminToken adminToken
 	idSeq      atomic.Uint64
@@ -219,6 +220,7 @@ func New(opts Options) (*Server, error) {
 		log: opts.Logger, now: opts.Now, jwtAuth: opts.JWTAuth, grant: opts.Grant,
 		upstreamToken: opts.UpstreamToken, upstreamRevoke: opts.UpstreamRevoke,
 		idPrefix:   hex.EncodeToString(pfx[:]),
+		forms:      oauth.NewFormReader(set.MaxBodyBytes),
 		adminToken: newAdminToken(set.AdminToken),
 	}
 	if set.MaxInFlight > 0 {
