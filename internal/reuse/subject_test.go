@@ -1,6 +1,9 @@
 package reuse
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // The reuse key of a subject's request keys on the subject and the
 // audience, unambiguously; without a subject it is the key as before.
@@ -32,6 +35,8 @@ func TestKeysMatchReuseAndCacheKeys(t *testing.T) {
 		{ClientID: "c", Scope: "read write", Fingerprint: "fp", Audience: []string{"https://a"}},
 		{ClientID: "c", Scope: "read", Fingerprint: "fp", Audience: []string{"https://a", "https://b"}},
 		{ClientID: "issuer:https://idp", Scope: "read", Fingerprint: "fp", Subject: "s", Audience: []string{"https://a"}},
+		{ClientID: "issuer:https://idp", Scope: "read", Fingerprint: "fp", Subject: "system:serviceaccount:ns:name"},
+		{ClientID: "issuer:https://idp", Scope: "read", Fingerprint: "fp", Subject: strings.Repeat("s", 300), Audience: []string{"https://a", "https://b"}},
 	} {
 		rk, ck := keys(r)
 		if want := ReuseKey(r); rk != want {

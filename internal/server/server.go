@@ -189,6 +189,7 @@ type Server struct {
 
 	idPrefix string
 	forms    *oauth.FormReader // request bodies, at most set.MaxBodyBytes
+	tokenURL string            // set.Issuer + "/oauth2/token", an assertion's audience
 	// adminToken is server.admin_token's digest (admin API and introspection).
 	adminToken adminToken
 	idSeq      atomic.Uint64
@@ -221,6 +222,7 @@ func New(opts Options) (*Server, error) {
 		upstreamToken: opts.UpstreamToken, upstreamRevoke: opts.UpstreamRevoke,
 		idPrefix:   hex.EncodeToString(pfx[:]),
 		forms:      oauth.NewFormReader(set.MaxBodyBytes),
+		tokenURL:   set.Issuer + "/oauth2/token",
 		adminToken: newAdminToken(set.AdminToken),
 	}
 	if set.MaxInFlight > 0 {
