@@ -131,14 +131,25 @@ func parseBasic(h string) (id, secret string, err error) {
 	}
 	// "credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]"
 	token = strings.TrimLeft(token, " ")
-	raw, derr := base64.StdEncoding.DecodeString(token)
-	if derr != nil || token == "" {
+	if token == "" {
+		return "", "", malformed()
+	}
+	// Decoded on the stack when it fits, so the credentials cost one
+	// string, not a byte slice and a string.
+	var stack [192]byte
+	raw := stack[:0]
+	if n := base64.StdEncoding.DecodedLen(len(token)); n > len(stack) {
+		raw = make([]byte, 0, n)
+	}
+	raw, derr := base64.StdEncoding.AppendDecode(raw, []byte(token))
+	if derr != nil {
 		return "", "", malformed()
 	}
 	// RFC 7617 §2: "the user-id and password are separated by a single
 	// colon (":") character"; the user-id cannot contain one, the password
 	// can. After form-decoding, either may.
 	user, pass, ok := strings.Cut(string(raw), ":")
+	clear(raw) // the secret does not stay on the stack or heap in clear
 	if !ok {
 		return "", "", malformed()
 	}

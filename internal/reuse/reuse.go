@@ -20,6 +20,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -246,6 +247,43 @@ func ReuseKey(req Request) string {
 
 func cacheKey(clientID, reuseKey string) string { return clientID + "\x00" + reuseKey }
 
+// keys returns a request's reuse key and its L1 cache key, for at most one
+// audience from one allocation: the reuse key is the tail of the cache key.
+func keys(req Request) (rk, ck string) {
+	if len(req.Audience) > 1 {
+		rk = ReuseKey(req)
+		return rk, cacheKey(req.ClientID, rk)
+	}
+	var subLen string
+	n := len(req.ClientID) + 1 + len(req.Scope) + 1 + len(req.Fingerprint)
+	if len(req.Audience) == 1 {
+		n += 1 + len(req.Audience[0])
+	}
+	if req.Subject != "" {
+		subLen = strconv.Itoa(len(req.Subject)) // small numbers: no allocation
+		n += len("\x00sub:") + len(subLen) + 1 + len(req.Subject)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(req.ClientID)
+	b.WriteByte(0)
+	b.WriteString(req.Scope)
+	b.WriteByte(0)
+	b.WriteString(req.Fingerprint)
+	if len(req.Audience) == 1 {
+		b.WriteByte(0)
+		b.WriteString(req.Audience[0])
+	}
+	if req.Subject != "" {
+		b.WriteString("\x00sub:")
+		b.WriteString(subLen)
+		b.WriteByte(':')
+		b.WriteString(req.Subject)
+	}
+	ck = b.String()
+	return ck[len(req.ClientID)+1:], ck
+}
+
 // clientOf is the client id of a cache key (client ids hold no NUL).
 func clientOf(ck string) string {
 	if i := strings.IndexByte(ck, 0); i >= 0 {
@@ -261,8 +299,7 @@ func (r *Reuser) Token(ctx context.Context, req Request) (Result, error) {
 	if !r.opts.Enabled {
 		return r.mint(ctx, req, "", 0)
 	}
-	rk := ReuseKey(req)
-	ck := cacheKey(req.ClientID, rk)
+	rk, ck := keys(req)
 	now := r.now()
 	if e, ok := r.l1(ck); ok && r.opts.Policy.Reusable(e.iat, e.exp, now) {
 		if r.fresh(e, now) {

@@ -38,7 +38,11 @@ func (s *Server) authAssertion(r *http.Request, form url.Values, b *authBudget) 
 	if s.jwtAuth == nil {
 		return store.Client{}, oauth.ErrInvalidClient.WithDescription("client assertions are not accepted here")
 	}
-	return s.jwtAuth.Authenticate(r.Context(), r, form, s.set.Issuer+r.URL.Path, b)
+	endpoint := s.tokenURL
+	if r.URL.Path != "/oauth2/token" { // revocation, introspection
+		endpoint = s.set.Issuer + r.URL.Path
+	}
+	return s.jwtAuth.Authenticate(r.Context(), r, form, endpoint, b)
 }
 
 // jwtBearer serves grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer
@@ -62,24 +66,9 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 	// The signature verification is charged to the caller's
 	// failed-authentication budget before it runs, as a secret's is.
 	info.budget = authBudget{set: s.failedAuth, key: ipKey, lim: s.set.FailedAuthLimit}
-	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.set.Issuer+r.URL.Path, &info.budget)
-	var ae *assertion.Error
-	var be *assertion.BudgetError
-	switch {
-	case errors.As(err, &be):
-		s.fail(w, info, oauth.ErrRateLimited.WithDescription("too many failed authentications from this address").WithRetryAfter(be.RetryAfter))
-		return
-	case errors.As(err, &ae):
-		if !info.budget.taken {
-			s.failedAuth.Strike(ipKey, s.set.FailedAuthLimit)
-		}
-		// RFC 7523 §3.1: "If the JWT is not valid ... the authorization
-		// server constructs an error response ... the value of the error
-		// parameter MUST be the "invalid_grant" error code."
-		s.fail(w, info, oauth.ErrInvalidGrant.WithDescription("assertion refused: "+ae.Description).WithCause(err))
-		return
-	case err != nil:
-		s.fail(w, info, oauth.ErrTemporarilyUnavailable.WithDescription("the assertion cannot be checked now; retry later").WithCause(err))
+	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.tokenURL, &info.budget)
+	if err != nil {
+		s.grantRefused(w, info, ipKey, err)
 		return
 	}
 	principal := ti.Principal()
@@ -103,4 +92,25 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		ClientID: principal, Scope: scope.String(), Lifetime: s.lifetime(ti.TokenTTL), Fingerprint: ti.Fingerprint(),
 		Audience: aud, Subject: claims.Subject,
 	})
+}
+
+// grantRefused answers a jwt-bearer assertion Verify refused. (Apart from
+// the hit path: errors.As's targets live on the heap.)
+func (s *Server) grantRefused(w http.ResponseWriter, info *reqInfo, ipKey netip.Addr, err error) {
+	var ae *assertion.Error
+	var be *assertion.BudgetError
+	switch {
+	case errors.As(err, &be):
+		s.fail(w, info, oauth.ErrRateLimited.WithDescription("too many failed authentications from this address").WithRetryAfter(be.RetryAfter))
+	case errors.As(err, &ae):
+		if !info.budget.taken {
+			s.failedAuth.Strike(ipKey, s.set.FailedAuthLimit)
+		}
+		// RFC 7523 §3.1: "If the JWT is not valid ... the authorization
+		// server constructs an error response ... the value of the error
+		// parameter MUST be the "invalid_grant" error code."
+		s.fail(w, info, oauth.ErrInvalidGrant.WithDescription("assertion refused: "+ae.Description).WithCause(err))
+	default:
+		s.fail(w, info, oauth.ErrTemporarilyUnavailable.WithDescription("the assertion cannot be checked now; retry later").WithCause(err))
+	}
 }

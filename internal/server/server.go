@@ -188,6 +188,8 @@ type Server struct {
 	grant   BearerGrant
 
 	idPrefix string
+	forms    *oauth.FormReader // request bodies, at most set.MaxBodyBytes
+	tokenURL string            // set.Issuer + "/oauth2/token", an assertion's audience
 	// adminToken is server.admin_token's digest (admin API and introspection).
 	adminToken adminToken
 	idSeq      atomic.Uint64
@@ -219,6 +221,8 @@ func New(opts Options) (*Server, error) {
 		log: opts.Logger, now: opts.Now, jwtAuth: opts.JWTAuth, grant: opts.Grant,
 		upstream:   opts.Upstream,
 		idPrefix:   hex.EncodeToString(pfx[:]),
+		forms:      oauth.NewFormReader(set.MaxBodyBytes),
+		tokenURL:   set.Issuer + "/oauth2/token",
 		adminToken: newAdminToken(set.AdminToken),
 	}
 	if set.MaxInFlight > 0 {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"net/netip"
@@ -278,11 +277,11 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	// connection's background read cannot time out under a slow handler.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Now().Add(s.set.Timeouts.Body))
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	body, err := s.forms.Read(r.Body)
 	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.Is(err, oauth.ErrBodyTooLarge) {
+			w.Header().Set("Connection", "close") // the rest of the body is not read
 			return nil, oauth.ErrRequestTooLarge
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
@@ -291,7 +290,7 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 		}
 		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body").WithCause(err)
 	}
-	form, err := url.ParseQuery(string(body))
+	form, err := oauth.ParseForm(body)
 	if err != nil {
 		// The parser's error quotes the offending bytes of the body (a bad
 		// escape of a client_secret, say), so the log gets a fixed cause.

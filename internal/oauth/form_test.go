@@ -1,0 +1,137 @@
+package oauth
+
+import (
+	"errors"
+	"io"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// ParseForm agrees with url.ParseQuery: the same values, and an error
+// exactly when it fails.
+func TestParseFormMatchesParseQuery(t *testing.T) {
+	for _, body := range []string{
+		"", "&", "&&", "=", "a", "a=", "=b", "a=b", "a=b&a=c", "a=b&c=d&a=e",
+		"grant_type=client_credentials&scope=read+write",
+		"client_secret=s%3Ar%26t&client_id=c%20d", "a=%zz", "a=%", "a=%4", "%zz=b",
+		"a=b;c=d", "a;b", "resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb&resource=x",
+		"a=b&&c=d&", "a==b", "a=b=c", "+=+", "%00=%00", "a=\xff",
+	} {
+		checkParseForm(t, body)
+	}
+}
+
+func checkParseForm(t *testing.T, body string) {
+	t.Helper()
+	want, wantErr := url.ParseQuery(body)
+	got, err := ParseForm(body)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("ParseForm(%q) error = %v, url.ParseQuery's = %v", body, err, wantErr)
+	}
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseForm(%q) = %v, url.ParseQuery = %v", body, got, want)
+	}
+}
+
+// A second value of a parameter does not overwrite the first one's
+// neighbour in the shared backing array.
+func TestParseFormRepeatDoesNotClobber(t *testing.T) {
+	f, err := ParseForm("a=1&b=2&a=3&c=4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f["a"]; len(got) != 2 || got[0] != "1" || got[1] != "3" {
+		t.Fatalf("a = %q", got)
+	}
+	if f.Get("b") != "2" || f.Get("c") != "4" {
+		t.Fatalf("b, c = %q, %q", f.Get("b"), f.Get("c"))
+	}
+}
+
+func TestParseFormParameterLimit(t *testing.T) {
+	if _, err := ParseForm(strings.Repeat("a=b&", maxFormParams)); err == nil {
+		t.Fatal("10001 parameters accepted")
+	}
+	if _, err := ParseForm(strings.Repeat("a=b&", maxFormParams-1)); err != nil {
+		t.Fatalf("10000 parameters: %v", err)
+	}
+}
+
+func FuzzParseForm(f *testing.F) {
+	for _, s := range []string{"grant_type=client_credentials&scope=read", "a=%zz&b=c", "a=b;c", "x=1&x=2&y=3", "+%2B=%20"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		if len(body) > 64<<10 {
+			return
+		}
+		checkParseForm(t, body)
+	})
+}
+
+func TestFormReader(t *testing.T) {
+	fr := NewFormReader(10)
+	for _, tc := range []struct {
+		body    string
+		r       func(io.Reader) io.Reader
+		want    string
+		tooBig  bool
+		wantErr bool
+	}{
+		{body: "", want: ""},
+		{body: "a=b", want: "a=b"},
+		{body: "0123456789", want: "0123456789"},
+		{body: "0123456789x", tooBig: true},
+		{body: strings.Repeat("x", 5000), tooBig: true},
+		{body: "0123456789", r: iotest.OneByteReader, want: "0123456789"},
+		{body: "0123456789x", r: iotest.OneByteReader, tooBig: true},
+		{body: "a=b", r: iotest.DataErrReader, want: "a=b"},
+		{body: "a=b", r: iotest.TimeoutReader, wantErr: true},
+	} {
+		var r io.Reader = strings.NewReader(tc.body)
+		if tc.r != nil {
+			r = tc.r(r)
+		}
+		got, err := fr.Read(r)
+		switch {
+		case tc.tooBig:
+			if !errors.Is(err, ErrBodyTooLarge) {
+				t.Errorf("%d bytes: err = %v, want ErrBodyTooLarge", len(tc.body), err)
+			}
+		case tc.wantErr:
+			if err == nil || errors.Is(err, ErrBodyTooLarge) {
+				t.Errorf("%q: err = %v, want the reader's", tc.body, err)
+			}
+		case err != nil || got != tc.want:
+			t.Errorf("%q: got %q, %v", tc.body, got, err)
+		}
+	}
+}
+
+// A buffer handed back to the pool holds nothing of the body it read.
+func TestFormReaderClearsBuffers(t *testing.T) {
+	fr := NewFormReader(8192)
+	// sync.Pool may drop an item at a GC (it takes two in a row): try again.
+	for attempt := 0; attempt < 5; attempt++ {
+		if _, err := fr.Read(strings.NewReader("client_secret=hunter2")); err != nil {
+			t.Fatal(err)
+		}
+		bp, _ := fr.bufs.Get().(*[]byte)
+		if bp == nil {
+			continue
+		}
+		for _, c := range (*bp)[:cap(*bp)] {
+			if c != 0 {
+				t.Fatal("a pooled buffer still holds body bytes")
+			}
+		}
+		return
+	}
+	t.Fatal("no buffer came back to the pool")
+}
