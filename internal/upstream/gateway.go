@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -95,7 +94,8 @@ type Gateway struct {
 	prov    provider
 	hash    *hasher
 	l1      *l1
-	neg     *negCache // nil: no negative entries
+	forms   *oauth.FormReader // request bodies, at most MaxBodyBytes
+	neg     *negCache         // nil: no negative entries
 	flights singleflight.Group
 	holder  string // this process's lease identity
 	m       *metrics
@@ -151,7 +151,7 @@ func New(opts Options) (*Gateway, error) {
 	}
 	g := &Gateway{
 		o: opts, prov: provider{client: opts.HTTPClient, timeout: opts.Timeout},
-		hash: newHasher(opts.CacheKey), l1: newL1(opts.CacheEntries),
+		hash: newHasher(opts.CacheKey), l1: newL1(opts.CacheEntries), forms: oauth.NewFormReader(opts.MaxBodyBytes),
 		holder: hex.EncodeToString(id[:]), m: newMetrics(), log: opts.Logger, now: opts.Now,
 	}
 	if opts.NegativeTTL > 0 {
@@ -197,7 +197,7 @@ func (g *Gateway) Revoke() http.Handler {
 // request is one parsed token-endpoint request.
 type request struct {
 	r        *http.Request
-	raw      []byte     // the body as sent, forwarded unchanged
+	raw      string     // the body as sent, forwarded unchanged
 	form     url.Values // parsed; empty parameters dropped
 	clientID string     // as presented ("" when none could be read)
 	ipKey    netip.Addr
@@ -267,15 +267,15 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		_ = rc.SetReadDeadline(time.Now().Add(g.o.BodyTimeout))
 		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.o.MaxBodyBytes))
+	body, err := g.forms.Read(r.Body)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		if errors.Is(err, oauth.ErrBodyTooLarge) {
+			w.Header().Set("Connection", "close") // the rest of the body is not read
 			return nil, oauth.ErrRequestTooLarge
 		}
 		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body")
 	}
-	form, err := url.ParseQuery(string(body))
+	form, err := oauth.ParseForm(body)
 	if err != nil {
 		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body")
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tokengw/tokengw/internal/config"
@@ -50,10 +51,10 @@ type provider struct {
 // post sends body to url with the caller's headers and returns the answer.
 // A transport failure, a timeout or a 5xx is errUnavailable (wrapped with
 // the cause); any other status is a reply.
-func (p provider) post(ctx context.Context, url string, in http.Header, body []byte) (reply, error) {
+func (p provider) post(ctx context.Context, url string, in http.Header, body string) (reply, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return reply{}, fmt.Errorf("%w: %w", errUnavailable, err)
 	}
