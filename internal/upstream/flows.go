@@ -216,7 +216,15 @@ func (g *Gateway) ccFlight(ctx context.Context, q *request, k cacheKey) flight {
 	g.l1.drop(k)
 	deadline := g.now().Add(g.o.LeaseWait)
 	for {
-		f, got, err := g.lease(ctx, key, func() flight { return g.ccCall(ctx, q, k, true) })
+		f, got, err := g.lease(ctx, key, func() flight {
+			// Under the lease, look again: another replica may have
+			// stored its result and released the lease since our look.
+			if c, found, err := g.lookup(ctx, key); err == nil && found && g.reusable(c, g.now()) {
+				g.l1.put(k, c, g.now(), nil)
+				return flight{c: &c, src: "remote"}
+			}
+			return g.ccCall(ctx, q, k, true)
+		})
 		switch {
 		case err != nil:
 			g.log.LogAttrs(ctx, slog.LevelWarn, "upstream: lease unavailable; calling the provider uncached", slog.String("error", err.Error()))
@@ -317,7 +325,16 @@ func (g *Gateway) refreshFlight(ctx context.Context, q *request, rkey, fp []byte
 	}
 	deadline := g.now().Add(g.o.LeaseWait)
 	for {
-		f, got, err := g.lease(ctx, rkey, func() flight { return g.refreshCall(ctx, q, rkey, fp) })
+		f, got, err := g.lease(ctx, rkey, func() flight {
+			// Under the lease, look again: a replica that spent the
+			// token stores its result before it releases the lease, so
+			// a lease taken after that release finds the result here
+			// instead of spending the token a second time.
+			if f, ok := g.replay(ctx, q, rkey, fp); ok {
+				return f
+			}
+			return g.refreshCall(ctx, q, rkey, fp)
+		})
 		switch {
 		case err != nil:
 			// Without the lease, a second replica could spend the same
