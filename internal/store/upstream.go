@@ -29,8 +29,12 @@ type Upstream interface {
 	UpstreamLease(ctx context.Context, key []byte, holder string, ttl time.Duration) (bool, error)
 	// UpstreamRelease ends holder's lease of key (no-op when another holds it).
 	UpstreamRelease(ctx context.Context, key []byte, holder string) error
-	// PutUpstream writes an entry (replacing one with the same key).
-	PutUpstream(ctx context.Context, e UpstreamEntry) error
+	// PutUpstream writes entries, in order, each replacing the one with
+	// the same key; an entry whose ExpiresAt has passed is not written.
+	// After an error, the entries before the failing one may be written
+	// (so the one that matters goes first); a driver that can writes them
+	// all in one transaction.
+	PutUpstream(ctx context.Context, entries ...UpstreamEntry) error
 	// UpstreamEntry returns the live entry of key, or ErrNotFound.
 	UpstreamEntry(ctx context.Context, key []byte) (UpstreamEntry, error)
 	// TakeUpstreamReplay counts one replay of key's entry if it has had

@@ -123,15 +123,13 @@ func (g *Gateway) persist(ctx context.Context, key []byte, c cached, index [][]b
 	now := g.now()
 	sctx, cancel := g.storeCtx(ctx)
 	defer cancel()
-	if err := g.o.Store.PutUpstream(sctx, store.UpstreamEntry{Key: key, Sealed: sealed, StoredAt: now, ExpiresAt: until}); err != nil {
-		return err
-	}
+	// The entry first: it is what a replay needs.
+	rows := make([]store.UpstreamEntry, 0, 1+len(index))
+	rows = append(rows, store.UpstreamEntry{Key: key, Sealed: sealed, StoredAt: now, ExpiresAt: until})
 	for _, ix := range index {
-		if err := g.o.Store.PutUpstream(sctx, store.UpstreamEntry{Key: ix, Ref: key, StoredAt: now, ExpiresAt: indexUntil}); err != nil {
-			return err
-		}
+		rows = append(rows, store.UpstreamEntry{Key: ix, Ref: key, StoredAt: now, ExpiresAt: indexUntil})
 	}
-	return nil
+	return g.o.Store.PutUpstream(sctx, rows...)
 }
 
 // lease runs fn under key's lease; got is false when another holds it.

@@ -225,15 +225,26 @@ func (s *Store) UpstreamRelease(ctx context.Context, key []byte, holder string) 
 	})
 }
 
-// PutUpstream implements store.Upstream. An entry that has expired
-// already is not written.
-func (s *Store) PutUpstream(ctx context.Context, e store.UpstreamEntry) error {
-	if !s.now().Before(e.ExpiresAt) {
-		return s.begin(ctx)
+// PutUpstream implements store.Upstream: every entry in one write
+// transaction (one fsync). An entry that has expired already is not
+// written.
+func (s *Store) PutUpstream(ctx context.Context, entries ...store.UpstreamEntry) error {
+	for _, e := range entries {
+		if err := validUpstreamKey(e.Key); err != nil {
+			return err
+		}
 	}
-	e.Replays = 0 // a new result starts its count, as Cassandra's put does
-	return s.upstreamWrite(ctx, "upstream put", e.Key, func(u upstreamTx) error {
-		return u.put(e.Key, upRow{kind: upEntry, e: e})
+	return s.upstreamWrite(ctx, "upstream put", nil, func(u upstreamTx) error {
+		for _, e := range entries {
+			if u.nowMS >= e.ExpiresAt.UnixMilli() {
+				continue
+			}
+			e.Replays = 0 // a new result starts its count, as Cassandra's put does
+			if err := u.put(e.Key, upRow{kind: upEntry, e: e}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -79,17 +79,26 @@ func (s *Store) UpstreamRelease(ctx context.Context, key []byte, holder string) 
 }
 
 // PutUpstream implements store.Upstream.
-func (s *Store) PutUpstream(ctx context.Context, e store.UpstreamEntry) error {
+// The entries are written one by one, in order (the entry before its
+// index rows); a logged batch would make them all-or-nothing at the cost
+// of the batch log, which index rows (they only speed up revocation) are
+// not worth.
+func (s *Store) PutUpstream(ctx context.Context, entries ...store.UpstreamEntry) error {
 	if s.errClosed() {
 		return store.ErrClosed
 	}
-	now := s.now()
-	if !now.Before(e.ExpiresAt) {
-		return nil // dead on arrival: nothing to keep
+	for _, e := range entries {
+		now := s.now()
+		if !now.Before(e.ExpiresAt) {
+			continue // dead on arrival: nothing to keep
+		}
+		err := s.session.Query(qUpPut, e.Key, e.Ref, e.Sealed, e.StoredAt, e.ExpiresAt, ttlSeconds(e.ExpiresAt, now)).
+			Idempotent(true).ExecContext(ctx)
+		if err != nil {
+			return classify("upstream: put", err)
+		}
 	}
-	err := s.session.Query(qUpPut, e.Key, e.Ref, e.Sealed, e.StoredAt, e.ExpiresAt, ttlSeconds(e.ExpiresAt, now)).
-		Idempotent(true).ExecContext(ctx)
-	return classify("upstream: put", err)
+	return nil
 }
 
 func (s *Store) upstreamRow(ctx context.Context, key []byte, cons gocql.Consistency) (store.UpstreamEntry, error) {

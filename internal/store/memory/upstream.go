@@ -71,15 +71,21 @@ func (u *Upstream) UpstreamRelease(ctx context.Context, key []byte, holder strin
 }
 
 // PutUpstream implements store.Upstream.
-func (u *Upstream) PutUpstream(ctx context.Context, e store.UpstreamEntry) error {
+func (u *Upstream) PutUpstream(ctx context.Context, entries ...store.UpstreamEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.entries[string(e.Key)] = cloneEntry(e)
-	if u.puts++; u.puts >= sweepEvery || u.puts >= len(u.entries) && len(u.entries) > sweepEvery {
-		u.sweep()
+	now := u.now()
+	for _, e := range entries {
+		if !now.Before(e.ExpiresAt) {
+			continue
+		}
+		u.entries[string(e.Key)] = cloneEntry(e)
+		if u.puts++; u.puts >= sweepEvery || u.puts >= len(u.entries) && len(u.entries) > sweepEvery {
+			u.sweep()
+		}
 	}
 	return nil
 }

@@ -98,6 +98,28 @@ func RunUpstream(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("PutMany", func(t *testing.T) {
+		u := open(t)
+		key, dead, ix := hashOf("many"), hashOf("many-dead"), hashOf("many-ix")
+		now := ms(h.Now())
+		err := u.PutUpstream(ctx,
+			store.UpstreamEntry{Key: key, Sealed: []byte("s"), StoredAt: now, ExpiresAt: now.Add(time.Minute)},
+			store.UpstreamEntry{Key: dead, Sealed: []byte("d"), StoredAt: now.Add(-time.Hour), ExpiresAt: now.Add(-time.Minute)},
+			store.UpstreamEntry{Key: ix, Ref: key, StoredAt: now, ExpiresAt: now.Add(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e, err := u.UpstreamEntry(ctx, key); err != nil || string(e.Sealed) != "s" {
+			t.Fatalf("first entry: %+v, %v", e, err)
+		}
+		if e, err := u.UpstreamEntry(ctx, ix); err != nil || string(e.Ref) != string(key) {
+			t.Fatalf("index row: %+v, %v", e, err)
+		}
+		if _, err := u.UpstreamEntry(ctx, dead); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("an entry expired on arrival was kept: %v", err)
+		}
+	})
+
 	t.Run("LeaseIsNoEntry", func(t *testing.T) {
 		u := open(t)
 		key := hashOf("lease-only")
