@@ -127,6 +127,10 @@ type Store struct {
 	closed    atomic.Bool
 	stopSweep context.CancelFunc // nil when the sweeper is disabled
 	sweepDone chan struct{}      // closed when the sweeper has returned
+
+	// epoch tells this Open's upstream leases from those of a process
+	// that held the file before (upstream.go).
+	epoch uint64
 }
 
 // Open opens (creating if absent) the database file at path and starts the
@@ -172,6 +176,7 @@ func Open(path string, opts Options) (*Store, error) {
 		onSweep:   opts.OnSweep,
 		sweepDone: make(chan struct{}),
 		commits:   newCommitter(db),
+		epoch:     newEpoch(),
 	}
 	s.write = s.commits.do
 	if opts.SweepInterval > 0 {

@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -29,8 +30,11 @@ var _ store.Upstream = (*Store)(nil)
 // (and their index entries). Where Cassandra uses a lightweight
 // transaction (the lease's INSERT IF NOT EXISTS, the replay counter's
 // UPDATE IF), the check and the put are one write transaction here, so a
-// restart keeps a refresh result and its replay count, and a lease held
-// when the process stopped lasts until its expiry.
+// restart keeps a refresh result and its replay count. A lease is held
+// only by the process that took it: the file lock makes a lease of the
+// process that had the file before (a crash mid-call) stale, so a lease
+// records the Open it was taken under (Store.epoch) and one of another
+// Open counts as free.
 const (
 	bucketUpstream       = "upstream"
 	bucketUpstreamExpiry = "upstream_expiry"
@@ -43,22 +47,31 @@ const (
 )
 
 // upRow is an upstream record: upstream v1 is version, kind, replays
-// (uvarint), stored_at, expires_at, ref, sealed, holder.
+// (uvarint), stored_at, expires_at, ref, sealed, holder, epoch (8 bytes BE).
 type upRow struct {
 	kind   byte
 	holder string
+	epoch  uint64 // leases: the Open that took it
 	e      store.UpstreamEntry
 }
 
+// newEpoch is a random identity of one Open.
+func newEpoch() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail (Go 1.24+)
+	return binary.BigEndian.Uint64(b[:])
+}
+
 func encodeUpstream(r upRow) []byte {
-	b := make([]byte, 0, 24+len(r.e.Ref)+len(r.e.Sealed)+len(r.holder))
+	b := make([]byte, 0, 32+len(r.e.Ref)+len(r.e.Sealed)+len(r.holder))
 	b = append(b, recordV1, r.kind)
 	b = binary.AppendUvarint(b, uint64(max(r.e.Replays, 0)))
 	b = appendTime(b, r.e.StoredAt)
 	b = appendTime(b, r.e.ExpiresAt)
 	b = appendBytes(b, r.e.Ref)
 	b = appendBytes(b, r.e.Sealed)
-	return appendString(b, r.holder)
+	b = appendString(b, r.holder)
+	return binary.BigEndian.AppendUint64(b, r.epoch)
 }
 
 // decodeUpstream decodes an upstream row; key is its key.
@@ -75,6 +88,7 @@ func decodeUpstream(key, v []byte) (upRow, error) {
 		r.e.Sealed = bytes.Clone(sealed)
 	}
 	r.holder = rd.string()
+	r.epoch = rd.fixed64()
 	if err := rd.done("upstream"); err != nil {
 		return upRow{}, err
 	}
@@ -109,6 +123,7 @@ func upstreamExpiryKey(ms int64, key []byte) []byte {
 type upstreamTx struct {
 	rows, idx *bbolt.Bucket
 	nowMS     int64
+	epoch     uint64 // the Store's
 }
 
 func (s *Store) upstreamTx(tx *bbolt.Tx) (upstreamTx, error) {
@@ -120,7 +135,7 @@ func (s *Store) upstreamTx(tx *bbolt.Tx) (upstreamTx, error) {
 	if err != nil {
 		return upstreamTx{}, err
 	}
-	return upstreamTx{rows: rows, idx: idx, nowMS: s.now().UnixMilli()}, nil
+	return upstreamTx{rows: rows, idx: idx, nowMS: s.now().UnixMilli(), epoch: s.epoch}, nil
 }
 
 // live returns key's row if there is one that has not expired. A row this
@@ -204,12 +219,13 @@ func (s *Store) UpstreamLease(ctx context.Context, key []byte, holder string, tt
 	var got bool
 	err := s.upstreamWrite(ctx, "upstream lease", key, func(u upstreamTx) error {
 		got = false
-		if _, live, err := u.live(key); err != nil || live {
-			return err
+		r, live, err := u.live(key)
+		if err != nil || live && (r.kind != upLease || r.epoch == u.epoch) {
+			return err // held (or, never for the caller's keys, an entry)
 		}
 		now := time.UnixMilli(u.nowMS)
 		got = true
-		return u.put(key, upRow{kind: upLease, holder: holder, e: store.UpstreamEntry{StoredAt: now, ExpiresAt: now.Add(ttl)}})
+		return u.put(key, upRow{kind: upLease, holder: holder, epoch: u.epoch, e: store.UpstreamEntry{StoredAt: now, ExpiresAt: now.Add(ttl)}})
 	})
 	return got && err == nil, err
 }

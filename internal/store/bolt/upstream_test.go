@@ -36,10 +36,10 @@ func TestUpstreamConformance(t *testing.T) {
 	}
 }
 
-// TestUpstreamSurvivesRestart: a refresh result, its index row, its replay
-// count and a lease are in the file: reopened, the store serves the replay
-// within its window and the lease is still held; past their expiry nothing
-// is served and the sweeper purges every row.
+// TestUpstreamSurvivesRestart: a refresh result, its index row and its
+// replay count are in the file: reopened, the store serves the replay
+// within its window, and a lease of the process before is free; past their
+// expiry nothing is served and the sweeper purges every row.
 func TestUpstreamSurvivesRestart(t *testing.T) {
 	ctx := t.Context()
 	c := newClock()
@@ -82,8 +82,13 @@ func TestUpstreamSurvivesRestart(t *testing.T) {
 	if e, err := s.UpstreamEntry(ctx, ix); err != nil || !bytes.Equal(e.Ref, key) {
 		t.Fatalf("index row after the restart: %+v, %v", e, err)
 	}
-	if got, err := s.UpstreamLease(ctx, lease, "after", 10*time.Second); err != nil || got {
-		t.Fatalf("a lease held before the restart was taken again: %v %v", got, err)
+	// The lease's holder was the process that had the file before: with
+	// the file lock, nobody holds it now.
+	if got, err := s.UpstreamLease(ctx, lease, "after", 10*time.Second); err != nil || !got {
+		t.Fatalf("the previous process's lease was not free after the restart: %v %v", got, err)
+	}
+	if got, err := s.UpstreamLease(ctx, lease, "other", 10*time.Second); err != nil || got {
+		t.Fatalf("a lease of this process was taken twice: %v %v", got, err)
 	}
 
 	c.Advance(4 * time.Second) // past the 5 s window
@@ -95,7 +100,7 @@ func TestUpstreamSurvivesRestart(t *testing.T) {
 	if _, _, err := s.TakeUpstreamReplay(ctx, key, 3); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("replay of an expired row: %v, want ErrNotFound", err)
 	}
-	c.Advance(5 * time.Second) // past the lease too
+	c.Advance(7 * time.Second) // past the lease too
 	n, err := s.Sweep(ctx)
 	if err != nil || n != 3 {
 		t.Fatalf("sweep: %d rows, %v; want 3 (entry, index row, lease)", n, err)
