@@ -184,16 +184,6 @@ func (g *Gateway) ServeToken(w http.ResponseWriter, r *http.Request) Result { re
 // ServeRevoke serves POST /oauth2/revoke in upstream mode.
 func (g *Gateway) ServeRevoke(w http.ResponseWriter, r *http.Request) Result { return g.revoke(w, r) }
 
-// Token is ServeToken as an http.Handler (the result dropped).
-func (g *Gateway) Token() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.token(w, r) })
-}
-
-// Revoke is ServeRevoke as an http.Handler (the result dropped).
-func (g *Gateway) Revoke() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.revoke(w, r) })
-}
-
 // request is one parsed token-endpoint request.
 type request struct {
 	r        *http.Request
