@@ -183,7 +183,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 	}
 	var up server.UpstreamGateway // upstream mode's gateway (upstream.go); nil in local mode
 	if cfg.Upstream.Enabled() {
-		if a.Upstream, err = newUpstream(cfg, raw, sealer, a.Consumer, a.FailedIP, opts.Logger, opts.Now); err != nil {
+		if a.Upstream, err = newUpstream(cfg, raw, a.Store, sealer, a.Consumer, a.FailedIP, opts.Logger, opts.Now); err != nil {
 			return nil, err
 		}
 		up = a.Upstream

@@ -18,17 +18,20 @@ import (
 )
 
 // newUpstream builds upstream mode's gateway (upstream.token_url set). Its
-// rows go to the driver (bolt, cassandra, memory: each keeps them); a
-// driver without them gets an in-process table.
-func newUpstream(cfg *config.Config, backend store.Store, sealer *seal.Sealer, consumer *limiter.Set[string], failedIP *limiter.Set[netip.Addr], log *slog.Logger, now func() time.Time) (*upstream.Gateway, error) {
+// rows go to the driver (bolt, cassandra, memory: each keeps them) through
+// instrumented, the driver with metrics; a driver without them gets an
+// in-process table.
+func newUpstream(cfg *config.Config, backend, instrumented store.Store, sealer *seal.Sealer, consumer *limiter.Set[string], failedIP *limiter.Set[netip.Addr], log *slog.Logger, now func() time.Time) (*upstream.Gateway, error) {
 	u := cfg.Upstream
 	client, err := upstream.NewHTTPClient(u.TLS)
 	if err != nil {
 		return nil, err
 	}
-	rows, ok := backend.(store.Upstream)
-	if !ok {
-		rows = memory.NewUpstream(now)
+	var rows store.Upstream = memory.NewUpstream(now)
+	if _, ok := backend.(store.Upstream); ok {
+		if u, ok := instrumented.(store.Upstream); ok {
+			rows = u
+		}
 	}
 	key, err := upstreamCacheKey(cfg)
 	if err != nil {

@@ -110,6 +110,11 @@ func TestKeycloakAccessLog(t *testing.T) {
 	if l := lines[24]; l["outcome"] != "miss" || l["status"] != float64(401) || l["error"] == nil || l["error"] == "" {
 		t.Fatalf("wrong secret: %v, want outcome miss, status 401 and the provider's error code", l)
 	}
+	// The store operations of upstream mode are in the store metrics.
+	if m := metric(t, gw, "tokengw_store_operation_duration_seconds_count"); !strings.Contains(m, `op="upstream_put"`) ||
+		!strings.Contains(m, `op="upstream_lease"`) || !strings.Contains(m, `op="upstream_replay"`) {
+		t.Fatalf("upstream store operations not observed: %s", m)
+	}
 	dl := accessLines(t, downLogs.String())
 	if len(dl) != 1 || dl[0]["outcome"] != "upstream_error" || dl[0]["status"] != float64(503) ||
 		dl[0]["error"] != "temporarily_unavailable" || dl[0]["grant"] != "client_credentials" {

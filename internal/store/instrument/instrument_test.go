@@ -47,3 +47,28 @@ func TestConformanceAndObservation(t *testing.T) {
 		}
 	}
 }
+
+// The wrapper passes the upstream conformance suite and observes every
+// upstream operation.
+func TestUpstreamConformanceAndObservation(t *testing.T) {
+	c := &clock{t: time.Date(2026, 12, 2, 8, 0, 0, 0, time.UTC)}
+	var mu sync.Mutex
+	ops := map[string]int{}
+	obs := func(op string, _ time.Duration, _ error) {
+		mu.Lock()
+		ops[op]++
+		mu.Unlock()
+	}
+	storetest.RunUpstream(t, storetest.Harness{
+		New: func(*testing.T) store.Store {
+			return instrument.Wrap(memory.New(memory.Options{Now: c.Now}), obs, c.Now)
+		},
+		Now:     c.Now,
+		Advance: c.Advance,
+	})
+	for _, op := range []string{"upstream_lease", "upstream_release", "upstream_put", "upstream_get", "upstream_replay", "upstream_delete"} {
+		if ops[op] == 0 {
+			t.Errorf("operation %q never observed", op)
+		}
+	}
+}
