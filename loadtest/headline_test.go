@@ -108,3 +108,30 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+// The kept round of a row is its fastest that measured something.
+func TestFasterRow(t *testing.T) {
+	slow := headRow{System: "x", Res: &wrkResult{Requests: 100, DurationUS: 1e6}}
+	fast := headRow{System: "x", Res: &wrkResult{Requests: 200, DurationUS: 1e6}}
+	failed := headRow{System: "x", Error: "wrk: boom"}
+	for _, tc := range []struct {
+		name string
+		a, b headRow
+		want int64 // requests of the kept round; 0: the failed one
+	}{
+		{"second faster", slow, fast, 200},
+		{"first faster", fast, slow, 200},
+		{"first failed", failed, slow, 100},
+		{"second failed", slow, failed, 100},
+		{"both failed", failed, failed, 0},
+	} {
+		got := fasterRow(tc.a, tc.b)
+		var n int64
+		if got.Res != nil {
+			n = got.Res.Requests
+		}
+		if n != tc.want {
+			t.Errorf("%s: kept %d requests, want %d", tc.name, n, tc.want)
+		}
+	}
+}
