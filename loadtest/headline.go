@@ -179,7 +179,7 @@ func headlineCommand(ctx context.Context, args []string, stdout, stderr io.Write
 		for i := range desc {
 			fmt.Fprintf(stderr, "headline: round %d/%d: %s\n", round, o.rounds, desc[i].System)
 			try := desc[i]
-			e.headOne(ctx, o, &try)
+			e.headOne(ctx, o, &try, round)
 			if try.Error != "" {
 				fmt.Fprintf(stderr, "headline: %s: %s\n", try.System, try.Error)
 			}
@@ -216,8 +216,10 @@ func fasterRow(a, b headRow) headRow {
 }
 
 // headOne starts (or finds) the server of r, drives it with wrk and fills r.
-func (e *experiment) headOne(ctx context.Context, o *headlineOptions, r *headRow) {
-	dir := filepath.Join(e.work, r.Kind+onOff(r.Reuse))
+func (e *experiment) headOne(ctx context.Context, o *headlineOptions, r *headRow, round int) {
+	// A fresh directory (and so a fresh store) in every round: the tokens
+	// counted are that round's.
+	dir := filepath.Join(e.work, fmt.Sprintf("%s%s-round%d", r.Kind, onOff(r.Reuse), round))
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		r.Error = err.Error()
 		return
