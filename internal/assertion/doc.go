@@ -24,7 +24,11 @@
 // replica on the store, keyed by (principal, SHA-256 of the jti) and kept
 // until exp plus the skew. It is the last check, so a request that fails
 // for any other reason (the store among them: 503) does not use up the
-// assertion, and its retry is accepted.
+// assertion, and its retry is accepted. Copies of one jti arriving at one
+// process together make one store call (claimFlights): the others wait and
+// are replays, or share the first call's error when its outcome is
+// unknown; fifty lightweight transactions on one Cassandra partition would
+// time each other out.
 //
 // # The verified-JWT cache
 //

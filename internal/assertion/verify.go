@@ -104,6 +104,8 @@ type Verifier struct {
 	aud   []string
 	cache *verifiedCache
 
+	flights claimFlights // concurrent claims of one jti: one store call
+
 	verifications, hits atomic.Uint64
 }
 
@@ -305,24 +307,4 @@ func (v *Verifier) audienceOK(aud, endpoint string) bool {
 		return true
 	}
 	return !v.opts.StrictAudience && endpoint != "" && aud == endpoint
-}
-
-// claimJTI is the last check: a one-time assertion's jti is claimed
-// store-wide until exp plus the skew.
-func (v *Verifier) claimJTI(ctx context.Context, p Principal, c *Claims) error {
-	if !p.OneTime {
-		return nil
-	}
-	h := sha256.Sum256([]byte(c.JTI))
-	ctx, cancel := context.WithTimeout(ctx, v.opts.StoreTimeout)
-	defer cancel()
-	err := v.opts.JTIs.ClaimAssertion(ctx, p.ID, h[:], c.Expiry.Add(v.opts.ClockSkew))
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, store.ErrReplay):
-		return refused(CheckReplay, "assertion already used (jti)")
-	default:
-		return fmt.Errorf("assertion: claim jti: %w", err)
-	}
 }
