@@ -26,8 +26,8 @@
 # its answer). Access tokens are Hydra's default, opaque (ory_at_...), and stored.
 # Client secrets are hashed with Hydra's default hasher, pbkdf2-sha256 with 25,000
 # iterations (oauth2.hashers.pbkdf2.iterations), verified on every token request;
-# HYDRA_PBKDF2_ITERATIONS sets that key instead (the client must be created after it is
-# set, so a start with it wipes and recreates everything as usual).
+# HYDRA_PBKDF2_ITERATIONS sets that key instead (the client's hash is made with it, so stop
+# first: a start while a Hydra answers leaves that one as it is).
 #
 # The binary: ORY Hydra v2.3.0 with SQLite, $HYDRA_CACHE/hydra-v2.3.0. Hydra's release
 # binaries are not fetched; it is built from the Go module proxy in $HYDRA_CACHE/build:
