@@ -237,7 +237,11 @@ func (s hydraSettings) hasherText() string {
 		if s.Iterations != hydraDefaultIterations {
 			note = fmt.Sprintf("not the default %d", hydraDefaultIterations)
 		}
-		return fmt.Sprintf("client secret hashed with pbkdf2-sha256, %d iterations (%s), verified on every token request", s.Iterations, note)
+		unit := "iterations"
+		if s.Iterations == 1 {
+			unit = "iteration"
+		}
+		return fmt.Sprintf("client secret hashed with pbkdf2-sha256, %d %s (%s), verified on every token request", s.Iterations, unit, note)
 	}
 	return "client secret hashed with " + s.Algorithm
 }

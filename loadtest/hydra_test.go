@@ -128,6 +128,9 @@ func TestHydraSettings(t *testing.T) {
 	if got := s.hasherText(); got != "client secret hashed with bcrypt, cost 12, verified on every token request" {
 		t.Errorf("hasherText = %q", got)
 	}
+	if got := (hydraSettings{Algorithm: "pbkdf2", Iterations: 1}).hasherText(); !strings.Contains(got, "pbkdf2-sha256, 1 iteration (not the default 25000)") {
+		t.Errorf("one iteration: hasherText = %q", got)
+	}
 	h.Env = []string{"OAUTH2_HASHERS_PBKDF2_ITERATIONS=many"}
 	if _, err := h.settings(root); err == nil {
 		t.Error("a non-numeric iterations variable accepted")
