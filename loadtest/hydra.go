@@ -70,13 +70,32 @@ func readHydraProc(procRoot string, pid int) (hydraProc, error) {
 	if err != nil {
 		return hydraProc{}, fmt.Errorf("loadtest: hydra pid %d: %w", pid, err)
 	}
+	h, err := parseHydraCmdline(b)
+	if err != nil {
+		return hydraProc{}, fmt.Errorf("loadtest: pid %d: %w", pid, err)
+	}
+	h.Pid = pid
+	if env, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil {
+		for _, kv := range strings.Split(string(env), "\x00") {
+			if k, _, ok := strings.Cut(kv, "="); ok && (k == "DSN" || strings.HasPrefix(k, "OAUTH2_HASHERS_")) {
+				h.Env = append(h.Env, kv)
+			}
+		}
+	}
+	return h, nil
+}
+
+// parseHydraCmdline reads a /proc/<pid>/cmdline (NUL-separated argv): the
+// version in argv[0]'s name and the config files; an error unless it is
+// `hydra … serve …`.
+func parseHydraCmdline(b []byte) (hydraProc, error) {
 	argv := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
 	base := filepath.Base(argv[0])
 	version, ok := hydraVersion(base)
 	if !ok || len(argv) < 2 {
-		return hydraProc{}, fmt.Errorf("loadtest: pid %d (%s) is not hydra", pid, base)
+		return hydraProc{}, fmt.Errorf("%q is not hydra", base)
 	}
-	h := hydraProc{Pid: pid, Version: version}
+	h := hydraProc{Version: version}
 	serve := false
 	for i := 1; i < len(argv); i++ {
 		a := argv[i]
@@ -93,14 +112,7 @@ func readHydraProc(procRoot string, pid int) (hydraProc, error) {
 		}
 	}
 	if !serve {
-		return hydraProc{}, fmt.Errorf("loadtest: pid %d (%s) is hydra, but not `hydra serve`", pid, base)
-	}
-	if env, err := os.ReadFile(filepath.Join(dir, "environ")); err == nil {
-		for _, kv := range strings.Split(string(env), "\x00") {
-			if k, _, ok := strings.Cut(kv, "="); ok && (k == "DSN" || strings.HasPrefix(k, "OAUTH2_HASHERS_")) {
-				h.Env = append(h.Env, kv)
-			}
-		}
+		return hydraProc{}, fmt.Errorf("%q is hydra, but not `hydra serve`", base)
 	}
 	return h, nil
 }

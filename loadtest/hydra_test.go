@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -76,6 +77,43 @@ func TestFindHydra(t *testing.T) {
 	if _, err := findHydra(filepath.Join(empty, "missing")); err == nil {
 		t.Fatal("no /proc: no error")
 	}
+}
+
+func FuzzParseHydraCmdline(f *testing.F) {
+	f.Add([]byte("/root/.cache/tokengw-hydra/hydra-v2.3.0\x00serve\x00all\x00--dev\x00-c\x00/tmp/h.json\x00"))
+	f.Add([]byte("hydra\x00--config=a.yaml,b.yaml\x00serve\x00public\x00-c\x00"))
+	f.Add([]byte("/usr/bin/java\x00-Dkc.home.dir=/x\x00"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := parseHydraCmdline(b)
+		if err != nil {
+			return
+		}
+		if !strings.HasPrefix(h.Version, "ORY Hydra") || !bytes.Contains(b, []byte("serve")) {
+			t.Fatalf("accepted %q as %+v", b, h)
+		}
+		for _, c := range h.Config {
+			if c == "" || strings.Contains(c, "\x00") {
+				t.Fatalf("config path %q from %q", c, b)
+			}
+		}
+	})
+}
+
+func FuzzHydraSQLiteFile(f *testing.F) {
+	for _, dsn := range []string{"sqlite:///tmp/tokengw-hydra/db.sqlite?_fk=true", "sqlite3:///a%20b", "sqlite://file::memory:", "postgres://u:p@h/db", "sqlite://%zz?x", ""} {
+		f.Add(dsn)
+	}
+	f.Fuzz(func(t *testing.T, dsn string) {
+		path, err := hydraSettings{DSN: dsn}.sqliteFile()
+		if err != nil {
+			return
+		}
+		if !filepath.IsAbs(path) || strings.Contains(dsn, ":memory:") {
+			t.Fatalf("%q: database %q", dsn, path)
+		}
+		_ = hydraConfigText("c", hydraSettings{DSN: dsn})
+	})
 }
 
 func TestHydraVersion(t *testing.T) {
