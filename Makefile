@@ -69,7 +69,8 @@ loadtest: build ## the reference experiment (reference server, reuse on/off, 1/5
 		--concurrency $(LOADTEST_CONCURRENCY) --consumers $(LOADTEST_CONSUMERS) --stores $(LOADTEST_STORES) $(LOADTEST_FLAGS)
 
 # The headline table of docs/benchmarks.md: wrk -t2 -c64 10 s against the reference,
-# tokengw reuse on/off (bolt) and Keycloak (scripts/keycloak.sh start first), ~1 minute.
+# tokengw reuse on/off (bolt), Keycloak and ORY Hydra (scripts/keycloak.sh start and
+# scripts/hydra.sh start first), ~2 minutes.
 .PHONY: loadtest-headline
-loadtest-headline: build ## wrk against reference, tokengw reuse on/off, Keycloak -> docs/benchmarks.md headline
+loadtest-headline: build ## wrk against reference, tokengw reuse on/off, Keycloak, Hydra -> docs/benchmarks.md headline
 	$(GO) -C loadtest run . headline --bin $(CURDIR)/$(BIN)

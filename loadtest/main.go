@@ -8,6 +8,7 @@
 //	go run ./loadtest experiment [flags]                              the reference experiment
 //	go run ./loadtest clients --count N [flags]                       make consumers for a config
 //	go run ./loadtest report --results DIR [--doc FILE]               re-render reports from JSON
+//	go run ./loadtest headline [flags]                                wrk: reference, tokengw, Keycloak, ORY Hydra
 //
 // The runner's scenarios are the k6 scripts' (loadtest/k6): abusive (a new
 // token request on every call), well-behaved (each consumer's token cached
@@ -41,6 +42,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,7 +59,7 @@ commands:
   report       re-render reports from JSON: a run's summary (--json, --html) or an experiment's
                results directory (--results, --doc)
   headline     the headline table: wrk -t2 -c64 10s against the reference, tokengw reuse on/off
-               (bolt) and Keycloak; replaces the headline section of docs/benchmarks.md
+               (bolt), Keycloak and ORY Hydra; replaces the headline section of docs/benchmarks.md
   help         this text
 
 go run ./loadtest <command> --help lists a command's flags. The run flags:
@@ -317,19 +319,24 @@ func (o *runOptions) consumerCredentials(ctx context.Context, logw io.Writer) ([
 	}
 }
 
-// commandLine renders args as a shell command, with the admin token
-// redacted.
+// secretFlags are the flags whose values commandLine redacts.
+var secretFlags = []string{"admin-token", "keycloak-secret", "hydra-secret"}
+
+// commandLine renders args as a shell command, with the admin token and
+// the peers' client secrets redacted.
 func commandLine(args []string) string {
 	out := make([]string, len(args))
 	redact := false
 	for i, a := range args {
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		switch {
 		case redact:
 			a, redact = "REDACTED", false
-		case a == "--admin-token" || a == "-admin-token":
-			redact = true
-		case strings.HasPrefix(a, "--admin-token=") || strings.HasPrefix(a, "-admin-token="):
+		case !strings.HasPrefix(a, "-") || !slices.Contains(secretFlags, name):
+		case hasValue:
 			a = a[:strings.IndexByte(a, '=')+1] + "REDACTED"
+		default:
+			redact = true
 		}
 		out[i] = shellQuote(a)
 	}
