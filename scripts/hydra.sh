@@ -76,6 +76,8 @@ CLIENT_SECRET=lt-hydra-secret
 
 log() { printf 'hydra.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=scripts/lib/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -241,47 +243,11 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local pid
-  if ! pid="$(our_pid)"; then
-    if [[ -f "$PID_FILE" ]]; then
-      log "pidfile $PID_FILE names no running Hydra; removing it"
-      rm -f "$PID_FILE"
-    else
-      log "not running (no pidfile)"
-    fi
-    return 0
-  fi
-  log "stopping Hydra (pid $pid, RSS $(rss_of "$pid"))"
-  kill -TERM "$pid" 2>/dev/null || true
-  local t0=$SECONDS
-  while our_pid >/dev/null; do
-    if ((SECONDS - t0 >= STOP_TIMEOUT)); then
-      log "still alive after ${STOP_TIMEOUT} s; SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "$PID_FILE"
-  log "stopped after $((SECONDS - t0)) s"
+  svc_stop Hydra || return 0
+  log "stopped after $((SECONDS - SVC_STOP_T0)) s"
 }
 
-cmd_status() {
-  local pid running=""
-  if pid="$(our_pid)"; then
-    running="pid $pid, RSS $(rss_of "$pid")"
-  fi
-  if token_ok; then
-    echo "answering at $TOKEN_URL${running:+ ($running)}"
-    return 0
-  fi
-  if [[ -n "$running" ]]; then
-    echo "running ($running) but the token endpoint does not answer"
-  else
-    echo "not running"
-  fi
-  return 3
-}
+cmd_status() { svc_status; }
 
 cmd_tokens() {
   [[ -f "$DB" ]] || die "no database at $DB"

@@ -67,6 +67,8 @@ TOKEN_URL="http://$HOST:$PORT/realms/$REALM/protocol/openid-connect/token"
 
 log() { printf 'keycloak.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
+# shellcheck source=scripts/lib/service.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/service.sh"
 
 # --- helpers ------------------------------------------------------------------------------
 
@@ -242,29 +244,10 @@ cmd_start() {
 }
 
 cmd_stop() {
-  local pid
-  if ! pid="$(our_pid)"; then
-    if [[ -f "$PID_FILE" ]]; then
-      log "pidfile $PID_FILE names no running Keycloak; removing it"
-      rm -f "$PID_FILE"
-    else
-      log "not running (no pidfile)"
-    fi
-    return 0
-  fi
-  local kids
-  kids="$(children "$pid")"
-  log "stopping Keycloak (pid $pid, RSS $(rss_of "$pid"))"
-  kill -TERM "$pid" 2>/dev/null || true
-  local t0=$SECONDS
-  while our_pid >/dev/null; do
-    if ((SECONDS - t0 >= STOP_TIMEOUT)); then
-      log "still alive after ${STOP_TIMEOUT} s; SIGKILL"
-      kill -KILL "$pid" $kids 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
+  local pid kids
+  pid="$(our_pid)" && kids="$(children "$pid")"
+  # shellcheck disable=SC2086 # kids: a list of pids
+  svc_stop Keycloak $kids || return 0
   # kc.sh waits for its java; should it be gone first, its java gets the same end.
   local k
   for k in $kids; do
@@ -272,26 +255,10 @@ cmd_stop() {
       kill -TERM "$k" 2>/dev/null || true
     fi
   done
-  rm -f "$PID_FILE"
-  log "stopped after $((SECONDS - t0)) s"
+  log "stopped after $((SECONDS - SVC_STOP_T0)) s"
 }
 
-cmd_status() {
-  local pid running=""
-  if pid="$(our_pid)"; then
-    running="pid $pid, RSS $(rss_of "$pid")"
-  fi
-  if token_ok; then
-    echo "answering at $TOKEN_URL${running:+ ($running)}"
-    return 0
-  fi
-  if [[ -n "$running" ]]; then
-    echo "running ($running) but the token endpoint does not answer"
-  else
-    echo "not running"
-  fi
-  return 3
-}
+cmd_status() { svc_status; }
 
 case "${1:-}" in
   start) cmd_start ;;
