@@ -58,6 +58,11 @@ type Info struct {
 	UpdatedAt  time.Time
 }
 
+// Method is the client's token_endpoint_auth_method as listings show it:
+// client_secret_basic for a secret client (which may also use
+// client_secret_post), or private_key_jwt.
+func (c Info) Method() string { return methodName(c.AuthMethod) }
+
 // Source is "config" for configured clients and "store" for the others.
 func (c Info) Source() string {
 	if c.ReadOnly {
@@ -349,6 +354,12 @@ func (m *Manager) Update(ctx context.Context, id string, p Patch) (Info, string,
 		return Info{}, "", err
 	}
 	m.forget(id)
+	if Fingerprint(old) == Fingerprint(c) {
+		// Only the limit or introspection changed: the tokens issued
+		// before still fit the registration and stay reusable.
+		m.log.Info("client updated", "client_id", id, "scopes", strings.Join(c.Scopes, " "), "auth_method", methodName(c.AuthMethod))
+		return infoOf(c, false), secret, nil
+	}
 	if err := m.store.ClearCurrents(sctx, id); err != nil {
 		m.log.Warn("client updated, but its reuse rows could not be cleared (they expire by themselves)", "client_id", id, "err", err)
 	}
