@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -46,6 +48,27 @@ func startAdminJWT(t *testing.T, env ...string) (*adminGW, string) {
 		a.Close()
 	})
 	return g, iss
+}
+
+// doRaw is do for any body (sent even when empty, as application/json)
+// and a testing.TB; a response that is not JSON leaves body nil.
+func (g *adminGW) doRaw(t testing.TB, method, path, body string) adminResp {
+	t.Helper()
+	req, err := http.NewRequest(method, g.admin.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := adminResp{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
 }
 
 // assertionToken asks for a token authenticated by an assertion for id
@@ -309,4 +332,42 @@ func TestAdminAuthFieldValidation(t *testing.T) {
 	if r := g.do(t, "GET", "/admin/clients/plain", adminToken, ""); r.str("client", "token_endpoint_auth_method") != "client_secret_basic" || strings.Contains(r.raw, "resources") {
 		t.Fatalf("plain after refused patches: %s", r.raw)
 	}
+}
+
+// FuzzAdminClientBody: any body sent to create or patch a client is
+// answered with a JSON object and a status below 500; a client that is
+// created or patched reads back with its registration's method.
+func FuzzAdminClientBody(f *testing.F) {
+	jwks := `{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`
+	for _, s := range []string{
+		`{"scopes": ["read"]}`,
+		`{"scopes": "read", "token_endpoint_auth_method": "private_key_jwt", "jwks": ` + jwks + `}`,
+		`{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://idp.example/jwks", "resources": ["urn:a"]}`,
+		`{"jwks": {"keys": [{"kty": "oct"}]}}`,
+		`{"jwks": null, "limit": null, "resources": []}`,
+		`{"token_endpoint_auth_method": "client_secret_jwt"}`,
+		`{"jwks": {"keys": [` + strings.Repeat(`{"kty":"EC"},`, 50) + `{}]}}`,
+		`{"resources": ["#", "a:b", "https://x/%zz"]}`,
+	} {
+		f.Add(s)
+	}
+	g := startAdmin(f, testConfig(f, adminEnv()...), nil, nil)
+	g.create(f, `{"id": "target", "scopes": ["read"]}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, m := range []struct{ method, path string }{{"POST", "/admin/clients"}, {"PATCH", "/admin/clients/target"}} {
+			r := g.doRaw(t, m.method, m.path, body)
+			if r.status >= 500 || r.body == nil {
+				t.Fatalf("%s %s %q: %d %s", m.method, m.path, body, r.status, r.raw)
+			}
+			if r.status >= 400 && r.str("error") == "" {
+				t.Fatalf("%s %q: %d without an error code: %s", m.method, body, r.status, r.raw)
+			}
+			if r.status < 300 {
+				c, _ := r.body["client"].(map[string]any)
+				if method := c["token_endpoint_auth_method"]; method != "client_secret_basic" && method != "private_key_jwt" {
+					t.Fatalf("%s %q: method %v", m.method, body, method)
+				}
+			}
+		}
+	})
 }

@@ -42,7 +42,7 @@ type adminGW struct {
 	clk   *clock
 }
 
-func startAdmin(t *testing.T, cfg *config.Config, clk *clock, shared store.Store) *adminGW {
+func startAdmin(t testing.TB, cfg *config.Config, clk *clock, shared store.Store) *adminGW {
 	t.Helper()
 	if clk == nil {
 		clk = newClock()
@@ -85,7 +85,7 @@ func (r adminResp) str(path ...string) string {
 	return s
 }
 
-func (g *adminGW) do(t *testing.T, method, path, token, body string) adminResp {
+func (g *adminGW) do(t testing.TB, method, path, token, body string) adminResp {
 	t.Helper()
 	var rd io.Reader
 	if body != "" {
@@ -123,7 +123,7 @@ func (g *adminGW) token(t *testing.T, id, secret string) (int, tokenJSON) {
 	return resp.StatusCode, tj
 }
 
-func (g *adminGW) create(t *testing.T, body string) (id, secret string) {
+func (g *adminGW) create(t testing.TB, body string) (id, secret string) {
 	t.Helper()
 	r := g.do(t, "POST", "/admin/clients", adminToken, body)
 	if r.status != http.StatusCreated {
