@@ -1,17 +1,21 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/tokengw/tokengw/internal/app"
+	"github.com/tokengw/tokengw/internal/assertion"
 	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/config"
 	"github.com/tokengw/tokengw/internal/store"
@@ -26,7 +30,12 @@ Running servers see a change within auth.client_refresh (default 5s).
 
 commands:
   add --config FILE --scopes "read write" [--id ID] [--token-ttl 30m] [--rate 10 --burst 20] [--introspect]
+      [--auth-method private_key_jwt (--jwks-file FILE | --jwks-uri URL)] [--resource URI ...]
                                    add a client; prints its generated secret, once
+                                   (a private_key_jwt client has none: it signs assertions with its key)
+  update --config FILE ID [the flags of add but --id]
+                                   change a client: the flags given replace its values
+                                   (--resource "" clears the resources, --no-limit the rate limit)
   list --config FILE               list every client (never a secret or a hash)
   remove --config FILE ID          remove a client; its tokens stop being reused
   rotate-secret --config FILE ID   give a client a new secret (printed once); the old one stops working
@@ -53,11 +62,20 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		rate       = fs.Float64("rate", 0, "rate limit, requests per second (default limits.per_client; 0 = unlimited)")
 		burst      = fs.Int("burst", 0, "rate limit burst (with --rate)")
 		introspect = fs.Bool("introspect", false, "the client may call the introspection endpoint")
+		method     = fs.String("auth-method", "", "token_endpoint_auth_method: client_secret_basic (default; client_secret_post alike) or private_key_jwt")
+		jwksFile   = fs.String("jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, JSON)")
+		jwksURI    = fs.String("jwks-uri", "", "private_key_jwt: or the https URL of its JWK Set")
+		noLimit    = fs.Bool("no-limit", false, "update: go back to limits.per_client")
+		resources  []string
 	)
+	fs.Func("resource", "an RFC 8707 resource indicator the client may ask for (absolute URI); repeat for more", func(v string) error {
+		resources = append(resources, strings.Fields(v)...)
+		return nil
+	})
 	var wantArgs int
 	switch cmd {
 	case "add", "list":
-	case "remove", "rotate-secret":
+	case "remove", "rotate-secret", "update":
 		wantArgs = 1
 	default:
 		fmt.Fprintf(stderr, "tokengw client: unknown command %q\n\n%s", cmd, clientUsage)
@@ -69,11 +87,25 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if cmd != "add" {
-		for _, name := range []string{"id", "scopes", "token-ttl", "rate", "burst", "introspect"} {
+	if cmd != "add" && cmd != "update" {
+		for _, name := range []string{"id", "scopes", "token-ttl", "rate", "burst", "introspect", "auth-method", "jwks-file", "jwks-uri", "resource", "no-limit"} {
 			if set[name] {
-				return fmt.Errorf("client %s: --%s is a flag of client add", cmd, name)
+				return fmt.Errorf("client %s: --%s is a flag of client add and update", cmd, name)
 			}
+		}
+	}
+	switch {
+	case cmd == "update" && set["id"]:
+		return errors.New("client update: the id is the argument (tokengw client update --config FILE ID); it cannot be changed")
+	case cmd == "add" && set["no-limit"]:
+		return errors.New("client add: --no-limit is a flag of client update (a new client without --rate has the default limit)")
+	case set["no-limit"] && (set["rate"] || set["burst"]):
+		return errors.New("client update: --no-limit and --rate/--burst exclude each other")
+	}
+	var jwks string
+	if set["jwks-file"] {
+		if jwks, err = readJWKS(*jwksFile); err != nil {
+			return fmt.Errorf("client %s: --jwks-file: %w", cmd, err)
 		}
 	}
 	if len(pos) != wantArgs {
@@ -98,15 +130,11 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	switch cmd {
 	case "add":
-		spec := clients.Spec{ID: *id, Introspect: *introspect}
+		spec := clients.Spec{ID: *id, Introspect: *introspect, AuthMethod: *method, JWKS: jwks, JWKSURI: *jwksURI, Resources: resources}
 		if set["id"] && *id == "" {
 			return errors.New("client add: --id must not be empty (omit it to have one generated)")
 		}
-		for _, s := range strings.Split(*scopes, " ") {
-			if s != "" {
-				spec.Scopes = append(spec.Scopes, s)
-			}
-		}
+		spec.Scopes = strings.Fields(*scopes)
 		if spec.TokenTTL, err = clients.ParseTokenTTL(*ttl); err != nil {
 			return clientErr("add", *id, err)
 		}
@@ -117,7 +145,51 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return clientErr("add", spec.ID, err)
 		}
-		printSecret(stdout, stderr, info.ID, secret)
+		printSecret(stdout, stderr, info, secret)
+	case "update":
+		var p clients.Patch
+		if set["scopes"] {
+			sc := strings.Fields(*scopes)
+			p.Scopes = &sc
+		}
+		if set["token-ttl"] {
+			d, err := clients.ParseTokenTTL(*ttl)
+			if err != nil {
+				return clientErr("update", pos[0], err)
+			}
+			p.TokenTTL = &d
+		}
+		if set["rate"] || set["burst"] || set["no-limit"] {
+			var l *store.Limit
+			if !*noLimit {
+				l = &store.Limit{Rate: *rate, Burst: *burst}
+			}
+			p.Limit = &l
+		}
+		if set["introspect"] {
+			p.Introspect = introspect
+		}
+		if set["auth-method"] {
+			p.AuthMethod = method
+		}
+		if set["jwks-file"] {
+			p.JWKS = &jwks
+		}
+		if set["jwks-uri"] {
+			p.JWKSURI = jwksURI
+		}
+		if set["resource"] {
+			p.Resources = &resources
+		}
+		info, secret, err := m.Update(ctx, pos[0], p)
+		if err != nil {
+			return clientErr("update", pos[0], err)
+		}
+		if secret != "" {
+			printSecret(stdout, stderr, info, secret)
+		} else {
+			fmt.Fprintf(stdout, "updated client %q\n", info.ID)
+		}
 	case "list":
 		list, err := m.List(ctx)
 		if err != nil {
@@ -134,9 +206,31 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if err != nil {
 			return clientErr("rotate-secret", pos[0], err)
 		}
-		printSecret(stdout, stderr, info.ID, secret)
+		printSecret(stdout, stderr, info, secret)
 	}
 	return nil
+}
+
+// readJWKS reads a JWK Set file (at most assertion.MaxJWKSBytes) and
+// returns it compacted; clients.Spec checks the keys.
+func readJWKS(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, assertion.MaxJWKSBytes+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > assertion.MaxJWKSBytes {
+		return "", fmt.Errorf("%s is larger than %d bytes", path, assertion.MaxJWKSBytes)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil || !bytes.HasPrefix(buf.Bytes(), []byte("{")) {
+		return "", fmt.Errorf(`%s is not a JWK Set (a JSON object {"keys": [...]})`, path)
+	}
+	return buf.String(), nil
 }
 
 // parseInterspersed parses flags that may come after positional arguments
@@ -182,6 +276,7 @@ func openClientManager(ctx context.Context, cfg *config.Config) (*clients.Manage
 	}
 	m, err := clients.NewManager(clients.ManagerOptions{
 		Registry: reg, Store: st, Argon2: cfg.Auth.Argon2.Params(), Timeout: clientTimeout,
+		AllowHTTPJWKSURI: cfg.Assertions.AllowHTTPJWKSURI,
 	})
 	if err != nil {
 		closeStore()
@@ -196,6 +291,8 @@ func clientErr(cmd, id string, err error) error {
 	switch {
 	case errors.As(err, &se):
 		return fmt.Errorf("client %s: %s", cmd, flagName(se))
+	case errors.Is(err, clients.ErrNoSecret):
+		return fmt.Errorf("client %s: client %q authenticates with private_key_jwt and has no secret to rotate; change its keys with tokengw client update --jwks-file FILE (or --jwks-uri URL) %s", cmd, id, id)
 	case errors.Is(err, clients.ErrReadOnly):
 		return fmt.Errorf("client %s: client %q is defined in the config file (clients:) and is read-only here; change it in the file", cmd, id)
 	case errors.Is(err, store.ErrExists):
@@ -220,19 +317,34 @@ func flagName(se *clients.SpecError) string {
 		field = "--rate"
 	case field == "limit.burst":
 		field = "--burst"
+	case field == "token_endpoint_auth_method":
+		field = "--auth-method"
+	case field == "jwks":
+		field = "--jwks-file"
+	case field == "jwks_uri":
+		field = "--jwks-uri"
+	case strings.HasPrefix(field, "resources"):
+		field = "--resource"
 	}
 	return field + ": " + se.Msg
 }
 
-func printSecret(stdout, stderr io.Writer, id, secret string) {
-	fmt.Fprintf(stdout, "client_id: %s\nclient_secret: %s\n", id, secret)
+// printSecret prints a new client's id and its generated secret, or, for a
+// private_key_jwt client, which has none, its method.
+func printSecret(stdout, stderr io.Writer, info clients.Info, secret string) {
+	if secret == "" {
+		fmt.Fprintf(stdout, "client_id: %s\ntoken_endpoint_auth_method: %s\n", info.ID, info.Method())
+		fmt.Fprintln(stderr, "tokengw: the client has no secret; it authenticates with assertions signed by its registered key.")
+		return
+	}
+	fmt.Fprintf(stdout, "client_id: %s\nclient_secret: %s\n", info.ID, secret)
 	fmt.Fprintln(stderr, "tokengw: the secret is shown only now; the store keeps only its hash.")
 }
 
 // printClients writes the client table: one row per client, no secrets.
 func printClients(w io.Writer, list []clients.Info) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSOURCE\tSCOPES\tTOKEN_TTL\tLIMIT\tINTROSPECT\tCREATED")
+	fmt.Fprintln(tw, "ID\tSOURCE\tSCOPES\tTOKEN_TTL\tLIMIT\tINTROSPECT\tCREATED\tAUTH\tRESOURCES")
 	for _, c := range list {
 		ttl, limit, created, intro := "default", "default", "-", "no"
 		if c.TokenTTL != 0 {
@@ -251,7 +363,11 @@ func printClients(w io.Writer, list []clients.Info) {
 		if c.Introspect {
 			intro = "yes"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Source(), strings.Join(c.Scopes, " "), ttl, limit, intro, created)
+		res := "-"
+		if len(c.Resources) > 0 {
+			res = strings.Join(c.Resources, ",")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Source(), strings.Join(c.Scopes, " "), ttl, limit, intro, created, c.Method(), res)
 	}
 	_ = tw.Flush()
 }

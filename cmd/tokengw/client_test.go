@@ -96,10 +96,10 @@ func TestClientCommands(t *testing.T) {
 		f := strings.Fields(l)
 		rows[f[0]] = f
 	}
-	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "ID SOURCE SCOPES TOKEN_TTL LIMIT INTROSPECT CREATED" {
+	if got := strings.Fields(lines[0]); strings.Join(got, " ") != "ID SOURCE SCOPES TOKEN_TTL LIMIT INTROSPECT CREATED AUTH RESOURCES" {
 		t.Fatalf("header %q", lines[0])
 	}
-	if len(lines) != 4 || strings.Join(rows["demo"], " ") != "demo config read write default default no -" ||
+	if len(lines) != 4 || strings.Join(rows["demo"], " ") != "demo config read write default default no - client_secret_basic -" ||
 		strings.Join(rows["svc-a"][:9], " ") != "svc-a store read write 30m0s 10/s burst 20 yes" ||
 		strings.Join(rows[genID][:6], " ") != genID+" store read default default no" {
 		t.Fatalf("list:\n%s", out)
@@ -128,6 +128,7 @@ func TestClientCommands(t *testing.T) {
 		{[]string{"remove", "--config", cfg}, "client id as the one argument"},
 		{[]string{"list"}, "--config FILE is required"},
 		{[]string{"list", "--config", cfg, "--id", "x"}, "flag of client add"},
+		{[]string{"rotate-secret", "--config", cfg, "svc-a", "--jwks-uri", "https://i/j"}, "flag of client add"},
 	} {
 		_, errOut, code := cli(t, env, append([]string{"client"}, tc.args...)...)
 		if code != 1 || !strings.Contains(errOut, tc.want) {

@@ -14,7 +14,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -162,7 +161,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (a *App, err err
 		return nil, err
 	}
 	a.Clients, err = clients.NewManager(clients.ManagerOptions{
-		Registry: a.Registry, Store: a.Store, Argon2: cfg.Auth.Argon2.Params(), Invalidate: a.Auth.Invalidate,
+		AllowHTTPJWKSURI: cfg.Assertions.AllowHTTPJWKSURI,
+		Registry:         a.Registry, Store: a.Store, Argon2: cfg.Auth.Argon2.Params(), Invalidate: a.Auth.Invalidate,
 		OnRevokeTokens: func(id string) {
 			a.Reuser.EvictClient(id)
 			a.Introspect.ForgetClient(id)
@@ -228,13 +228,12 @@ func backupHandler(st store.Store, log *slog.Logger) http.Handler {
 func NewRegistry(cfg *config.Config, st store.Clients, now func() time.Time) (*clients.Registry, error) {
 	static := make([]store.Client, 0, len(cfg.Clients))
 	for i, c := range cfg.Clients {
-		sc, err := c.Spec().Client()
-		if err != nil { // config.Load refuses these; a Config built in code may not
-			return nil, fmt.Errorf("config: clients[%d]: %w", i, err)
+		spec, err := c.Spec(cfg.Assertions.AllowHTTPJWKSURI)
+		if err != nil {
+			return nil, fmt.Errorf("config: clients[%d].jwks: %w", i, err)
 		}
-		sc.Resources = slices.Clone(c.Resources) // RFC 8707; validated by config.Load
-		// private_key_jwt (assertions.go)
-		if sc, err = withKeySource(sc, c); err != nil {
+		sc, err := spec.Client()
+		if err != nil { // config.Load refuses these; a Config built in code may not
 			return nil, fmt.Errorf("config: clients[%d]: %w", i, err)
 		}
 		static = append(static, sc)

@@ -123,14 +123,3 @@ func (as *Assertions) bearerGrant() server.BearerGrant {
 	}
 	return as.Grant
 }
-
-// withKeySource copies a configured client's private_key_jwt registration
-// (token_endpoint_auth_method, jwks, jwks_uri) onto its store.Client.
-func withKeySource(sc store.Client, c config.Client) (store.Client, error) {
-	jwks, err := config.JWKSJSON(c.JWKS)
-	if err != nil {
-		return store.Client{}, fmt.Errorf("jwks: %w", err)
-	}
-	sc.AuthMethod, sc.JWKS, sc.JWKSURI = c.TokenEndpointAuthMethod, jwks, c.JWKSURI
-	return sc, nil
-}

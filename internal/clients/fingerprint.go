@@ -8,9 +8,13 @@ import (
 	"github.com/tokengw/tokengw/internal/store"
 )
 
-// Fingerprint identifies a client's registration: its secret hash, scopes
-// and token lifetime. Reuse keys include it, so rotating the secret or
-// changing scopes or lifetime stops reuse of the tokens issued before.
+// Fingerprint identifies a client's registration: its secret hash, scopes,
+// token lifetime and, when set, its authentication method, key source
+// (jwks, jwks_uri) and resource indicators. Reuse keys include it, so
+// rotating the secret or the keys, or changing scopes, lifetime or
+// resources, stops reuse of the tokens issued before. A registration
+// without the later fields keeps the fingerprint it had before they
+// existed, so an upgrade does not drop every reuse slot.
 func Fingerprint(c store.Client) string {
 	h := sha256.New()
 	var n [8]byte
@@ -26,6 +30,17 @@ func Fingerprint(c store.Client) string {
 	}
 	binary.BigEndian.PutUint64(n[:], uint64(c.TokenTTL))
 	h.Write(n[:])
+	if c.AuthMethod != "" || c.JWKS != "" || c.JWKSURI != "" || len(c.Resources) > 0 {
+		write("\x00auth")
+		write(c.AuthMethod)
+		write(c.JWKS)
+		write(c.JWKSURI)
+		binary.BigEndian.PutUint64(n[:], uint64(len(c.Resources)))
+		h.Write(n[:])
+		for _, r := range c.Resources {
+			write(r)
+		}
+	}
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(h.Sum(sum[:0])[:8])
 }

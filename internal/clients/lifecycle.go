@@ -34,6 +34,9 @@ type Store interface {
 var (
 	// ErrReadOnly: the client is defined in the configuration file.
 	ErrReadOnly = errors.New("clients: the client is defined in the configuration file (clients:) and is read-only at run time; change it there")
+	// ErrNoSecret: the client authenticates with private_key_jwt and has
+	// no secret to rotate.
+	ErrNoSecret = errors.New("clients: the client authenticates with private_key_jwt and has no secret to rotate; update its jwks or jwks_uri instead")
 )
 
 // Info is a client as management shows it: never a secret or a hash.
@@ -43,10 +46,22 @@ type Info struct {
 	TokenTTL   time.Duration // 0 = issuer.token_ttl
 	Limit      *store.Limit  // nil = limits.per_client
 	Introspect bool
+	// AuthMethod is the token_endpoint_auth_method as stored: "" (a
+	// secret, client_secret_basic or _post) or private_key_jwt, with
+	// exactly one of JWKS (a JWK Set of public keys, JSON) and JWKSURI.
+	AuthMethod string
+	JWKS       string
+	JWKSURI    string
+	Resources  []string  // RFC 8707 resource indicators
 	ReadOnly   bool      // defined in the configuration file
 	CreatedAt  time.Time // zero for configured clients
 	UpdatedAt  time.Time
 }
+
+// Method is the client's token_endpoint_auth_method as listings show it:
+// client_secret_basic for a secret client (which may also use
+// client_secret_post), or private_key_jwt.
+func (c Info) Method() string { return methodName(c.AuthMethod) }
 
 // Source is "config" for configured clients and "store" for the others.
 func (c Info) Source() string {
@@ -59,6 +74,7 @@ func (c Info) Source() string {
 func infoOf(c store.Client, readOnly bool) Info {
 	info := Info{
 		ID: c.ID, Scopes: slices.Clone(c.Scopes), TokenTTL: c.TokenTTL, Introspect: c.Introspect,
+		AuthMethod: c.AuthMethod, JWKS: c.JWKS, JWKSURI: c.JWKSURI, Resources: slices.Clone(c.Resources),
 		ReadOnly: readOnly, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 	}
 	if info.Scopes == nil {
@@ -88,6 +104,9 @@ type ManagerOptions struct {
 	// revoked, to drop this process's cached copies at once (reuse L1,
 	// introspection cache).
 	OnRevokeTokens func(clientID string)
+	// AllowHTTPJWKSURI is assertions.allow_http_jwks_uri: a private_key_jwt
+	// client's jwks_uri may be http (tests on loopback).
+	AllowHTTPJWKSURI bool
 	// Timeout bounds each store operation. 0 means 5s.
 	Timeout time.Duration
 	// Logger records what changed (never a secret). Default: discard.
@@ -104,6 +123,7 @@ type Manager struct {
 	params     clientauth.Argon2Params
 	invalidate func(string)
 	onRevoke   func(string)
+	allowHTTP  bool
 	timeout    time.Duration
 	log        *slog.Logger
 	now        func() time.Time
@@ -143,7 +163,7 @@ func NewManager(opts ManagerOptions) (*Manager, error) {
 	}
 	return &Manager{
 		reg: opts.Registry, store: opts.Store, params: opts.Argon2, invalidate: opts.Invalidate, onRevoke: opts.OnRevokeTokens,
-		timeout: opts.Timeout, log: opts.Logger, now: opts.Now,
+		allowHTTP: opts.AllowHTTPJWKSURI, timeout: opts.Timeout, log: opts.Logger, now: opts.Now,
 	}, nil
 }
 
@@ -171,8 +191,9 @@ func (m *Manager) RevokeTokens(ctx context.Context, id string) (int, error) {
 }
 
 // Create registers a client from spec with a generated secret, which it
-// returns: the only time it is available. Errors: *SpecError, ErrReadOnly
-// (the id is a configured client's), store.ErrExists, store.ErrUnavailable.
+// returns: the only time it is available. A private_key_jwt client gets no
+// secret ("" is returned). Errors: *SpecError, ErrReadOnly (the id is a
+// configured client's), store.ErrExists, store.ErrUnavailable.
 func (m *Manager) Create(ctx context.Context, spec Spec) (Info, string, error) {
 	if spec.ID == "" {
 		spec.ID = strings.ToLower(rand.Text())
@@ -180,6 +201,7 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, string, error) {
 	if spec.SecretHash != "" || spec.GrantTypes != nil {
 		return Info{}, "", &SpecError{"secret_hash", "a run-time client gets a generated secret and the default grant types"}
 	}
+	spec.AllowHTTPJWKSURI = m.allowHTTP
 	c, err := spec.Client()
 	if err != nil {
 		return Info{}, "", err
@@ -187,11 +209,14 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, string, error) {
 	if m.reg.IsStatic(c.ID) {
 		return Info{}, "", fmt.Errorf("client %q: %w", c.ID, ErrReadOnly)
 	}
-	secret, hash, err := m.newSecret()
-	if err != nil {
-		return Info{}, "", err
+	var secret string
+	if UsesSecret(c.AuthMethod) {
+		var hash string
+		if secret, hash, err = m.newSecret(); err != nil {
+			return Info{}, "", err
+		}
+		c.SecretHash = hash
 	}
-	c.SecretHash = hash
 	c.CreatedAt = m.now().UTC().Truncate(time.Millisecond)
 	c.UpdatedAt = c.CreatedAt
 	sctx, cancel := context.WithTimeout(ctx, m.timeout)
@@ -201,7 +226,144 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (Info, string, error) {
 	}
 	// An earlier lookup may have cached "no such client".
 	m.forget(c.ID)
-	m.log.Info("client created", "client_id", c.ID, "scopes", strings.Join(c.Scopes, " "))
+	m.log.Info("client created", "client_id", c.ID, "scopes", strings.Join(c.Scopes, " "), "auth_method", methodName(c.AuthMethod))
+	return infoOf(c, false), secret, nil
+}
+
+// methodName is a stored auth method as logs and listings name it.
+func methodName(m string) string {
+	if m == "" {
+		return MethodSecretBasic
+	}
+	return m
+}
+
+// Patch is a change to a stored client: every non-nil field replaces the
+// registration's value; the others are kept. Setting JWKS or JWKSURI
+// replaces the key source (the other one is cleared); setting AuthMethod
+// to a secret method clears both.
+type Patch struct {
+	Scopes     *[]string
+	TokenTTL   *time.Duration // 0 = issuer.token_ttl
+	Limit      **store.Limit  // *Limit nil = limits.per_client
+	Introspect *bool
+	AuthMethod *string
+	JWKS       *string
+	JWKSURI    *string
+	Resources  *[]string
+}
+
+// apply returns spec with p's changes.
+func (p Patch) apply(s Spec) Spec {
+	if p.Scopes != nil {
+		s.Scopes = slices.Clone(*p.Scopes)
+	}
+	if p.TokenTTL != nil {
+		s.TokenTTL = *p.TokenTTL
+	}
+	if p.Limit != nil {
+		s.Limit = nil
+		if l := *p.Limit; l != nil {
+			lim := *l
+			s.Limit = &lim
+		}
+	}
+	if p.Introspect != nil {
+		s.Introspect = *p.Introspect
+	}
+	if p.AuthMethod != nil {
+		s.AuthMethod = *p.AuthMethod
+		if UsesSecret(s.AuthMethod) && p.JWKS == nil && p.JWKSURI == nil {
+			s.JWKS, s.JWKSURI = "", ""
+		}
+	}
+	if p.JWKS != nil || p.JWKSURI != nil {
+		s.JWKS, s.JWKSURI = "", ""
+		if p.JWKS != nil {
+			s.JWKS = *p.JWKS
+		}
+		if p.JWKSURI != nil {
+			s.JWKSURI = *p.JWKSURI
+		}
+	}
+	if p.Resources != nil {
+		s.Resources = slices.Clone(*p.Resources)
+	}
+	return s
+}
+
+// specOf is a stored client as the Spec that would register it again.
+func specOf(c store.Client) Spec {
+	return Spec{
+		ID: c.ID, SecretHash: c.SecretHash, Scopes: slices.Clone(c.Scopes), TokenTTL: c.TokenTTL,
+		Limit: c.Limit, Introspect: c.Introspect, AuthMethod: c.AuthMethod, JWKS: c.JWKS, JWKSURI: c.JWKSURI,
+		Resources: slices.Clone(c.Resources),
+	}
+}
+
+// Update changes a stored client as p says, validated as a registration is.
+// The change takes effect at once on this process (its cached registration
+// and verified credentials are dropped) and within the registry's refresh
+// bound on the others; the client's fingerprint changes with its secret,
+// keys, scopes, lifetime or resources, so the tokens issued before are no
+// longer handed out for reuse, and its reuse rows are cleared.
+//
+// A client switched from private_key_jwt to a secret method gets a
+// generated secret, which Update returns (otherwise ""); one switched to
+// private_key_jwt loses its secret. Errors: *SpecError, ErrReadOnly,
+// store.ErrNotFound, store.ErrUnavailable.
+func (m *Manager) Update(ctx context.Context, id string, p Patch) (Info, string, error) {
+	if m.reg.IsStatic(id) {
+		return Info{}, "", fmt.Errorf("client %q: %w", id, ErrReadOnly)
+	}
+	m.rotating.Lock()
+	defer m.rotating.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, m.timeout)
+	defer cancel()
+	old, err := m.store.Client(sctx, id)
+	if err != nil {
+		return Info{}, "", err
+	}
+	spec := p.apply(specOf(old))
+	spec.AllowHTTPJWKSURI = m.allowHTTP
+	toSecret := !UsesSecret(old.AuthMethod) && UsesSecret(spec.AuthMethod)
+	if !UsesSecret(spec.AuthMethod) {
+		spec.SecretHash = ""
+	}
+	c, err := spec.Client()
+	if err != nil {
+		return Info{}, "", err
+	}
+	var secret string
+	if toSecret {
+		var hash string
+		if secret, hash, err = m.newSecret(); err != nil {
+			return Info{}, "", err
+		}
+		c.SecretHash = hash
+	}
+	c.CreatedAt = old.CreatedAt
+	c.UpdatedAt = m.now().UTC().Truncate(time.Millisecond)
+	if !c.UpdatedAt.After(old.UpdatedAt) {
+		// Cassandra tells a landed write by its update time: keep it
+		// unique per write even when the clock stalls.
+		c.UpdatedAt = old.UpdatedAt.Add(time.Millisecond)
+	}
+	if err := m.store.UpdateClient(sctx, c); err != nil {
+		m.forget(id) // the update may have landed
+		return Info{}, "", err
+	}
+	m.forget(id)
+	if Fingerprint(old) == Fingerprint(c) {
+		// Only the limit or introspection changed: the tokens issued
+		// before still fit the registration and stay reusable.
+		m.log.Info("client updated", "client_id", id, "scopes", strings.Join(c.Scopes, " "), "auth_method", methodName(c.AuthMethod))
+		return infoOf(c, false), secret, nil
+	}
+	if err := m.store.ClearCurrents(sctx, id); err != nil {
+		m.log.Warn("client updated, but its reuse rows could not be cleared (they expire by themselves)", "client_id", id, "err", err)
+	}
+	m.log.Info("client updated", "client_id", id, "scopes", strings.Join(c.Scopes, " "), "auth_method", methodName(c.AuthMethod))
 	return infoOf(c, false), secret, nil
 }
 
@@ -250,15 +412,18 @@ func (m *Manager) RotateSecret(ctx context.Context, id string) (Info, string, er
 	if m.reg.IsStatic(id) {
 		return Info{}, "", fmt.Errorf("client %q: %w", id, ErrReadOnly)
 	}
-	secret, hash, err := m.newSecret()
-	if err != nil {
-		return Info{}, "", err
-	}
 	m.rotating.Lock()
 	defer m.rotating.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	c, err := m.store.Client(sctx, id)
+	if err != nil {
+		return Info{}, "", err
+	}
+	if !UsesSecret(c.AuthMethod) {
+		return Info{}, "", fmt.Errorf("client %q: %w", id, ErrNoSecret)
+	}
+	secret, hash, err := m.newSecret()
 	if err != nil {
 		return Info{}, "", err
 	}

@@ -394,3 +394,63 @@ func TestRotationWhoseAnswerIsLost(t *testing.T) {
 		t.Fatalf("rotation on a closed store: %v", err)
 	}
 }
+
+// TestManagerUpdate: Update keeps what the patch does not name and the
+// creation time, moves the update time forward, leaves the reuse rows
+// alone when only the limit or introspection changed (the tokens still
+// fit) and clears them when the fingerprint changed; a private_key_jwt
+// client has no secret to rotate.
+func TestManagerUpdate(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	mem := memory.New(memory.Options{Now: clk.Now})
+	reg := mustRegistry(t, nil, mem, clients.RegistryOptions{Now: clk.Now})
+	m, err := clients.NewManager(clients.ManagerOptions{Registry: reg, Store: mem,
+		Argon2: clientauth.Argon2Params{Memory: 64, Time: 1, Threads: 1}, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, secret, err := m.Create(ctx, clients.Spec{ID: "svc", Scopes: []string{"read"}, Resources: []string{"urn:a"}})
+	if err != nil || secret == "" {
+		t.Fatalf("Create: %q %v", secret, err)
+	}
+	issue := func() store.Token {
+		tok := store.Token{Hash: []byte(strings.Repeat("h", 32)), ClientID: "svc", Scope: "read", ReuseKey: "k",
+			IssuedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
+		if _, _, err := mem.Issue(ctx, tok, &store.Current{ClientID: "svc", ReuseKey: "k", TokenHash: tok.Hash,
+			Sealed: []byte("s"), Scope: "read", IssuedAt: tok.IssuedAt, ExpiresAt: tok.ExpiresAt, ReuseUntil: tok.ExpiresAt}); err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	issue()
+	yes := true
+	info, s, err := m.Update(ctx, "svc", clients.Patch{Introspect: &yes})
+	if err != nil || s != "" || !info.Introspect || strings.Join(info.Resources, " ") != "urn:a" || !info.CreatedAt.Equal(created.CreatedAt) || !info.UpdatedAt.After(created.UpdatedAt) {
+		t.Fatalf("Update(introspect) = %+v, %q, %v", info, s, err)
+	}
+	if _, err := mem.Current(ctx, "svc", "k"); err != nil {
+		t.Fatalf("reuse row after an introspect-only update: %v, want it kept", err)
+	}
+	res := []string{"urn:b"}
+	if _, _, err := m.Update(ctx, "svc", clients.Patch{Resources: &res}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mem.Current(ctx, "svc", "k"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("reuse row after a resources update: %v, want it cleared", err)
+	}
+	method, keys := "private_key_jwt", jwks
+	if _, s, err := m.Update(ctx, "svc", clients.Patch{AuthMethod: &method, JWKS: &keys}); err != nil || s != "" {
+		t.Fatalf("Update(private_key_jwt) = %q, %v", s, err)
+	}
+	if c, _ := mem.Client(ctx, "svc"); c.SecretHash != "" || c.AuthMethod != "private_key_jwt" || c.JWKS != jwks {
+		t.Fatalf("stored after the switch: %+v", c)
+	}
+	if _, _, err := m.RotateSecret(ctx, "svc"); !errors.Is(err, clients.ErrNoSecret) {
+		t.Fatalf("RotateSecret(private_key_jwt) err = %v, want ErrNoSecret", err)
+	}
+	var se *clients.SpecError
+	if _, _, err := m.Update(ctx, "svc", clients.Patch{JWKS: new(string)}); !errors.As(err, &se) || se.Field != "jwks" {
+		t.Fatalf("Update(jwks \"\") err = %v, want a SpecError for jwks", err)
+	}
+}

@@ -3,9 +3,11 @@ package clients
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/tokengw/tokengw/internal/assertion"
 	"github.com/tokengw/tokengw/internal/clientauth"
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/oauth"
@@ -19,6 +21,8 @@ const (
 	MaxScopeLen    = 256
 	MinTokenTTL    = time.Second
 	MaxTokenTTL    = 30 * 24 * time.Hour
+	// MaxResources bounds the RFC 8707 resource indicators of a client.
+	MaxResources = 256
 	// SecretBytes is the entropy of a generated secret: 256 bits.
 	SecretBytes = 32
 )
@@ -46,7 +50,34 @@ type Spec struct {
 	TokenTTL   time.Duration // 0 = issuer.token_ttl
 	Limit      *store.Limit  // nil = limits.per_client
 	Introspect bool
+	// AuthMethod is the token_endpoint_auth_method: "",
+	// client_secret_basic or client_secret_post (a secret, either way) or
+	// private_key_jwt (signed assertions verified with JWKS or JWKSURI,
+	// exactly one of them; no secret).
+	AuthMethod string
+	JWKS       string // private_key_jwt: an inline JWK Set, as JSON
+	JWKSURI    string // private_key_jwt: or where to fetch it
+	// Resources are the RFC 8707 resource indicators the client may ask
+	// for: absolute URIs without a fragment.
+	Resources []string
+	// AllowHTTPJWKSURI is assertions.allow_http_jwks_uri: a rule of the
+	// server, not part of the registration. It lets JWKSURI be http (tests
+	// on loopback).
+	AllowHTTPJWKSURI bool
 }
+
+// Token endpoint authentication methods (RFC 7591 §2) a registration may
+// name. client_secret_jwt is not offered: secrets are stored only as hashes,
+// and its HMAC needs the secret itself.
+const (
+	MethodSecretBasic   = "client_secret_basic"
+	MethodSecretPost    = "client_secret_post"
+	MethodPrivateKeyJWT = "private_key_jwt"
+)
+
+// UsesSecret reports whether a registration's token_endpoint_auth_method
+// (as stored: "" or private_key_jwt) authenticates with a secret.
+func UsesSecret(authMethod string) bool { return authMethod != MethodPrivateKeyJWT }
 
 // Client validates s and returns it as a registration with normalised
 // scopes. Errors are *SpecError; every problem is reported, joined.
@@ -72,9 +103,14 @@ func (s Spec) Client() (store.Client, error) {
 	if s.TokenTTL != 0 {
 		add(CheckTokenTTL(s.TokenTTL))
 	}
+	method, err := s.checkAuth()
+	add(err)
+	resources, err := checkResources(s.Resources)
+	add(err)
 	c := store.Client{
 		ID: s.ID, SecretHash: s.SecretHash, Scopes: oauth.NewScope(s.Scopes...).Tokens(),
 		TokenTTL: s.TokenTTL, Introspect: s.Introspect,
+		AuthMethod: method, JWKS: s.JWKS, JWKSURI: s.JWKSURI, Resources: resources,
 	}
 	if s.GrantTypes != nil {
 		c.GrantTypes = append([]string{}, s.GrantTypes...)
@@ -91,6 +127,56 @@ func (s Spec) Client() (store.Client, error) {
 		return store.Client{}, err
 	}
 	return c, nil
+}
+
+// checkAuth validates the authentication method and its key source, and
+// returns the method as stored: "" for a secret, or private_key_jwt.
+func (s Spec) checkAuth() (string, error) {
+	switch s.AuthMethod {
+	case "", MethodSecretBasic, MethodSecretPost:
+		switch {
+		case s.JWKS != "":
+			return "", &SpecError{"jwks", "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"}
+		case s.JWKSURI != "":
+			return "", &SpecError{"jwks_uri", "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"}
+		}
+		return "", nil
+	case MethodPrivateKeyJWT:
+	case "client_secret_jwt":
+		return "", &SpecError{"token_endpoint_auth_method", "client_secret_jwt is not offered (secrets are stored only as hashes, and its HMAC needs the secret itself): use private_key_jwt"}
+	default:
+		return "", &SpecError{"token_endpoint_auth_method", fmt.Sprintf("must be client_secret_basic, client_secret_post or private_key_jwt, got %q", s.AuthMethod)}
+	}
+	if s.SecretHash != "" {
+		return "", &SpecError{"secret_hash", "a private_key_jwt client has no secret"}
+	}
+	if err := assertion.ValidateKeySource(s.JWKS, s.JWKSURI, s.AllowHTTPJWKSURI); err != nil {
+		field := "jwks"
+		if s.JWKS == "" && s.JWKSURI != "" {
+			field = "jwks_uri"
+		}
+		return "", &SpecError{field, err.Error()}
+	}
+	return MethodPrivateKeyJWT, nil
+}
+
+// checkResources validates RFC 8707 resource indicators and returns them
+// sorted and deduplicated (nil for none).
+func checkResources(rs []string) ([]string, error) {
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	if len(rs) > MaxResources {
+		return nil, &SpecError{"resources", fmt.Sprintf("more than %d resources", MaxResources)}
+	}
+	for i, r := range rs {
+		if err := oauth.ValidResource(r); err != nil {
+			return nil, &SpecError{fmt.Sprintf("resources[%d]", i), err.Error()}
+		}
+	}
+	out := slices.Clone(rs)
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }
 
 // CheckID validates a client id: what clientauth can authenticate (RFC 6749

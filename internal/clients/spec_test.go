@@ -1,15 +1,30 @@
 package clients_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"math"
 	"strings"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tokengw/tokengw/internal/clients"
 	"github.com/tokengw/tokengw/internal/store"
 )
+
+var jwks, privJWKS = func() (string, string) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	pub, _ := jose.JSONWebKey{Key: &k.PublicKey, KeyID: "k1", Use: "sig"}.MarshalJSON()
+	priv, _ := jose.JSONWebKey{Key: k, KeyID: "k1", Use: "sig"}.MarshalJSON()
+	return `{"keys":[` + string(pub) + `]}`, `{"keys":[` + string(priv) + `]}`
+}()
 
 // TestSpecClient: the one validator of a registration names the field of
 // every problem, and normalises what it accepts.
@@ -38,6 +53,31 @@ func TestSpecClient(t *testing.T) {
 		{"rate without burst", func(s *clients.Spec) { s.Limit = &store.Limit{Rate: 1} }, "limit.burst"},
 		{"unlimited", func(s *clients.Spec) { s.Limit = &store.Limit{} }, ""},
 		{"bad secret hash", func(s *clients.Spec) { s.SecretHash = "$argon2id$nope" }, "secret_hash"},
+		{"client_secret_basic", func(s *clients.Spec) { s.AuthMethod = "client_secret_basic" }, ""},
+		{"client_secret_post", func(s *clients.Spec) { s.AuthMethod = "client_secret_post" }, ""},
+		{"private_key_jwt with jwks", func(s *clients.Spec) { s.AuthMethod, s.JWKS = "private_key_jwt", jwks }, ""},
+		{"private_key_jwt with jwks_uri", func(s *clients.Spec) { s.AuthMethod, s.JWKSURI = "private_key_jwt", "https://idp.example/jwks" }, ""},
+		{"http jwks_uri allowed", func(s *clients.Spec) {
+			s.AuthMethod, s.JWKSURI, s.AllowHTTPJWKSURI = "private_key_jwt", "http://127.0.0.1:1/jwks", true
+		}, ""},
+		{"http jwks_uri", func(s *clients.Spec) { s.AuthMethod, s.JWKSURI = "private_key_jwt", "http://127.0.0.1:1/jwks" }, "jwks_uri"},
+		{"unknown method", func(s *clients.Spec) { s.AuthMethod = "tls_client_auth" }, "token_endpoint_auth_method"},
+		{"client_secret_jwt", func(s *clients.Spec) { s.AuthMethod = "client_secret_jwt" }, "token_endpoint_auth_method"},
+		{"none", func(s *clients.Spec) { s.AuthMethod = "none" }, "token_endpoint_auth_method"},
+		{"private_key_jwt without keys", func(s *clients.Spec) { s.AuthMethod = "private_key_jwt" }, "jwks"},
+		{"both jwks and jwks_uri", func(s *clients.Spec) {
+			s.AuthMethod, s.JWKS, s.JWKSURI = "private_key_jwt", jwks, "https://idp.example/jwks"
+		}, "jwks"},
+		{"jwks not JSON", func(s *clients.Spec) { s.AuthMethod, s.JWKS = "private_key_jwt", "{keys" }, "jwks"},
+		{"jwks with a private key", func(s *clients.Spec) { s.AuthMethod, s.JWKS = "private_key_jwt", privJWKS }, "jwks"},
+		{"private_key_jwt with a secret", func(s *clients.Spec) {
+			s.AuthMethod, s.JWKS, s.SecretHash = "private_key_jwt", jwks, "$2a$10$abcdefghijklmnopqrstuu5Qh5Rp5yQ7bbb1Ww8J6b1n6n1xG3yV2"
+		}, "secret_hash"},
+		{"jwks without private_key_jwt", func(s *clients.Spec) { s.JWKS = jwks }, "jwks"},
+		{"jwks_uri without private_key_jwt", func(s *clients.Spec) { s.JWKSURI = "https://idp.example/jwks" }, "jwks_uri"},
+		{"resources", func(s *clients.Spec) { s.Resources = []string{"https://b.example/", "urn:a", "https://b.example/"} }, ""},
+		{"relative resource", func(s *clients.Spec) { s.Resources = []string{"https://a.example/", "/api"} }, "resources[1]"},
+		{"resource with fragment", func(s *clients.Spec) { s.Resources = []string{"https://a.example/#x"} }, "resources[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := ok
@@ -57,3 +97,54 @@ func TestSpecClient(t *testing.T) {
 		})
 	}
 }
+
+// TestSpecAuthFields: what Client returns for the private_key_jwt fields:
+// the method as stored, the key source as given, resources sorted and
+// deduplicated.
+func TestSpecAuthFields(t *testing.T) {
+	c, err := clients.Spec{ID: "k", Scopes: []string{"read"}, AuthMethod: "private_key_jwt", JWKS: jwks,
+		Resources: []string{"urn:b", "https://a.example/", "urn:b"}}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AuthMethod != "private_key_jwt" || c.JWKS != jwks || c.JWKSURI != "" || strings.Join(c.Resources, " ") != "https://a.example/ urn:b" {
+		t.Fatalf("client = %+v", c)
+	}
+	c, err = clients.Spec{ID: "s", Scopes: []string{"read"}, AuthMethod: "client_secret_post"}.Client()
+	if err != nil || c.AuthMethod != "" || c.Resources != nil {
+		t.Fatalf("secret client = %+v, %v; want AuthMethod \"\" (a secret)", c, err)
+	}
+}
+
+// TestFingerprintAuthFields: the fingerprint changes with the method, the
+// key source and the resources, and not for a registration without them.
+func TestFingerprintAuthFields(t *testing.T) {
+	base := store.Client{ID: "a", SecretHash: "h", Scopes: []string{"read"}, TokenTTL: time.Hour}
+	seen := map[string]string{clients.Fingerprint(base): "base"}
+	for name, edit := range map[string]func(*store.Client){
+		"method":        func(c *store.Client) { c.AuthMethod = "private_key_jwt" },
+		"jwks":          func(c *store.Client) { c.AuthMethod, c.JWKS = "private_key_jwt", jwks },
+		"other jwks":    func(c *store.Client) { c.AuthMethod, c.JWKS = "private_key_jwt", privJWKS },
+		"jwks_uri":      func(c *store.Client) { c.AuthMethod, c.JWKSURI = "private_key_jwt", "https://i/j" },
+		"resource":      func(c *store.Client) { c.Resources = []string{"urn:a"} },
+		"two resources": func(c *store.Client) { c.Resources = []string{"urn:a", "urn:b"} },
+	} {
+		c := base
+		edit(&c)
+		fp := clients.Fingerprint(c)
+		if other, dup := seen[fp]; dup {
+			t.Errorf("%s: fingerprint %s equals that of %s", name, fp, other)
+		}
+		seen[fp] = name
+	}
+	// Unchanged registrations keep the fingerprint they had before these
+	// fields existed (a pinned value: an upgrade must not drop every
+	// reuse slot).
+	if got := clients.Fingerprint(base); got != fingerprintBefore {
+		t.Errorf("Fingerprint(base) = %s, want %s (the value before the auth fields)", got, fingerprintBefore)
+	}
+}
+
+// fingerprintBefore is Fingerprint of TestFingerprintAuthFields' base
+// registration as computed before the auth fields were added.
+const fingerprintBefore = "e1a4d0c3b59b7ab8"

@@ -36,7 +36,7 @@ type TrustedIssuer struct {
 
 // MethodPrivateKeyJWT is the token_endpoint_auth_method of clients that
 // authenticate with signed assertions.
-const MethodPrivateKeyJWT = "private_key_jwt"
+const MethodPrivateKeyJWT = clients.MethodPrivateKeyJWT
 
 // JWKSJSON renders a jwks value of the configuration (a YAML mapping or a
 // JSON string) as JSON; "" when unset.
@@ -122,20 +122,8 @@ func (c *Config) validateAssertions() error {
 			add(bad(key+".replay", "must be reject or allow, got %q", ti.Replay))
 		}
 	}
-	for i, cl := range c.Clients {
-		switch cl.TokenEndpointAuthMethod {
-		case "", "client_secret_basic", "client_secret_post", MethodPrivateKeyJWT:
-		case "client_secret_jwt":
-			add(bad(fmt.Sprintf("clients[%d].token_endpoint_auth_method", i), "client_secret_jwt is not offered (secrets are stored only as hashes, and an HMAC needs the secret itself): use private_key_jwt"))
-		default:
-			add(bad(fmt.Sprintf("clients[%d].token_endpoint_auth_method", i), "must be client_secret_basic, client_secret_post or private_key_jwt, got %q", cl.TokenEndpointAuthMethod))
-		}
-		if cl.TokenEndpointAuthMethod == MethodPrivateKeyJWT {
-			add(keySource(fmt.Sprintf("clients[%d]", i), cl.JWKS, cl.JWKSURI, a.AllowHTTPJWKSURI))
-		} else if cl.JWKS != nil || cl.JWKSURI != "" {
-			add(bad(fmt.Sprintf("clients[%d].jwks", i), "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"))
-		}
-	}
+	// Clients' token_endpoint_auth_method, jwks and jwks_uri are checked by
+	// clients.Spec, with the other fields of a registration (config.go).
 	return errors.Join(errs...)
 }
 

@@ -55,7 +55,7 @@ func TestAssertionsErrorsNameTheKey(t *testing.T) {
 		{`clients: [{id: a, token_endpoint_auth_method: private_key_jwt, jwks_uri: "http://idp.example/jwks"}]`, "clients[0].jwks_uri"},
 		{`clients: [{id: a, token_endpoint_auth_method: private_key_jwt}]`, "clients[0].jwks"},
 		{`clients: [{id: a, token_endpoint_auth_method: private_key_jwt, secret_hash: "$x", jwks_uri: "https://i/j"}]`, "clients[0].secret_hash"},
-		{`clients: [{id: a, secret_hash: "$x", jwks_uri: "https://i/j"}]`, "clients[0].jwks"},
+		{`clients: [{id: a, secret_hash: "$x", jwks_uri: "https://i/j"}]`, "clients[0].jwks_uri"},
 		{`clients: [{id: a, token_endpoint_auth_method: private_key_jwt, jwks: {keys: [{kty: oct, k: c2VjcmV0}]}}]`, "clients[0].jwks"},
 		{`trusted_issuers: [{issuer: "", jwks_uri: "https://i/j", allow_any_subject: true, scopes: [a]}]`, "trusted_issuers[0].issuer"},
 		{`trusted_issuers: [{issuer: i, jwks_uri: "https://i/j", scopes: [a]}]`, "trusted_issuers[0].subjects"},

@@ -377,17 +377,18 @@ func (c *Config) Validate() error {
 			add(bad(key+".id", "duplicate client id %q", cl.ID))
 		}
 		seen[cl.ID] = true
-		if cl.TokenEndpointAuthMethod == MethodPrivateKeyJWT {
-			if cl.SecretHash != "" {
-				add(bad(key+".secret_hash", "a private_key_jwt client has no secret"))
-			}
-		} else if cl.SecretHash == "" {
+		if cl.TokenEndpointAuthMethod != MethodPrivateKeyJWT && cl.SecretHash == "" {
 			add(bad(key+".secret_hash", "must be a PHC hash (tokengw hash-secret makes one)"))
 		}
-		if _, err := cl.Spec().Client(); err != nil {
-			add(specErrors(key, err))
+		spec, err := cl.Spec(c.Assertions.AllowHTTPJWKSURI)
+		if err != nil {
+			add(bad(key+".jwks", "not a JWK Set: %v", err))
+		} else if _, err := spec.Client(); err != nil {
+			// One KeyError per problem, not one joined error.
+			if j, ok := specErrors(key, err).(interface{ Unwrap() []error }); ok {
+				errs = append(errs, j.Unwrap()...)
+			}
 		}
-		add(resources(key+".resources", cl.Resources))
 	}
 
 	add(c.validateAssertions())
@@ -467,16 +468,24 @@ func specErrors(prefix string, err error) error {
 // Limit is r as the limiter takes it.
 func (r Rate) Limit() limiter.Limit { return limiter.Limit{Rate: r.Rate, Burst: r.Burst} }
 
-// Spec is the client as the client domain validates it.
-func (c Client) Spec() clients.Spec {
+// Spec is the client as the client domain validates it; allowHTTPJWKSURI
+// is assertions.allow_http_jwks_uri. The error is a jwks value that does
+// not render as JSON.
+func (c Client) Spec(allowHTTPJWKSURI bool) (clients.Spec, error) {
+	jwks, err := JWKSJSON(c.JWKS)
+	if err != nil {
+		return clients.Spec{}, err
+	}
 	s := clients.Spec{
 		ID: c.ID, SecretHash: c.SecretHash, Scopes: c.Scopes, GrantTypes: c.GrantTypes,
 		TokenTTL: c.TokenTTL, Introspect: c.Introspect,
+		AuthMethod: c.TokenEndpointAuthMethod, JWKS: jwks, JWKSURI: c.JWKSURI, Resources: c.Resources,
+		AllowHTTPJWKSURI: allowHTTPJWKSURI,
 	}
 	if c.Limit != nil {
 		s.Limit = &store.Limit{Rate: c.Limit.Rate, Burst: c.Limit.Burst}
 	}
-	return s
+	return s, nil
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

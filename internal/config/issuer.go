@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -64,16 +63,6 @@ func (i Issuer) validate() error {
 	}
 	if p := i.Signing.RotationPeriod; p != 0 && (p < minRotationPeriod || p <= 2*i.JWKSMaxAge) {
 		return bad("issuer.signing.rotation_period", "must be 0 (rotate by hand) or at least %v and more than twice issuer.jwks_max_age, got %v", minRotationPeriod, p)
-	}
-	return nil
-}
-
-// resources validates a client's RFC 8707 resource indicators.
-func resources(key string, rs []string) error {
-	for j, r := range rs {
-		if err := oauth.ValidResource(r); err != nil {
-			return bad(fmt.Sprintf("%s[%d]", key, j), "%v", err)
-		}
 	}
 	return nil
 }

@@ -61,9 +61,11 @@ func (t adminToken) matches(tok string) bool {
 // adminError is the JSON error body of the admin API, shaped like RFC 6749
 // §5.2's.
 type adminError struct {
-	status     int
-	code       string
-	desc       string
+	status int
+	code   string
+	desc   string
+	field  string // the request field at fault, when one is
+
 	challenge  string // WWW-Authenticate
 	retryAfter bool
 	allow      string
@@ -80,7 +82,18 @@ func (e *adminError) write(w http.ResponseWriter) {
 	if e.allow != "" {
 		h.Set("Allow", e.allow)
 	}
-	oauth.WriteJSON(w, e.status, map[string]string{"error": e.code, "error_description": e.desc})
+	body := map[string]string{"error": e.code, "error_description": e.desc}
+	if e.field != "" {
+		body["field"] = e.field
+	}
+	oauth.WriteJSON(w, e.status, body)
+}
+
+// specError is a 400 naming the field of a registration problem.
+func specError(se *clients.SpecError) *adminError {
+	e := badRequest("%s", se.Error())
+	e.field = se.Field
+	return e
 }
 
 func badRequest(format string, a ...any) *adminError {
@@ -112,6 +125,7 @@ func (a *adminAPI) routes(r chi.Router, extra map[string]http.Handler) {
 		r.Post("/clients", a.create)
 		r.Get("/clients/{id}", a.withID(a.get))
 		r.Head("/clients/{id}", a.withID(a.get))
+		r.Patch("/clients/{id}", a.withID(a.update))
 		r.Delete("/clients/{id}", a.withID(a.remove))
 		r.Post("/clients/{id}/secret", a.withID(a.rotate))
 		r.Delete("/tokens", a.revokeTokens)
@@ -133,7 +147,7 @@ func adminAllow(path string) string {
 	case strings.HasSuffix(rest, "/secret"), rest == "/keys/rotate", rest == "/store/backup":
 		return "POST"
 	}
-	return "GET, DELETE"
+	return "GET, PATCH, DELETE"
 }
 
 // withID unescapes the {id} path segment for h.
@@ -184,16 +198,21 @@ func (a *adminAPI) authorize(r *http.Request) *adminError {
 	return nil
 }
 
-// clientJSON is a client in admin API responses.
+// clientJSON is a client in admin API responses: never a secret or its
+// hash (a jwks holds public keys only).
 type clientJSON struct {
-	ID         string     `json:"id"`
-	Scopes     []string   `json:"scopes"`
-	TokenTTL   string     `json:"token_ttl,omitempty"`
-	Limit      *limitJSON `json:"limit,omitempty"`
-	Introspect bool       `json:"introspect"`
-	Source     string     `json:"source"`
-	CreatedAt  *time.Time `json:"created_at,omitempty"`
-	UpdatedAt  *time.Time `json:"updated_at,omitempty"`
+	ID         string          `json:"id"`
+	Scopes     []string        `json:"scopes"`
+	TokenTTL   string          `json:"token_ttl,omitempty"`
+	Limit      *limitJSON      `json:"limit,omitempty"`
+	Introspect bool            `json:"introspect"`
+	AuthMethod string          `json:"token_endpoint_auth_method"`
+	JWKS       json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI    string          `json:"jwks_uri,omitempty"`
+	Resources  []string        `json:"resources,omitempty"`
+	Source     string          `json:"source"`
+	CreatedAt  *time.Time      `json:"created_at,omitempty"`
+	UpdatedAt  *time.Time      `json:"updated_at,omitempty"`
 }
 
 type limitJSON struct {
@@ -202,7 +221,11 @@ type limitJSON struct {
 }
 
 func toJSON(c clients.Info) clientJSON {
-	out := clientJSON{ID: c.ID, Scopes: c.Scopes, Introspect: c.Introspect, Source: c.Source()}
+	out := clientJSON{ID: c.ID, Scopes: c.Scopes, Introspect: c.Introspect, Source: c.Source(),
+		AuthMethod: c.Method(), JWKSURI: c.JWKSURI, Resources: c.Resources}
+	if c.JWKS != "" && json.Valid([]byte(c.JWKS)) {
+		out.JWKS = json.RawMessage(c.JWKS)
+	}
 	if c.TokenTTL != 0 {
 		out.TokenTTL = c.TokenTTL.String()
 	}
@@ -227,6 +250,44 @@ type createRequest struct {
 	TokenTTL   string     `json:"token_ttl"`
 	Limit      *limitJSON `json:"limit"`
 	Introspect bool       `json:"introspect"`
+	AuthMethod string     `json:"token_endpoint_auth_method"`
+	JWKS       jwksJSON   `json:"jwks"`
+	JWKSURI    string     `json:"jwks_uri"`
+	Resources  []string   `json:"resources"`
+}
+
+// patchRequest is PATCH /admin/clients/{id}: the fields present replace
+// the registration's; "limit": null goes back to limits.per_client,
+// "token_ttl": "" to issuer.token_ttl, "resources": [] clears them. jwks or
+// jwks_uri replaces the key source.
+type patchRequest struct {
+	Scopes     *scopeList      `json:"scopes"`
+	TokenTTL   *string         `json:"token_ttl"`
+	Limit      json.RawMessage `json:"limit"`
+	Introspect *bool           `json:"introspect"`
+	AuthMethod *string         `json:"token_endpoint_auth_method"`
+	JWKS       *jwksJSON       `json:"jwks"`
+	JWKSURI    *string         `json:"jwks_uri"`
+	Resources  *[]string       `json:"resources"`
+}
+
+// jwksJSON is an inline JWK Set (RFC 7517 §5): a JSON object, kept
+// compacted as the registration stores it.
+type jwksJSON string
+
+func (j *jwksJSON) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		return nil // as if absent
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(b), []byte("{")) {
+		return &clients.SpecError{Field: "jwks", Msg: `must be a JWK Set: a JSON object {"keys": [...]}`}
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return &clients.SpecError{Field: "jwks", Msg: "not a JWK Set: malformed JSON"}
+	}
+	*j = jwksJSON(buf.String())
+	return nil
 }
 
 // scopeList is a JSON array of scope tokens or one space-delimited string
@@ -268,7 +329,10 @@ func (a *adminAPI) create(w http.ResponseWriter, r *http.Request) {
 		e.write(w)
 		return
 	}
-	spec := clients.Spec{Scopes: req.Scopes, Introspect: req.Introspect}
+	spec := clients.Spec{
+		Scopes: req.Scopes, Introspect: req.Introspect,
+		AuthMethod: req.AuthMethod, JWKS: string(req.JWKS), JWKSURI: req.JWKSURI, Resources: req.Resources,
+	}
 	if req.ID != nil {
 		if *req.ID == "" {
 			badRequest("id: must not be empty (omit it to have one generated)").write(w)
@@ -291,7 +355,67 @@ func (a *adminAPI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/admin/clients/"+url.PathEscape(info.ID))
-	oauth.WriteJSON(w, http.StatusCreated, map[string]any{"client": toJSON(info), "secret": secret})
+	oauth.WriteJSON(w, http.StatusCreated, withSecret(info, secret))
+}
+
+// withSecret is the body of an answer that may carry a generated secret:
+// the client, and "secret" only when there is one (a private_key_jwt
+// client has none).
+func withSecret(info clients.Info, secret string) map[string]any {
+	body := map[string]any{"client": toJSON(info)}
+	if secret != "" {
+		body["secret"] = secret
+	}
+	return body
+}
+
+// update serves PATCH /admin/clients/{id}.
+func (a *adminAPI) update(w http.ResponseWriter, r *http.Request, id string) {
+	var req patchRequest
+	if e := decodeJSON(w, r, &req); e != nil {
+		e.write(w)
+		return
+	}
+	var p clients.Patch
+	if req.Scopes != nil {
+		sc := []string(*req.Scopes)
+		p.Scopes = &sc
+	}
+	if req.TokenTTL != nil {
+		ttl, err := clients.ParseTokenTTL(*req.TokenTTL)
+		if err != nil {
+			a.fail(w, r, "update", id, err)
+			return
+		}
+		p.TokenTTL = &ttl
+	}
+	if req.Limit != nil {
+		var l *store.Limit
+		if !bytes.Equal(bytes.TrimSpace(req.Limit), []byte("null")) {
+			var lj limitJSON
+			dec := json.NewDecoder(bytes.NewReader(req.Limit))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&lj); err != nil {
+				e := badRequest("limit: must be null or an object {\"rate\": number, \"burst\": number}")
+				e.field = "limit"
+				e.write(w)
+				return
+			}
+			l = &store.Limit{Rate: lj.Rate, Burst: lj.Burst}
+		}
+		p.Limit = &l
+	}
+	p.Introspect, p.AuthMethod, p.JWKSURI, p.Resources = req.Introspect, req.AuthMethod, req.JWKSURI, req.Resources
+	if req.JWKS != nil {
+		j := string(*req.JWKS)
+		p.JWKS = &j
+	}
+	info, secret, err := a.m.Update(r.Context(), id, p)
+	if err != nil {
+		a.fail(w, r, "update", id, err)
+		return
+	}
+	oauth.WriteJSON(w, http.StatusOK, withSecret(info, secret))
 }
 
 func (a *adminAPI) list(w http.ResponseWriter, r *http.Request) {
@@ -322,7 +446,7 @@ func (a *adminAPI) rotate(w http.ResponseWriter, r *http.Request, id string) {
 		a.fail(w, r, "rotate secret", id, err)
 		return
 	}
-	oauth.WriteJSON(w, http.StatusOK, map[string]any{"client": toJSON(info), "secret": secret})
+	oauth.WriteJSON(w, http.StatusOK, withSecret(info, secret))
 }
 
 func (a *adminAPI) remove(w http.ResponseWriter, r *http.Request, id string) {
@@ -359,7 +483,9 @@ func (a *adminAPI) fail(w http.ResponseWriter, r *http.Request, op, id string, e
 	var e *adminError
 	switch {
 	case errors.As(err, &se):
-		e = badRequest("%s", se.Error())
+		e = specError(se)
+	case errors.Is(err, clients.ErrNoSecret):
+		e = badRequest("client %q authenticates with private_key_jwt and has no secret to rotate; change its keys with PATCH /admin/clients/{id} (jwks or jwks_uri)", id)
 	case errors.Is(err, clients.ErrReadOnly):
 		e = &adminError{status: http.StatusConflict, code: "conflict",
 			desc: fmt.Sprintf("client %q is defined in the configuration file (clients:) and is read-only at run time; change it there", id)}
@@ -423,11 +549,13 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) *adminError {
 		case errors.As(err, &se):
 			return badRequest("malformed JSON at byte %d", se.Offset)
 		case errors.As(err, &spec):
-			return badRequest("%s", spec.Error())
+			return specError(spec)
 		case errors.As(err, &te) && te.Field == "":
 			return badRequest("the body must be a JSON object")
 		case errors.As(err, &te):
-			return badRequest("%s: must be a JSON %s", te.Field, jsonKind(te.Type))
+			e := badRequest("%s: must be a JSON %s", te.Field, jsonKind(te.Type))
+			e.field = te.Field
+			return e
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			// encoding/json has no typed error for unknown fields.
 			return badRequest("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))

@@ -80,6 +80,7 @@ type ClientAdmin interface {
 	Get(ctx context.Context, id string) (clients.Info, error)
 	List(ctx context.Context) ([]clients.Info, error)
 	RotateSecret(ctx context.Context, id string) (clients.Info, string, error)
+	Update(ctx context.Context, id string, p clients.Patch) (clients.Info, string, error)
 	Delete(ctx context.Context, id string) error
 	RevokeTokens(ctx context.Context, id string) (int, error)
 }

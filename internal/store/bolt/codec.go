@@ -23,7 +23,13 @@ import (
 //	client  v1: version, flags (bit 0 introspect, bit 1 has limit),
 //	            secret_hash, n scopes + scopes, token_ttl (varint ns),
 //	            [limit rate (float64 bits, 8 bytes BE), limit burst (varint)],
-//	            created_at, updated_at               (key: client_id)
+//	            created_at, updated_at,
+//	            [auth_method, jwks, jwks_uri, n resources + resources]
+//	                                                 (key: client_id)
+//
+// A client record's trailing auth part is present when flag bit 2 is set
+// (a private_key_jwt client or one with resources); records written before
+// it existed lack the bit and read as they always did.
 //
 // Expiry index keys are 8-byte big-endian unix milliseconds followed by the
 // key of the row they point at, so a cursor walks them in expiry order.
@@ -36,7 +42,12 @@ const (
 
 	clientIntrospect byte = 1 << 0
 	clientHasLimit   byte = 1 << 1
+	clientHasAuth    byte = 1 << 2
 )
+
+// clientKnownFlags are the flag bits this version writes; a record with
+// any other bit set is from a newer version and is not guessed at.
+const clientKnownFlags = clientIntrospect | clientHasLimit | clientHasAuth
 
 // errCorrupt marks a record or key this version cannot decode.
 var errCorrupt = errors.New("bolt: corrupt or unknown record")
@@ -242,6 +253,10 @@ func encodeClient(c store.Client) []byte {
 	if c.Limit != nil {
 		flags |= clientHasLimit
 	}
+	hasAuth := c.AuthMethod != "" || c.JWKS != "" || c.JWKSURI != "" || len(c.Resources) > 0
+	if hasAuth {
+		flags |= clientHasAuth
+	}
 	b = append(b, recordV1, flags)
 	b = appendString(b, c.SecretHash)
 	b = binary.AppendUvarint(b, uint64(len(c.Scopes)))
@@ -254,7 +269,17 @@ func encodeClient(c store.Client) []byte {
 		b = binary.AppendVarint(b, int64(c.Limit.Burst))
 	}
 	b = appendTime(b, c.CreatedAt)
-	return appendTime(b, c.UpdatedAt)
+	b = appendTime(b, c.UpdatedAt)
+	if hasAuth {
+		b = appendString(b, c.AuthMethod)
+		b = appendString(b, c.JWKS)
+		b = appendString(b, c.JWKSURI)
+		b = binary.AppendUvarint(b, uint64(len(c.Resources)))
+		for _, r := range c.Resources {
+			b = appendString(b, r)
+		}
+	}
+	return b
 }
 
 // decodeClient decodes a clients row; id is its key.
@@ -288,6 +313,24 @@ func decodeClient(id, v []byte) (store.Client, error) {
 	}
 	c.CreatedAt = r.time()
 	c.UpdatedAt = r.time()
+	if flags&clientHasAuth != 0 {
+		c.AuthMethod = r.string()
+		c.JWKS = r.string()
+		c.JWKSURI = r.string()
+		n := r.uvarint()
+		if n > uint64(len(r.b)) { // each resource takes at least one byte
+			r.fail()
+		}
+		if n > 0 && r.err == nil {
+			c.Resources = make([]string, 0, n)
+			for range n {
+				c.Resources = append(c.Resources, r.string())
+			}
+		}
+	}
+	if flags&^clientKnownFlags != 0 {
+		r.fail()
+	}
 	if err := r.done("client"); err != nil {
 		return store.Client{}, err
 	}

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"reflect"
@@ -51,6 +52,10 @@ func TestCodecRoundTrip(t *testing.T) {
 			TokenTTL: 90*time.Second + 1, Limit: &store.Limit{Rate: 0.5, Burst: 3}, Introspect: true, CreatedAt: at, UpdatedAt: at.Add(time.Second)},
 		"no limit, no scopes, zero times": {ID: "beta", SecretHash: "x"},
 		"zero limit":                      {ID: "gamma", Limit: &store.Limit{}, Scopes: []string{""}},
+		"private_key_jwt": {ID: "delta", Scopes: []string{"read"}, AuthMethod: "private_key_jwt", JWKS: `{"keys":[]}`,
+			Resources: []string{"https://api.example/", "urn:x"}, Limit: &store.Limit{Rate: 2, Burst: 4}, CreatedAt: at, UpdatedAt: at},
+		"jwks_uri":       {ID: "eps", AuthMethod: "private_key_jwt", JWKSURI: "https://idp.example/jwks"},
+		"resources only": {ID: "zeta", SecretHash: "x", Resources: []string{"urn:a"}},
 	}
 	for name, c := range clients {
 		got, err := decodeClient([]byte(c.ID), encodeClient(c))
@@ -108,6 +113,28 @@ func TestCodecRejects(t *testing.T) {
 	}
 }
 
+// TestDecodeClientBeforeAuthFields: a client record written before the
+// auth fields existed (flags without bit 2) still reads; one with a flag
+// bit this version does not know is corrupt, not guessed at.
+func TestDecodeClientBeforeAuthFields(t *testing.T) {
+	// version 1, flags introspect, secret "h", scopes ["r"], token_ttl 0,
+	// created_at 0, updated_at 2 ms (zig-zag 4).
+	old := []byte{1, 1, 1, 'h', 1, 1, 'r', 0, 0, 4}
+	c, err := decodeClient([]byte("a"), old)
+	want := store.Client{ID: "a", SecretHash: "h", Scopes: []string{"r"}, Introspect: true, CreatedAt: time.UnixMilli(0).UTC(), UpdatedAt: time.UnixMilli(2).UTC()}
+	if err != nil || !reflect.DeepEqual(c, want) {
+		t.Fatalf("old record = %+v, %v; want %+v", c, err, want)
+	}
+	if enc := encodeClient(want); !bytes.Equal(enc, old) {
+		t.Fatalf("encodeClient(client without auth fields) = %v, want the old bytes %v", enc, old)
+	}
+	unknown := append([]byte{}, old...)
+	unknown[1] |= 1 << 5
+	if _, err := decodeClient([]byte("a"), unknown); !errors.Is(err, errCorrupt) {
+		t.Fatalf("unknown flag bit: err = %v, want errCorrupt", err)
+	}
+}
+
 func TestExpiryKeyOrder(t *testing.T) {
 	h := []byte{0xff}
 	times := []time.Time{
@@ -135,6 +162,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeCurrent(store.Current{ClientID: "a", TokenHash: make([]byte, 32), Sealed: []byte("s"), ReuseUntil: at}))
 	f.Add(encodeClient(store.Client{ID: "a", Scopes: []string{"read", "write"}, Limit: &store.Limit{Rate: 1, Burst: 2}, TokenTTL: time.Minute}))
 	f.Add([]byte{1, 0, 0, 0xff, 0x01})
+	f.Add(encodeClient(store.Client{ID: "a", Scopes: []string{"read"}, AuthMethod: "private_key_jwt", JWKSURI: "https://i/j", Resources: []string{"urn:a"}}))
 	hash := make([]byte, 32)
 	f.Fuzz(func(t *testing.T, v []byte) {
 		if tok, err := decodeToken(hash, v); err == nil {

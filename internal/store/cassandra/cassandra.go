@@ -43,7 +43,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -231,6 +233,20 @@ func checkSchema(ctx context.Context, s *gocql.Session, keyspace string) error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: keyspace %q lacks table(s) %s", ErrNoSchema, keyspace, strings.Join(missing, ", "))
+	}
+	for _, table := range slices.Sorted(maps.Keys(addedColumns())) {
+		cols, err := columnsOf(ctx, s, keyspace, table)
+		if err != nil {
+			return classify("check schema", err)
+		}
+		for _, c := range addedColumns()[table] {
+			if !cols[c.name] {
+				missing = append(missing, table+"."+c.name)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: keyspace %q lacks column(s) %s", ErrNoSchema, keyspace, strings.Join(missing, ", "))
 	}
 	return nil
 }

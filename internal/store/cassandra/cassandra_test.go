@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +125,75 @@ VALUES (?, 'old', 'read', '', ?, ?, false) USING TTL 3600`, cfg.Keyspace), hash,
 	}
 	if old, err := s.Token(ctx, hash); err != nil || old.Revoked {
 		t.Fatalf("Token(minted before the upgrade) = %+v, %v; want it untouched", old, err)
+	}
+}
+
+// TestMigrateAddsClientColumns: a clients table made before the
+// private_key_jwt columns (auth_method, jwks, jwks_uri, resources) is
+// refused by Open with ErrNoSchema naming them; Migrate adds them (looking
+// in system_schema.columns, so a second run changes nothing); a client
+// written before reads back as a secret client, and can then carry them.
+func TestMigrateAddsClientColumns(t *testing.T) {
+	cfg := baseConfig(t, randomKeyspace("tokengw_cols_"))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	stmts, err := cassandra.Statements(cfg.Keyspace, cfg.Replication)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := rawSession(t)
+	for _, stmt := range stmts {
+		if strings.Contains(stmt, ".clients (") {
+			// The clients table as the previous version made it.
+			stmt = fmt.Sprintf(`CREATE TABLE %s.clients (
+  client_id text PRIMARY KEY, secret_hash text, scopes frozen<set<text>>, token_ttl bigint,
+  limit_rate double, limit_burst int, introspect boolean, created_at timestamp, updated_at timestamp)`, cfg.Keyspace)
+		}
+		if err := raw.Query(stmt).Exec(); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	if err := raw.Query(fmt.Sprintf(`INSERT INTO %s.clients (client_id, secret_hash, scopes, token_ttl, introspect, created_at, updated_at)
+VALUES ('old', '$2a$10$abc', {'read'}, 0, true, ?, ?)`, cfg.Keyspace), at, at).Exec(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cassandra.Open(ctx, cfg, cassandra.Options{})
+	if !errors.Is(err, cassandra.ErrNoSchema) || !strings.Contains(err.Error(), "clients.auth_method") || !strings.Contains(err.Error(), "clients.resources") {
+		t.Fatalf("Open(previous clients table) err = %v, want ErrNoSchema naming the new columns", err)
+	}
+	for run := range 2 {
+		if err := cassandra.Migrate(ctx, cfg); err != nil {
+			t.Fatalf("Migrate (run %d): %v", run+1, err)
+		}
+	}
+	var cols []string
+	iter := raw.Query(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = 'clients'`, cfg.Keyspace).Iter()
+	for name := ""; iter.Scan(&name); {
+		cols = append(cols, name)
+	}
+	if err := iter.Close(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(cols)
+	if want := "auth_method client_id created_at introspect jwks jwks_uri limit_burst limit_rate resources scopes secret_hash token_ttl updated_at"; strings.Join(cols, " ") != want {
+		t.Fatalf("clients columns = %v, want %s", cols, want)
+	}
+	s := openStore(t, cfg)
+	c, err := s.Client(ctx, "old")
+	if err != nil || c.SecretHash != "$2a$10$abc" || !c.Introspect || c.AuthMethod != "" || c.JWKS != "" || c.JWKSURI != "" || c.Resources != nil {
+		t.Fatalf("Client(written before the migration) = %+v, %v", c, err)
+	}
+	c.SecretHash, c.AuthMethod, c.JWKSURI = "", "private_key_jwt", "https://idp.example/jwks"
+	c.Resources = []string{"https://api.example/"}
+	c.UpdatedAt = at.Add(time.Second)
+	if err := s.UpdateClient(ctx, c); err != nil {
+		t.Fatalf("UpdateClient: %v", err)
+	}
+	got, err := s.Client(ctx, "old")
+	if err != nil || got.AuthMethod != "private_key_jwt" || got.JWKSURI != c.JWKSURI || got.SecretHash != "" ||
+		strings.Join(got.Resources, " ") != "https://api.example/" {
+		t.Fatalf("Client after the update = %+v, %v", got, err)
 	}
 }
 

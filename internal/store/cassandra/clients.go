@@ -15,12 +15,14 @@ import (
 // Statements on clients. Every write is a lightweight transaction: creates
 // must not overwrite, updates must not resurrect a deleted client.
 const (
-	clientCols    = `client_id, secret_hash, scopes, token_ttl, limit_rate, limit_burst, introspect, created_at, updated_at`
+	clientCols = `client_id, secret_hash, scopes, token_ttl, limit_rate, limit_burst, introspect, created_at, updated_at,
+auth_method, jwks, jwks_uri, resources`
 	qSelectClient = `SELECT ` + clientCols + ` FROM clients WHERE client_id = ?`
 	qListClients  = `SELECT ` + clientCols + ` FROM clients`
-	qCreateClient = `INSERT INTO clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`
+	qCreateClient = `INSERT INTO clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`
 	qUpdateClient = `UPDATE clients SET secret_hash = ?, scopes = ?, token_ttl = ?, limit_rate = ?, limit_burst = ?,
-introspect = ?, created_at = ?, updated_at = ? WHERE client_id = ? IF EXISTS`
+introspect = ?, created_at = ?, updated_at = ?, auth_method = ?, jwks = ?, jwks_uri = ?, resources = ?
+WHERE client_id = ? IF EXISTS`
 	qDeleteClient = `DELETE FROM clients WHERE client_id = ? IF EXISTS`
 )
 
@@ -33,12 +35,15 @@ type clientRow struct {
 
 func (r *clientRow) dest() []any {
 	return []any{&r.c.ID, &r.c.SecretHash, &r.c.Scopes, &r.ttlMS, &r.limitRate, &r.limitBurst,
-		&r.c.Introspect, &r.c.CreatedAt, &r.c.UpdatedAt}
+		&r.c.Introspect, &r.c.CreatedAt, &r.c.UpdatedAt, &r.c.AuthMethod, &r.c.JWKS, &r.c.JWKSURI, &r.c.Resources}
 }
 
 func (r *clientRow) client() store.Client {
 	c := r.c
 	c.TokenTTL = time.Duration(r.ttlMS) * time.Millisecond
+	if len(c.Resources) == 0 {
+		c.Resources = nil // null (a row from before the column) or empty
+	}
 	if r.limitRate != nil || r.limitBurst != nil {
 		c.Limit = &store.Limit{}
 		if r.limitRate != nil {
@@ -63,7 +68,8 @@ func limitValues(l *store.Limit, unset bool) (rate, burst any) {
 	return nil, nil
 }
 
-// scopesValue keeps an empty scope list a (frozen, empty) set, not null.
+// scopesValue keeps an empty scope (or resource) list a (frozen, empty)
+// set, not null: no tombstone is written.
 func scopesValue(s []string) []string {
 	if s == nil {
 		return []string{}
@@ -121,7 +127,8 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	rate, burst := limitValues(c.Limit, true)
 	applied, err := s.cas(ctx, "create client", func(actx context.Context) (bool, error) {
 		return s.session.Query(qCreateClient, c.ID, c.SecretHash, scopesValue(c.Scopes),
-			c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt).
+			c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt,
+			c.AuthMethod, c.JWKS, c.JWKSURI, scopesValue(c.Resources)).
 			MapScanCASContext(actx, map[string]any{})
 	}, func(ctx context.Context) (casOutcome, error) {
 		have, found, err := s.serialClient(ctx, c.ID)
@@ -147,7 +154,8 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	rate, burst := limitValues(c.Limit, false)
 	applied, err := s.cas(ctx, "update client", func(actx context.Context) (bool, error) {
 		return s.session.Query(qUpdateClient, c.SecretHash, scopesValue(c.Scopes),
-			c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt, c.ID).
+			c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt,
+			c.AuthMethod, c.JWKS, c.JWKSURI, scopesValue(c.Resources), c.ID).
 			MapScanCASContext(actx, map[string]any{})
 	}, func(ctx context.Context) (casOutcome, error) {
 		have, found, err := s.serialClient(ctx, c.ID)
@@ -201,8 +209,9 @@ func (s *Store) serialClient(ctx context.Context, id string) (store.Client, bool
 }
 
 // sameVersion reports whether the stored client is the version c wrote:
-// its secret hash (salted, so unique per write) and update time, at the
-// millisecond precision Cassandra keeps.
+// its secret hash (salted, so unique per write), key source and update
+// time, at the millisecond precision Cassandra keeps.
 func sameVersion(have, c store.Client) bool {
-	return have.SecretHash == c.SecretHash && have.UpdatedAt.Equal(c.UpdatedAt.Truncate(time.Millisecond))
+	return have.SecretHash == c.SecretHash && have.JWKS == c.JWKS && have.JWKSURI == c.JWKSURI &&
+		have.UpdatedAt.Equal(c.UpdatedAt.Truncate(time.Millisecond))
 }

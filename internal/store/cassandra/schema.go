@@ -3,10 +3,13 @@ package cassandra
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
 	"github.com/tokengw/tokengw/internal/config"
 )
@@ -94,7 +97,11 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
   limit_burst int,
   introspect  boolean,
   created_at  timestamp,
-  updated_at  timestamp
+  updated_at  timestamp,
+  auth_method text,
+  jwks        text,
+  jwks_uri    text,
+  resources   frozen<set<text>>
 ) WITH comment = 'tokengw: run-time client registry; token_ttl in ms (0 = issuer default), limit_* null = default limit'`,
 			ks),
 		signingKeysTable(ks),
@@ -137,11 +144,68 @@ func Migrate(ctx context.Context, cfg config.Cassandra) error {
 			return classify("migrate: "+strings.TrimSpace(first), err)
 		}
 	}
+	ks, _ := keyspaceName(cfg.Keyspace)
+	if err := addColumns(ctx, session, ks); err != nil {
+		return err
+	}
 	if err := session.AwaitSchemaAgreement(ctx); err != nil {
 		return classify("migrate: schema agreement", err)
 	}
-	ks, _ := keyspaceName(cfg.Keyspace)
 	return checkSchema(ctx, session, ks)
+}
+
+// addedColumns are the columns added to a table after it was first
+// created, with their CQL types. CREATE TABLE IF NOT EXISTS leaves an
+// existing table as it is, so Migrate adds these to a table made by an
+// earlier version.
+func addedColumns() map[string][]column {
+	return map[string][]column{
+		"clients": {
+			{"auth_method", "text"}, // token_endpoint_auth_method: null/'' = a secret, or private_key_jwt
+			{"jwks", "text"},        // private_key_jwt: inline JWK Set (JSON)
+			{"jwks_uri", "text"},    // private_key_jwt: or where to fetch it
+			{"resources", "frozen<set<text>>"},
+		},
+	}
+}
+
+type column struct{ name, cqlType string }
+
+// columnsOf reads the column names of a table from system_schema.
+func columnsOf(ctx context.Context, session *gocql.Session, ks, table string) (map[string]bool, error) {
+	iter := session.Query(`SELECT column_name FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ?`, ks, table).
+		Idempotent(true).IterContext(ctx)
+	have := map[string]bool{}
+	var name string
+	for iter.Scan(&name) {
+		have[name] = true
+	}
+	if err := iter.Close(); err != nil {
+		return nil, err
+	}
+	return have, nil
+}
+
+// addColumns adds the addedColumns a table lacks (ALTER TABLE ... ADD),
+// looking in system_schema.columns first, so that running Migrate again
+// changes nothing.
+func addColumns(ctx context.Context, session *gocql.Session, ks string) error {
+	for _, table := range slices.Sorted(maps.Keys(addedColumns())) {
+		have, err := columnsOf(ctx, session, ks, table)
+		if err != nil {
+			return classify("migrate: columns of "+table, err)
+		}
+		for _, c := range addedColumns()[table] {
+			if have[c.name] {
+				continue
+			}
+			// Names and types are constants of this file, never input.
+			if err := session.Query(fmt.Sprintf(`ALTER TABLE %s.%s ADD %s %s`, ks, table, c.name, c.cqlType)).ExecContext(ctx); err != nil {
+				return classify("migrate: ALTER TABLE "+table+" ADD "+c.name, err)
+			}
+		}
+	}
+	return nil
 }
 
 // replicationCQL validates a replication map and renders it as a CQL map

@@ -152,6 +152,8 @@ func cloneCurrent(c store.Current) store.Current {
 
 func cloneClient(c store.Client) store.Client {
 	c.Scopes = slices.Clone(c.Scopes)
+	c.Resources = slices.Clone(c.Resources)
+	c.GrantTypes = slices.Clone(c.GrantTypes)
 	if c.Limit != nil {
 		l := *c.Limit
 		c.Limit = &l

@@ -116,6 +116,7 @@ func Run(t *testing.T, h Harness) {
 		{"RevokeClientConcurrentIssue", testRevokeClientConcurrentIssue},
 		{"RevokeClientCanceledContext", testRevokeClientCanceled},
 		{"Clients", testClients},
+		{"ClientAuthFields", testClientAuthFields},
 		{"DeleteClientClearsCurrents", testDeleteClientClearsCurrents},
 		{"CanceledContext", testCanceledContext},
 		{"Assertions", testAssertions},
@@ -577,7 +578,9 @@ func sameClient(t *testing.T, got, want store.Client) {
 	ok := got.ID == want.ID && got.SecretHash == want.SecretHash && fmt.Sprint(got.Scopes) == fmt.Sprint(want.Scopes) &&
 		got.TokenTTL == want.TokenTTL && got.Introspect == want.Introspect &&
 		got.CreatedAt.Equal(want.CreatedAt) && got.UpdatedAt.Equal(want.UpdatedAt) &&
-		(got.Limit == nil) == (want.Limit == nil) && (got.Limit == nil || *got.Limit == *want.Limit)
+		(got.Limit == nil) == (want.Limit == nil) && (got.Limit == nil || *got.Limit == *want.Limit) &&
+		got.AuthMethod == want.AuthMethod && got.JWKS == want.JWKS && got.JWKSURI == want.JWKSURI &&
+		fmt.Sprint(got.Resources) == fmt.Sprint(want.Resources) && len(got.Resources) == len(want.Resources)
 	if !ok {
 		t.Fatalf("client = %+v (limit %v), want %+v (limit %v)", got, got.Limit, want, want.Limit)
 	}
@@ -635,6 +638,55 @@ func testClients(t *testing.T, f *fixture) {
 	if len(list) != 1 || list[0].ID != b.ID {
 		t.Fatalf("Clients after delete = %+v", list)
 	}
+}
+
+// testClientAuthFields: a private_key_jwt client's method, key source and
+// resource indicators round-trip, and an update replaces each of them
+// (jwks by jwks_uri, resources changed, then cleared).
+func testClientAuthFields(t *testing.T, f *fixture) {
+	now := f.now()
+	const jwks = `{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","kid":"k1"}]}`
+	c := store.Client{ID: "pkj", Scopes: []string{"read"}, AuthMethod: "private_key_jwt", JWKS: jwks,
+		Resources: []string{"https://api.example/", "urn:example:billing"}, CreatedAt: now, UpdatedAt: now}
+	plain := store.Client{ID: "plain", SecretHash: "$2a$10$abc", Scopes: []string{"read"}, CreatedAt: now, UpdatedAt: now}
+	for _, cl := range []store.Client{c, plain} {
+		if err := f.s.CreateClient(f.ctx, cl); err != nil {
+			t.Fatalf("CreateClient(%s): %v", cl.ID, err)
+		}
+	}
+	got, err := f.s.Client(f.ctx, "pkj")
+	if err != nil {
+		t.Fatalf("Client: %v", err)
+	}
+	sameClient(t, got, c)
+	if got, err := f.s.Client(f.ctx, "plain"); err != nil {
+		t.Fatalf("Client(plain): %v", err)
+	} else {
+		sameClient(t, got, plain)
+	}
+	list, err := f.s.Clients(f.ctx)
+	if err != nil || len(list) != 2 || list[0].ID != "pkj" {
+		t.Fatalf("Clients = %+v, %v", list, err)
+	}
+	sameClient(t, list[0], c)
+
+	c.JWKS, c.JWKSURI = "", "https://idp.example/jwks"
+	c.Resources = []string{"urn:example:other"}
+	c.UpdatedAt = now.Add(time.Second)
+	if err := f.s.UpdateClient(f.ctx, c); err != nil {
+		t.Fatalf("UpdateClient(jwks_uri): %v", err)
+	}
+	got, _ = f.s.Client(f.ctx, "pkj")
+	sameClient(t, got, c)
+
+	// Back to a secret: method, key source and resources all cleared.
+	c.AuthMethod, c.JWKSURI, c.Resources, c.SecretHash = "", "", nil, "$2a$10$def"
+	c.UpdatedAt = now.Add(2 * time.Second)
+	if err := f.s.UpdateClient(f.ctx, c); err != nil {
+		t.Fatalf("UpdateClient(secret): %v", err)
+	}
+	got, _ = f.s.Client(f.ctx, "pkj")
+	sameClient(t, got, c)
 }
 
 func testDeleteClientClearsCurrents(t *testing.T, f *fixture) {
