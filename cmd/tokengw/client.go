@@ -299,6 +299,8 @@ func clientErr(cmd, id string, err error) error {
 		return fmt.Errorf("client %s: client %q exists already", cmd, id)
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("client %s: no client %q in the store", cmd, id)
+	case errors.Is(err, store.ErrConflict):
+		return fmt.Errorf("client %s: client %q was changed by someone else at the same time, again and again; nothing was written; retry", cmd, id)
 	}
 	return fmt.Errorf("client %s: %w", cmd, err)
 }

@@ -127,9 +127,9 @@ type Manager struct {
 	timeout    time.Duration
 	log        *slog.Logger
 	now        func() time.Time
-	// rotating serialises read-modify-write rotations in this process, so
-	// two concurrent rotations do not both report success with only one
-	// secret working. (Across processes the last writer wins.)
+	// rotating serialises read-modify-write updates in this process, so
+	// they do not conflict with each other; across processes each write is
+	// conditional on the version it read (readModifyWrite).
 	rotating sync.Mutex
 }
 
@@ -308,10 +308,17 @@ func specOf(c store.Client) Spec {
 // keys, scopes, lifetime or resources, so the tokens issued before are no
 // longer handed out for reuse, and its reuse rows are cleared.
 //
+// The write applies only to the version Update read (store.UpdateClient's
+// condition): when another replica changed the client in between, Update
+// reads it again and applies p to what it finds, up to WriteAttempts
+// times, so no concurrent change is overwritten (a PATCH of scopes does
+// not bring back a key another replica just revoked).
+//
 // A client switched from private_key_jwt to a secret method gets a
 // generated secret, which Update returns (otherwise ""); one switched to
 // private_key_jwt loses its secret. Errors: *SpecError, ErrReadOnly,
-// store.ErrNotFound, store.ErrUnavailable.
+// store.ErrNotFound, store.ErrConflict (changed concurrently every time),
+// store.ErrUnavailable.
 func (m *Manager) Update(ctx context.Context, id string, p Patch) (Info, string, error) {
 	if m.reg.IsStatic(id) {
 		return Info{}, "", fmt.Errorf("client %q: %w", id, ErrReadOnly)
@@ -320,40 +327,32 @@ func (m *Manager) Update(ctx context.Context, id string, p Patch) (Info, string,
 	defer m.rotating.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	old, err := m.store.Client(sctx, id)
-	if err != nil {
-		return Info{}, "", err
-	}
-	spec := p.apply(specOf(old))
-	spec.AllowHTTPJWKSURI = m.allowHTTP
-	toSecret := !UsesSecret(old.AuthMethod) && UsesSecret(spec.AuthMethod)
-	if !UsesSecret(spec.AuthMethod) {
-		spec.SecretHash = ""
-	}
-	c, err := spec.Client()
-	if err != nil {
-		return Info{}, "", err
-	}
 	var secret string
-	if toSecret {
-		var hash string
-		if secret, hash, err = m.newSecret(); err != nil {
-			return Info{}, "", err
+	old, c, err := m.readModifyWrite(sctx, ctx, id, func(old store.Client) (store.Client, error) {
+		spec := p.apply(specOf(old))
+		spec.AllowHTTPJWKSURI = m.allowHTTP
+		toSecret := !UsesSecret(old.AuthMethod) && UsesSecret(spec.AuthMethod)
+		if !UsesSecret(spec.AuthMethod) {
+			spec.SecretHash = ""
 		}
-		c.SecretHash = hash
-	}
-	c.CreatedAt = old.CreatedAt
-	c.UpdatedAt = m.now().UTC().Truncate(time.Millisecond)
-	if !c.UpdatedAt.After(old.UpdatedAt) {
-		// Cassandra tells a landed write by its update time: keep it
-		// unique per write even when the clock stalls.
-		c.UpdatedAt = old.UpdatedAt.Add(time.Millisecond)
-	}
-	if err := m.store.UpdateClient(sctx, c); err != nil {
-		m.forget(id) // the update may have landed
+		next, err := spec.Client()
+		if err != nil {
+			return store.Client{}, err
+		}
+		secret = ""
+		if toSecret {
+			var hash string
+			if secret, hash, err = m.newSecret(); err != nil {
+				return store.Client{}, err
+			}
+			next.SecretHash = hash
+		}
+		next.CreatedAt = old.CreatedAt
+		return next, nil
+	})
+	if err != nil {
 		return Info{}, "", err
 	}
-	m.forget(id)
 	if Fingerprint(old) == Fingerprint(c) {
 		// Only the limit or introspection changed: the tokens issued
 		// before still fit the registration and stay reusable.
@@ -365,6 +364,54 @@ func (m *Manager) Update(ctx context.Context, id string, p Patch) (Info, string,
 	}
 	m.log.Info("client updated", "client_id", id, "scopes", strings.Join(c.Scopes, " "), "auth_method", methodName(c.AuthMethod))
 	return infoOf(c, false), secret, nil
+}
+
+// WriteAttempts bounds how often Update and RotateSecret read a client,
+// change it and write it back when another writer changed it in between
+// every time; after that they give up with store.ErrConflict.
+const WriteAttempts = 5
+
+// readModifyWrite reads client id, makes its next version with change and
+// writes that version conditionally on the one read, again from a fresh
+// read when another writer came first (store.ErrConflict). It stamps each
+// version with an UpdatedAt later than the one it replaces. A write that
+// failed as unavailable but landed all the same (read back under a fresh
+// deadline) counts as written: a generated secret it stored must be handed
+// out. The caches of this process are dropped after every write attempt.
+// It returns the version read and the version written.
+func (m *Manager) readModifyWrite(sctx, ctx context.Context, id string,
+	change func(old store.Client) (store.Client, error)) (old, c store.Client, err error) {
+	for range WriteAttempts {
+		if old, err = m.store.Client(sctx, id); err != nil {
+			return store.Client{}, store.Client{}, err
+		}
+		if c, err = change(old); err != nil {
+			return store.Client{}, store.Client{}, err
+		}
+		c.UpdatedAt = m.stamp(old.UpdatedAt)
+		err = m.store.UpdateClient(sctx, c, old.UpdatedAt)
+		m.forget(id) // also on error: the update may have landed
+		if err == nil || m.landed(ctx, c, err) {
+			return old, c, nil
+		}
+		if !errors.Is(err, store.ErrConflict) {
+			return store.Client{}, store.Client{}, err
+		}
+		m.log.Info("client changed by another writer while being updated; reading it again", "client_id", id)
+	}
+	return store.Client{}, store.Client{}, fmt.Errorf("clients: client %q changed by another writer %d times in a row; try again: %w", id, WriteAttempts, err)
+}
+
+// stamp is the UpdatedAt of a write replacing a version updated at prev:
+// now, at the millisecond the stores keep, and always after prev, even
+// when the clock stalls or lags another replica's, so that every write
+// has an update time of its own (the condition of the next write).
+func (m *Manager) stamp(prev time.Time) time.Time {
+	t := m.now().UTC().Truncate(time.Millisecond)
+	if !t.After(prev) {
+		t = prev.UTC().Truncate(time.Millisecond).Add(time.Millisecond)
+	}
+	return t
 }
 
 // Get returns one client, configured or stored: store.ErrNotFound when
@@ -406,8 +453,11 @@ func (m *Manager) List(ctx context.Context) ([]Info, error) {
 // RotateSecret gives a stored client a new generated secret, which it
 // returns. The old secret stops working at once on this process and within
 // the registry's refresh bound on the others; the client's reuse rows are
-// cleared, so tokens issued before are no longer handed out. Errors:
-// ErrReadOnly, store.ErrNotFound, store.ErrUnavailable.
+// cleared, so tokens issued before are no longer handed out. Like Update,
+// it writes only over the version it read: a client another replica
+// switched to private_key_jwt meanwhile is not given a secret back
+// (ErrNoSecret). Errors: ErrReadOnly, ErrNoSecret, store.ErrNotFound,
+// store.ErrConflict, store.ErrUnavailable.
 func (m *Manager) RotateSecret(ctx context.Context, id string) (Info, string, error) {
 	if m.reg.IsStatic(id) {
 		return Info{}, "", fmt.Errorf("client %q: %w", id, ErrReadOnly)
@@ -416,23 +466,24 @@ func (m *Manager) RotateSecret(ctx context.Context, id string) (Info, string, er
 	defer m.rotating.Unlock()
 	sctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	c, err := m.store.Client(sctx, id)
+	var secret string
+	_, c, err := m.readModifyWrite(sctx, ctx, id, func(read store.Client) (store.Client, error) {
+		if !UsesSecret(read.AuthMethod) {
+			return store.Client{}, fmt.Errorf("client %q: %w", id, ErrNoSecret)
+		}
+		var (
+			hash string
+			err  error
+		)
+		if secret, hash, err = m.newSecret(); err != nil {
+			return store.Client{}, err
+		}
+		read.SecretHash = hash
+		return read, nil
+	})
 	if err != nil {
 		return Info{}, "", err
 	}
-	if !UsesSecret(c.AuthMethod) {
-		return Info{}, "", fmt.Errorf("client %q: %w", id, ErrNoSecret)
-	}
-	secret, hash, err := m.newSecret()
-	if err != nil {
-		return Info{}, "", err
-	}
-	c.SecretHash = hash
-	c.UpdatedAt = m.now().UTC().Truncate(time.Millisecond)
-	if err := m.store.UpdateClient(sctx, c); err != nil && !m.landed(ctx, id, hash, err) {
-		return Info{}, "", err
-	}
-	m.forget(id)
 	// The new hash changes the client's fingerprint, so the old reuse slots
 	// are never looked up again; clearing them frees them now rather than
 	// when their TTL runs out. A failure here does not undo the rotation.
@@ -443,22 +494,32 @@ func (m *Manager) RotateSecret(ctx context.Context, id string) (Info, string, er
 	return infoOf(c, false), secret, nil
 }
 
-// landed reports whether a secret update that failed as unavailable (a
+// landed reports whether an update c that failed as unavailable (a
 // timeout, an unknown outcome) was applied all the same, by reading the
-// client back under a fresh deadline: a rotation that took effect must
-// hand its secret out, or the client is left with a secret nobody knows.
-func (m *Manager) landed(ctx context.Context, id, hash string, err error) bool {
+// client back under a fresh deadline: an update that took effect must
+// report so, and a rotation hand its secret out, or the client is left
+// with a secret nobody knows.
+func (m *Manager) landed(ctx context.Context, c store.Client, err error) bool {
 	if !errors.Is(err, store.ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.timeout)
 	defer cancel()
-	c, rerr := m.store.Client(rctx, id)
-	if rerr != nil || c.SecretHash != hash {
+	have, rerr := m.store.Client(rctx, c.ID)
+	if rerr != nil || !sameWrite(have, c) {
 		return false
 	}
-	m.log.Warn("client secret update reported unavailable but was applied; the rotation stands", "client_id", id, "err", err)
+	m.log.Warn("client update reported unavailable but was applied; the change stands", "client_id", c.ID, "err", err)
 	return true
+}
+
+// sameWrite reports whether have is the version c wrote: the same
+// registration (fingerprint: secret hash, which is salted, keys, scopes,
+// lifetime, resources), limit, introspection and update time.
+func sameWrite(have, c store.Client) bool {
+	return Fingerprint(have) == Fingerprint(c) && have.UpdatedAt.Equal(c.UpdatedAt) &&
+		have.Introspect == c.Introspect && (have.Limit == nil) == (c.Limit == nil) &&
+		(have.Limit == nil || *have.Limit == *c.Limit)
 }
 
 // Delete removes a stored client and its reuse rows. Errors:

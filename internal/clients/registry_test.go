@@ -96,7 +96,7 @@ func TestRegistryRefreshBound(t *testing.T) {
 	}
 
 	// Changed: the old registration until the bound, then the new one.
-	if err := st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$h2", Scopes: []string{"read"}}); err != nil {
+	if err := st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$h2", Scopes: []string{"read"}}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
 	for range 100 {
@@ -140,7 +140,7 @@ func TestRegistryInvalidate(t *testing.T) {
 	if c, err := reg.Client(ctx, "svc"); err != nil || c.SecretHash != "$h1" {
 		t.Fatalf("after Invalidate: %+v %v", c, err)
 	}
-	st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$h2"})
+	st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$h2"}, time.Time{})
 	reg.Invalidate("svc")
 	if c, _ := reg.Client(ctx, "svc"); c.SecretHash != "$h2" {
 		t.Fatalf("after Invalidate: %+v", c)
@@ -171,7 +171,7 @@ func TestRegistryInvalidateDuringLookup(t *testing.T) {
 	st.ungate()
 	// Change and invalidate while it is in flight: whatever it reads, it
 	// must not cache, since it began before the invalidation.
-	st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$new"})
+	st.UpdateClient(ctx, store.Client{ID: "svc", SecretHash: "$new"}, time.Time{})
 	reg.Invalidate("svc")
 	close(release)
 	<-done
@@ -354,8 +354,8 @@ func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // on a cluster does: the fault hook of the rotation whose answer is lost.
 type lostAnswer struct{ *memory.Store }
 
-func (s lostAnswer) UpdateClient(ctx context.Context, c store.Client) error {
-	if err := s.Store.UpdateClient(ctx, c); err != nil {
+func (s lostAnswer) UpdateClient(ctx context.Context, c store.Client, ifUpdatedAt time.Time) error {
+	if err := s.Store.UpdateClient(ctx, c, ifUpdatedAt); err != nil {
 		return err
 	}
 	return fmt.Errorf("cassandra: update client: %w", store.ErrUnavailable)

@@ -491,6 +491,10 @@ func (a *adminAPI) fail(w http.ResponseWriter, r *http.Request, op, id string, e
 			desc: fmt.Sprintf("client %q is defined in the configuration file (clients:) and is read-only at run time; change it there", id)}
 	case errors.Is(err, store.ErrExists):
 		e = &adminError{status: http.StatusConflict, code: "conflict", desc: fmt.Sprintf("client %q exists already", id)}
+	case errors.Is(err, store.ErrConflict):
+		a.log.Warn("admin API: client changed concurrently", "op", op, "client_id", id, "err", err)
+		e = &adminError{status: http.StatusConflict, code: "conflict",
+			desc: fmt.Sprintf("client %q was changed by another request at the same time, again and again; nothing was written; read it again and retry", id)}
 	case errors.Is(err, store.ErrNotFound):
 		e = &adminError{status: http.StatusNotFound, code: "not_found", desc: fmt.Sprintf("no client %q", id)}
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrClosed), errors.Is(err, context.DeadlineExceeded):

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -629,5 +630,48 @@ func BenchmarkTokenCredentialCache(b *testing.B) {
 			}
 			b.ReportMetric(float64(a.Auth.Verifications())/float64(b.N+1), "hashes/op")
 		})
+	}
+}
+
+// meddling is the real memory store with another writer that changes
+// every client between each read of it and the write that follows (while
+// meddle is set): the admin API's updates conflict every time.
+type meddling struct {
+	*memory.Store
+	meddle atomic.Bool
+}
+
+func (s *meddling) Client(ctx context.Context, id string) (store.Client, error) {
+	c, err := s.Store.Client(ctx, id)
+	if err != nil || !s.meddle.Load() {
+		return c, err
+	}
+	next := c
+	next.UpdatedAt = c.UpdatedAt.Add(time.Millisecond)
+	if err := s.Store.UpdateClient(ctx, next, c.UpdatedAt); err != nil {
+		return store.Client{}, err
+	}
+	return c, nil
+}
+
+// TestAdminConcurrentChangeIsConflict: a PATCH or rotation whose client
+// keeps changing under it is 409 conflict with a clear description, and
+// writes nothing.
+func TestAdminConcurrentChangeIsConflict(t *testing.T) {
+	shared := &meddling{Store: memory.New(memory.Options{})}
+	g := startAdmin(t, testConfig(t, adminEnv()...), nil, shared)
+	id, _ := g.create(t, `{"id": "svc", "scopes": ["read"]}`)
+	shared.meddle.Store(true)
+	for _, r := range []adminResp{
+		g.do(t, "PATCH", "/admin/clients/"+id, adminToken, `{"scopes": ["read", "write"]}`),
+		g.do(t, "POST", "/admin/clients/"+id+"/secret", adminToken, ""),
+	} {
+		if r.status != http.StatusConflict || r.str("error") != "conflict" || !strings.Contains(r.str("error_description"), "changed by another request") {
+			t.Fatalf("update of a client that keeps changing: %d %s; want 409 conflict", r.status, r.raw)
+		}
+	}
+	shared.meddle.Store(false)
+	if r := g.do(t, "GET", "/admin/clients/"+id, adminToken, ""); !strings.Contains(r.raw, `"scopes":["read"]`) {
+		t.Fatalf("after the conflicts: %s; want the scopes unchanged", r.raw)
 	}
 }

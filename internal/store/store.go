@@ -27,6 +27,10 @@ var (
 	ErrUnavailable = errors.New("store: unavailable")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store: closed")
+	// ErrConflict: a conditional write found the record changed since it
+	// was read (another writer, possibly on another replica, came first).
+	// Read it again and re-apply the change.
+	ErrConflict = errors.New("store: changed since it was read")
 )
 
 // Token is an issued access token, as persisted. The bearer value itself is
@@ -157,8 +161,14 @@ type Clients interface {
 	Clients(ctx context.Context) ([]Client, error)
 	// CreateClient adds a client; ErrExists when the id is taken.
 	CreateClient(ctx context.Context, c Client) error
-	// UpdateClient replaces a client; ErrNotFound when absent.
-	UpdateClient(ctx context.Context, c Client) error
+	// UpdateClient replaces a client if its stored UpdatedAt equals
+	// ifUpdatedAt (to the millisecond): the UpdatedAt of the version the
+	// caller read and changed. ErrNotFound when absent; ErrConflict when
+	// another write came in between, which nothing of c overwrote. Among
+	// concurrent writers that read one version, on any number of processes
+	// sharing the store, at most one succeeds. Callers give every write a
+	// new UpdatedAt, later than the one it replaces.
+	UpdateClient(ctx context.Context, c Client, ifUpdatedAt time.Time) error
 	// DeleteClient removes a client and its reuse rows; ErrNotFound when absent.
 	DeleteClient(ctx context.Context, id string) error
 }

@@ -416,7 +416,7 @@ func TestClosed(t *testing.T) {
 		"Client":        func() error { _, err := s.Client(ctx, "c"); return err },
 		"Clients":       func() error { _, err := s.Clients(ctx); return err },
 		"CreateClient":  func() error { return s.CreateClient(ctx, store.Client{ID: "c"}) },
-		"UpdateClient":  func() error { return s.UpdateClient(ctx, store.Client{ID: "c"}) },
+		"UpdateClient":  func() error { return s.UpdateClient(ctx, store.Client{ID: "c"}, time.Time{}) },
 		"DeleteClient":  func() error { return s.DeleteClient(ctx, "c") },
 		"Ping":          func() error { return s.Ping(ctx) },
 		"Sweep":         func() error { _, err := s.Sweep(ctx); return err },

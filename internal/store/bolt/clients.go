@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -66,15 +67,19 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 
 // CreateClient implements store.Clients.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	return s.putClient(ctx, c, false)
+	return s.putClient(ctx, c, nil)
 }
 
-// UpdateClient implements store.Clients.
-func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
-	return s.putClient(ctx, c, true)
+// UpdateClient implements store.Clients: the stored version is compared
+// with ifUpdatedAt in the write transaction that replaces it.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client, ifUpdatedAt time.Time) error {
+	return s.putClient(ctx, c, &ifUpdatedAt)
 }
 
-func (s *Store) putClient(ctx context.Context, c store.Client, update bool) error {
+// putClient creates c (ifUpdatedAt nil) or replaces the version updated
+// at *ifUpdatedAt.
+func (s *Store) putClient(ctx context.Context, c store.Client, ifUpdatedAt *time.Time) error {
+	update := ifUpdatedAt != nil
 	if err := s.begin(ctx); err != nil {
 		return err
 	}
@@ -91,14 +96,23 @@ func (s *Store) putClient(ctx context.Context, c store.Client, update bool) erro
 			return nil
 		}
 		b := tx.Bucket([]byte(bucketClients))
-		exists := b.Get(k) != nil
+		have := b.Get(k)
 		switch {
-		case update && !exists:
+		case update && have == nil:
 			result = store.ErrNotFound
 			return nil
-		case !update && exists:
+		case !update && have != nil:
 			result = store.ErrExists
 			return nil
+		case update:
+			old, err := decodeClient(k, have)
+			if err != nil {
+				return err
+			}
+			if old.UpdatedAt.UnixMilli() != ifUpdatedAt.UnixMilli() {
+				result = store.ErrConflict
+				return nil
+			}
 		}
 		return b.Put(k, v)
 	})

@@ -187,7 +187,7 @@ VALUES ('old', '$2a$10$abc', {'read'}, 0, true, ?, ?)`, cfg.Keyspace), at, at).E
 	c.SecretHash, c.AuthMethod, c.JWKSURI = "", "private_key_jwt", "https://idp.example/jwks"
 	c.Resources = []string{"https://api.example/"}
 	c.UpdatedAt = at.Add(time.Second)
-	if err := s.UpdateClient(ctx, c); err != nil {
+	if err := s.UpdateClient(ctx, c, at); err != nil {
 		t.Fatalf("UpdateClient: %v", err)
 	}
 	got, err := s.Client(ctx, "old")

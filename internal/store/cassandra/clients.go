@@ -13,7 +13,9 @@ import (
 )
 
 // Statements on clients. Every write is a lightweight transaction: creates
-// must not overwrite, updates must not resurrect a deleted client.
+// must not overwrite; an update applies only to the version it was made
+// from (IF updated_at = the UpdatedAt read), so it neither resurrects a
+// deleted client nor overwrites a change another replica made in between.
 const (
 	clientCols = `client_id, secret_hash, scopes, token_ttl, limit_rate, limit_burst, introspect, created_at, updated_at,
 auth_method, jwks, jwks_uri, resources`
@@ -22,7 +24,7 @@ auth_method, jwks, jwks_uri, resources`
 	qCreateClient = `INSERT INTO clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) IF NOT EXISTS`
 	qUpdateClient = `UPDATE clients SET secret_hash = ?, scopes = ?, token_ttl = ?, limit_rate = ?, limit_burst = ?,
 introspect = ?, created_at = ?, updated_at = ?, auth_method = ?, jwks = ?, jwks_uri = ?, resources = ?
-WHERE client_id = ? IF EXISTS`
+WHERE client_id = ? IF updated_at = ?`
 	qDeleteClient = `DELETE FROM clients WHERE client_id = ? IF EXISTS`
 )
 
@@ -146,16 +148,22 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	return nil
 }
 
-// UpdateClient implements store.Clients (UPDATE ... IF EXISTS).
-func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
+// UpdateClient implements store.Clients (UPDATE ... IF updated_at = ?). A
+// condition on a row that does not exist is not applied either, so a
+// statement that was not applied is told apart by a serial read: absent
+// is ErrNotFound, changed is ErrConflict.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client, ifUpdatedAt time.Time) error {
 	if s.errClosed() {
 		return store.ErrClosed
 	}
 	rate, burst := limitValues(c.Limit, false)
+	// Never bind null: "IF updated_at = null" applies to an absent row,
+	// creating it. A zero time binds as an empty value, as it was written.
+	prev := ifUpdatedAt.UTC().Truncate(time.Millisecond)
 	applied, err := s.cas(ctx, "update client", func(actx context.Context) (bool, error) {
 		return s.session.Query(qUpdateClient, c.SecretHash, scopesValue(c.Scopes),
 			c.TokenTTL.Milliseconds(), rate, burst, c.Introspect, c.CreatedAt, c.UpdatedAt,
-			c.AuthMethod, c.JWKS, c.JWKSURI, scopesValue(c.Resources), c.ID).
+			c.AuthMethod, c.JWKS, c.JWKSURI, scopesValue(c.Resources), c.ID, prev).
 			MapScanCASContext(actx, map[string]any{})
 	}, func(ctx context.Context) (casOutcome, error) {
 		have, found, err := s.serialClient(ctx, c.ID)
@@ -164,17 +172,27 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 			return casOutcome{}, err
 		case !found:
 			return casOutcome{decided: true}, nil // deleted: not found
+		case sameVersion(have, c):
+			return casOutcome{applied: true, decided: true}, nil
+		case have.UpdatedAt.Equal(prev):
+			return casOutcome{}, nil // not applied yet: send it again
 		}
-		ok := sameVersion(have, c)
-		return casOutcome{applied: ok, decided: ok}, nil
+		return casOutcome{decided: true}, nil // another write came first
 	})
 	if err != nil {
 		return err
 	}
-	if !applied {
+	if applied {
+		return nil
+	}
+	_, found, err := s.serialClient(ctx, c.ID)
+	switch {
+	case err != nil:
+		return classify("update client: read after a refused update", err)
+	case !found:
 		return store.ErrNotFound
 	}
-	return nil
+	return store.ErrConflict
 }
 
 // DeleteClient implements store.Clients (DELETE ... IF EXISTS, then the
@@ -209,9 +227,30 @@ func (s *Store) serialClient(ctx context.Context, id string) (store.Client, bool
 }
 
 // sameVersion reports whether the stored client is the version c wrote:
-// its secret hash (salted, so unique per write), key source and update
-// time, at the millisecond precision Cassandra keeps.
+// every field, the update time at the millisecond precision Cassandra
+// keeps (two writers on two replicas may pick the same update time).
 func sameVersion(have, c store.Client) bool {
 	return have.SecretHash == c.SecretHash && have.JWKS == c.JWKS && have.JWKSURI == c.JWKSURI &&
+		have.AuthMethod == c.AuthMethod && sameSet(have.Scopes, c.Scopes) &&
+		sameSet(have.Resources, c.Resources) && have.TokenTTL == c.TokenTTL.Truncate(time.Millisecond) &&
+		have.Introspect == c.Introspect && sameLimit(have.Limit, c.Limit) &&
 		have.UpdatedAt.Equal(c.UpdatedAt.Truncate(time.Millisecond))
+}
+
+// sameSet compares two lists as the sets Cassandra keeps of them.
+func sameSet(a, b []string) bool {
+	norm := func(s []string) []string {
+		s = slices.Clone(s)
+		slices.Sort(s)
+		return slices.Compact(s)
+	}
+	return slices.Equal(norm(a), norm(b))
+}
+
+// sameLimit compares two limit overrides (nil: none).
+func sameLimit(a, b *store.Limit) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }

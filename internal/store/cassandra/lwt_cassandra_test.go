@@ -121,9 +121,10 @@ func TestUnknownClientWrites(t *testing.T) {
 		t.Fatalf("CreateClient again: %v, want ErrExists", err)
 	}
 	c.SecretHash += "2"
+	prev := c.UpdatedAt
 	c.UpdatedAt = now.Add(time.Second)
 	faultOnce(s, "update client", true)
-	if err := s.UpdateClient(ctx, c); err != nil {
+	if err := s.UpdateClient(ctx, c, prev); err != nil {
 		t.Fatalf("UpdateClient after an unknown but applied update: %v", err)
 	}
 	if got, err := s.Client(ctx, c.ID); err != nil || got.SecretHash != c.SecretHash {

@@ -111,9 +111,9 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 }
 
 // UpdateClient implements store.Clients.
-func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
+func (s *Store) UpdateClient(ctx context.Context, c store.Client, ifUpdatedAt time.Time) error {
 	start := s.now()
-	err := s.s.UpdateClient(ctx, c)
+	err := s.s.UpdateClient(ctx, c, ifUpdatedAt)
 	s.done("update_client", start, err)
 	return err
 }

@@ -311,25 +311,30 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
 
 // CreateClient implements store.Clients.
 func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
-	return s.putClient(ctx, c, false)
+	return s.putClient(ctx, c, nil)
 }
 
-// UpdateClient implements store.Clients.
-func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
-	return s.putClient(ctx, c, true)
+// UpdateClient implements store.Clients: the comparison with ifUpdatedAt
+// and the write happen under one lock.
+func (s *Store) UpdateClient(ctx context.Context, c store.Client, ifUpdatedAt time.Time) error {
+	return s.putClient(ctx, c, &ifUpdatedAt)
 }
 
-func (s *Store) putClient(ctx context.Context, c store.Client, update bool) error {
+// putClient creates c (ifUpdatedAt nil) or replaces the version updated
+// at *ifUpdatedAt.
+func (s *Store) putClient(ctx context.Context, c store.Client, ifUpdatedAt *time.Time) error {
 	done, err := s.writing(ctx)
 	if err != nil {
 		return err
 	}
 	defer done()
-	_, exists := s.clients[c.ID]
+	have, exists := s.clients[c.ID]
 	switch {
-	case update && !exists:
+	case ifUpdatedAt != nil && !exists:
 		return store.ErrNotFound
-	case !update && exists:
+	case ifUpdatedAt != nil && have.UpdatedAt.UnixMilli() != ifUpdatedAt.UnixMilli():
+		return store.ErrConflict
+	case ifUpdatedAt == nil && exists:
 		return store.ErrExists
 	}
 	s.clients[c.ID] = cloneClient(c)

@@ -117,6 +117,8 @@ func Run(t *testing.T, h Harness) {
 		{"RevokeClientCanceledContext", testRevokeClientCanceled},
 		{"Clients", testClients},
 		{"ClientAuthFields", testClientAuthFields},
+		{"ClientUpdateConditional", testClientUpdateConditional},
+		{"ClientUpdateConcurrent", testClientUpdateConcurrent},
 		{"DeleteClientClearsCurrents", testDeleteClientClearsCurrents},
 		{"CanceledContext", testCanceledContext},
 		{"Assertions", testAssertions},
@@ -617,12 +619,12 @@ func testClients(t *testing.T, f *fixture) {
 	a.SecretHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdDI$aGFzaDI"
 	a.Limit = nil
 	a.UpdatedAt = now.Add(time.Second)
-	if err := f.s.UpdateClient(f.ctx, a); err != nil {
+	if err := f.s.UpdateClient(f.ctx, a, now); err != nil {
 		t.Fatalf("UpdateClient: %v", err)
 	}
 	got, _ = f.s.Client(f.ctx, "alpha")
 	sameClient(t, got, a)
-	if err := f.s.UpdateClient(f.ctx, store.Client{ID: "ghost"}); !errors.Is(err, store.ErrNotFound) {
+	if err := f.s.UpdateClient(f.ctx, store.Client{ID: "ghost"}, time.Time{}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("UpdateClient(absent) err = %v", err)
 	}
 	if err := f.s.DeleteClient(f.ctx, "alpha"); err != nil {
@@ -673,7 +675,7 @@ func testClientAuthFields(t *testing.T, f *fixture) {
 	c.JWKS, c.JWKSURI = "", "https://idp.example/jwks"
 	c.Resources = []string{"urn:example:other"}
 	c.UpdatedAt = now.Add(time.Second)
-	if err := f.s.UpdateClient(f.ctx, c); err != nil {
+	if err := f.s.UpdateClient(f.ctx, c, now); err != nil {
 		t.Fatalf("UpdateClient(jwks_uri): %v", err)
 	}
 	got, _ = f.s.Client(f.ctx, "pkj")
@@ -682,11 +684,100 @@ func testClientAuthFields(t *testing.T, f *fixture) {
 	// Back to a secret: method, key source and resources all cleared.
 	c.AuthMethod, c.JWKSURI, c.Resources, c.SecretHash = "", "", nil, "$2a$10$def"
 	c.UpdatedAt = now.Add(2 * time.Second)
-	if err := f.s.UpdateClient(f.ctx, c); err != nil {
+	if err := f.s.UpdateClient(f.ctx, c, now.Add(time.Second)); err != nil {
 		t.Fatalf("UpdateClient(secret): %v", err)
 	}
 	got, _ = f.s.Client(f.ctx, "pkj")
 	sameClient(t, got, c)
+}
+
+// testClientUpdateConditional: UpdateClient writes only over the version
+// it names. Two writers that read the same version: the first wins, the
+// second gets ErrConflict and changes nothing (the first's keys stay);
+// a deleted client is ErrNotFound, not a conflict, and is not brought back.
+func testClientUpdateConditional(t *testing.T, f *fixture) {
+	now := f.now()
+	v1 := store.Client{ID: "cond", Scopes: []string{"read"}, AuthMethod: "private_key_jwt", JWKSURI: "https://idp.example/k1",
+		CreatedAt: now, UpdatedAt: now}
+	if err := f.s.CreateClient(f.ctx, v1); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	rekey := v1 // writer B: new keys
+	rekey.JWKSURI, rekey.UpdatedAt = "https://idp.example/k2", now.Add(time.Millisecond)
+	scopes := v1 // writer A, from the same read: more scopes, the old keys
+	scopes.Scopes, scopes.UpdatedAt = []string{"read", "write"}, now.Add(time.Millisecond)
+	if err := f.s.UpdateClient(f.ctx, rekey, v1.UpdatedAt); err != nil {
+		t.Fatalf("UpdateClient(B): %v", err)
+	}
+	if err := f.s.UpdateClient(f.ctx, scopes, v1.UpdatedAt); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("UpdateClient(A, from the version B replaced) err = %v, want ErrConflict", err)
+	}
+	got, err := f.s.Client(f.ctx, "cond")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameClient(t, got, rekey)
+	// A reads again and re-applies its change over B's version.
+	scopes.JWKSURI, scopes.UpdatedAt = rekey.JWKSURI, now.Add(2*time.Millisecond)
+	if err := f.s.UpdateClient(f.ctx, scopes, got.UpdatedAt); err != nil {
+		t.Fatalf("UpdateClient(A, re-applied): %v", err)
+	}
+	got, _ = f.s.Client(f.ctx, "cond")
+	sameClient(t, got, scopes)
+	if err := f.s.DeleteClient(f.ctx, "cond"); err != nil {
+		t.Fatal(err)
+	}
+	late := scopes
+	late.UpdatedAt = now.Add(3 * time.Millisecond)
+	if err := f.s.UpdateClient(f.ctx, late, scopes.UpdatedAt); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("UpdateClient(deleted) err = %v, want ErrNotFound", err)
+	}
+	if _, err := f.s.Client(f.ctx, "cond"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Client after an update of a deleted client: %v, want ErrNotFound (not resurrected)", err)
+	}
+}
+
+// testClientUpdateConcurrent: writers that all read one version race to
+// replace it; exactly one succeeds, every other gets ErrConflict, and the
+// stored client is the winner's.
+func testClientUpdateConcurrent(t *testing.T, f *fixture) {
+	now := f.now()
+	v1 := store.Client{ID: "race", SecretHash: "$2a$10$abc", Scopes: []string{"read"}, CreatedAt: now, UpdatedAt: now}
+	if err := f.s.CreateClient(f.ctx, v1); err != nil {
+		t.Fatalf("CreateClient: %v", err)
+	}
+	const n = 8
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := v1
+			c.SecretHash = fmt.Sprintf("$2a$10$w%d", i)
+			c.UpdatedAt = now.Add(time.Millisecond)
+			errs[i] = f.s.UpdateClient(f.ctx, c, v1.UpdatedAt)
+		}()
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Fatalf("writers %d and %d both replaced the same version", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, store.ErrConflict):
+			t.Fatalf("writer %d: %v, want nil or ErrConflict", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no writer succeeded: %v", errs)
+	}
+	got, err := f.s.Client(f.ctx, "race")
+	if err != nil || got.SecretHash != fmt.Sprintf("$2a$10$w%d", winner) {
+		t.Fatalf("stored = %+v, %v; want writer %d's", got, err, winner)
+	}
 }
 
 func testDeleteClientClearsCurrents(t *testing.T, f *fixture) {
