@@ -43,7 +43,8 @@ func FuzzVerify(f *testing.F) {
 }
 
 // FuzzParseJWKS: arbitrary key set documents parse or fail with ErrKeySet;
-// a parsed set is never empty.
+// a parsed set is never empty, and its canonical form (what a registration
+// stores) parses strictly to the same keys and is its own canonical form.
 func FuzzParseJWKS(f *testing.F) {
 	k := newKey(f, "RS256", "r")
 	e := newKey(f, "ES256", "e")
@@ -59,6 +60,22 @@ func FuzzParseJWKS(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrKeySet", err)
 		case err == nil && set.Len() == 0:
 			t.Fatal("an empty set parsed")
+		case err != nil:
+			return
+		}
+		canon, err := set.JSON()
+		if err != nil {
+			t.Fatalf("JSON of a parsed set: %v", err)
+		}
+		again, err := assertion.ParseJWKS([]byte(canon), true)
+		if err != nil {
+			t.Fatalf("canonical %s does not parse: %v", canon, err)
+		}
+		if again.Len() != set.Len() {
+			t.Fatalf("canonical %s: %d keys, want %d", canon, again.Len(), set.Len())
+		}
+		if twice, err := again.JSON(); err != nil || twice != canon {
+			t.Fatalf("canonical form not stable: %s then %s (%v)", canon, twice, err)
 		}
 	})
 }

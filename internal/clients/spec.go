@@ -103,14 +103,14 @@ func (s Spec) Client() (store.Client, error) {
 	if s.TokenTTL != 0 {
 		add(CheckTokenTTL(s.TokenTTL))
 	}
-	method, err := s.checkAuth()
+	method, jwks, err := s.checkAuth()
 	add(err)
 	resources, err := checkResources(s.Resources)
 	add(err)
 	c := store.Client{
 		ID: s.ID, SecretHash: s.SecretHash, Scopes: oauth.NewScope(s.Scopes...).Tokens(),
 		TokenTTL: s.TokenTTL, Introspect: s.Introspect,
-		AuthMethod: method, JWKS: s.JWKS, JWKSURI: s.JWKSURI, Resources: resources,
+		AuthMethod: method, JWKS: jwks, JWKSURI: s.JWKSURI, Resources: resources,
 	}
 	if s.GrantTypes != nil {
 		c.GrantTypes = append([]string{}, s.GrantTypes...)
@@ -130,34 +130,38 @@ func (s Spec) Client() (store.Client, error) {
 }
 
 // checkAuth validates the authentication method and its key source, and
-// returns the method as stored: "" for a secret, or private_key_jwt.
-func (s Spec) checkAuth() (string, error) {
+// returns the method as stored ("" for a secret, or private_key_jwt) and
+// the jwks as stored: the canonical JWK Set of the public keys parsed
+// from s.JWKS (assertion.NormalizeKeySource), so that what a listing
+// shows is exactly what is enforced.
+func (s Spec) checkAuth() (method, jwks string, err error) {
 	switch s.AuthMethod {
 	case "", MethodSecretBasic, MethodSecretPost:
 		switch {
 		case s.JWKS != "":
-			return "", &SpecError{"jwks", "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"}
+			return "", "", &SpecError{"jwks", "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"}
 		case s.JWKSURI != "":
-			return "", &SpecError{"jwks_uri", "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"}
+			return "", "", &SpecError{"jwks_uri", "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"}
 		}
-		return "", nil
+		return "", "", nil
 	case MethodPrivateKeyJWT:
 	case "client_secret_jwt":
-		return "", &SpecError{"token_endpoint_auth_method", "client_secret_jwt is not offered (secrets are stored only as hashes, and its HMAC needs the secret itself): use private_key_jwt"}
+		return "", "", &SpecError{"token_endpoint_auth_method", "client_secret_jwt is not offered (secrets are stored only as hashes, and its HMAC needs the secret itself): use private_key_jwt"}
 	default:
-		return "", &SpecError{"token_endpoint_auth_method", fmt.Sprintf("must be client_secret_basic, client_secret_post or private_key_jwt, got %q", s.AuthMethod)}
+		return "", "", &SpecError{"token_endpoint_auth_method", fmt.Sprintf("must be client_secret_basic, client_secret_post or private_key_jwt, got %q", s.AuthMethod)}
 	}
 	if s.SecretHash != "" {
-		return "", &SpecError{"secret_hash", "a private_key_jwt client has no secret"}
+		return "", "", &SpecError{"secret_hash", "a private_key_jwt client has no secret"}
 	}
-	if err := assertion.ValidateKeySource(s.JWKS, s.JWKSURI, s.AllowHTTPJWKSURI); err != nil {
-		field := "jwks"
-		if s.JWKS == "" && s.JWKSURI != "" {
-			field = "jwks_uri"
+	jwks, err = assertion.NormalizeKeySource(s.JWKS, s.JWKSURI, s.AllowHTTPJWKSURI)
+	if err != nil {
+		var se *assertion.SourceError
+		if errors.As(err, &se) {
+			return "", "", &SpecError{se.Field, se.Reason}
 		}
-		return "", &SpecError{field, err.Error()}
+		return "", "", &SpecError{"jwks", err.Error()}
 	}
-	return MethodPrivateKeyJWT, nil
+	return MethodPrivateKeyJWT, jwks, nil
 }
 
 // checkResources validates RFC 8707 resource indicators and returns them
@@ -171,7 +175,12 @@ func checkResources(rs []string) ([]string, error) {
 	}
 	for i, r := range rs {
 		if err := oauth.ValidResource(r); err != nil {
-			return nil, &SpecError{fmt.Sprintf("resources[%d]", i), err.Error()}
+			msg := err.Error()
+			var re *oauth.ResourceError
+			if errors.As(err, &re) {
+				msg = re.Reason
+			}
+			return nil, &SpecError{fmt.Sprintf("resources[%d]", i), msg}
 		}
 	}
 	out := slices.Clone(rs)

@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -148,3 +149,51 @@ func TestFingerprintAuthFields(t *testing.T) {
 // fingerprintBefore is Fingerprint of TestFingerprintAuthFields' base
 // registration as computed before the auth fields were added.
 const fingerprintBefore = "e1a4d0c3b59b7ab8"
+
+// TestSpecErrorsNameFieldOnce: a refused key source or resource reads
+// "field: why", the field once and no package prefix after it.
+func TestSpecErrorsNameFieldOnce(t *testing.T) {
+	for _, c := range []struct {
+		spec  clients.Spec
+		field string
+	}{
+		{clients.Spec{AuthMethod: "private_key_jwt", JWKSURI: "http://idp.example/jwks"}, "jwks_uri"},
+		{clients.Spec{AuthMethod: "private_key_jwt", JWKSURI: "https://idp.example/jwks#x"}, "jwks_uri"},
+		{clients.Spec{AuthMethod: "private_key_jwt"}, "jwks"},
+		{clients.Spec{AuthMethod: "private_key_jwt", JWKS: privJWKS}, "jwks"},
+		{clients.Spec{AuthMethod: "private_key_jwt", JWKS: `{"keys":[]}`}, "jwks"},
+		{clients.Spec{Resources: []string{"relative"}}, "resources[0]"},
+		{clients.Spec{Resources: []string{"https://a.example/#f"}}, "resources[0]"},
+	} {
+		c.spec.ID, c.spec.Scopes = "svc", []string{"read"}
+		_, err := c.spec.Client()
+		var se *clients.SpecError
+		if !errors.As(err, &se) || se.Field != c.field {
+			t.Fatalf("%+v: %v, want a SpecError for %s", c.spec, err, c.field)
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "assertion:") || strings.Contains(msg, "oauth:") || strings.Count(msg, c.field+":") != 1 || strings.Contains(msg, c.field+" \"") {
+			t.Errorf("%+v: %q names the field more than once or carries a package prefix", c.spec, msg)
+		}
+	}
+}
+
+// TestSpecStoresCanonicalJWKS: the jwks stored is the set of the public
+// keys enforced, rebuilt: a member no key uses and a repeated key are not
+// kept.
+func TestSpecStoresCanonicalJWKS(t *testing.T) {
+	var set struct{ Keys []map[string]any }
+	if err := json.Unmarshal([]byte(jwks), &set); err != nil {
+		t.Fatal(err)
+	}
+	k := set.Keys[0]
+	k["x5u"] = "https://elsewhere.example/"
+	raw, _ := json.Marshal(map[string]any{"keys": []any{k, k}, "other": true})
+	c, err := clients.Spec{ID: "k", Scopes: []string{"read"}, AuthMethod: "private_key_jwt", JWKS: string(raw)}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.JWKS != jwks {
+		t.Fatalf("stored jwks = %s, want %s", c.JWKS, jwks)
+	}
+}

@@ -134,11 +134,11 @@ func keySource(key string, jwks any, uri string, allowHTTP bool) error {
 		return bad(key+".jwks", "not a JWK Set: %v", err)
 	}
 	if err := assertion.ValidateKeySource(j, uri, allowHTTP); err != nil {
-		k := key + ".jwks"
-		if uri != "" && j == "" {
-			k = key + ".jwks_uri"
+		var se *assertion.SourceError
+		if errors.As(err, &se) {
+			return bad(key+"."+se.Field, "%s", se.Reason)
 		}
-		return bad(k, "%v", err)
+		return bad(key+".jwks", "%v", err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"errors"
 	"net/url"
 	"slices"
 	"strings"
@@ -19,24 +18,31 @@ const maxResourceLen = 2048
 // include a fragment component."
 func ValidResource(r string) error {
 	if r == "" || len(r) > maxResourceLen {
-		return errors.New("oauth: a resource must be an absolute URI of at most 2048 bytes")
+		return &ResourceError{"must be an absolute URI of at most 2048 bytes"}
 	}
 	for i := 0; i < len(r); i++ {
 		if c := r[i]; c <= 0x20 || c >= 0x7f {
-			return errors.New("oauth: a resource must not hold spaces, controls or non-ASCII bytes")
+			return &ResourceError{"must not hold spaces, controls or non-ASCII bytes"}
 		}
 	}
 	u, err := url.Parse(r)
 	switch {
 	case err != nil:
-		return errors.New("oauth: a resource must be an absolute URI")
+		return &ResourceError{"must be an absolute URI"}
 	case !u.IsAbs():
-		return errors.New("oauth: a resource must be an absolute URI (with a scheme)")
+		return &ResourceError{"must be an absolute URI (with a scheme)"}
 	case u.Fragment != "" || strings.Contains(r, "#"):
-		return errors.New("oauth: a resource must not have a fragment")
+		return &ResourceError{"must not have a fragment"}
 	}
 	return nil
 }
+
+// ResourceError is a resource indicator ValidResource refuses; Reason
+// says why, for callers that name the field themselves ("must not have a
+// fragment").
+type ResourceError struct{ Reason string }
+
+func (e *ResourceError) Error() string { return "oauth: a resource " + e.Reason }
 
 // ParseResources checks the resource parameters of a token request and
 // returns them sorted and deduplicated. A malformed one is invalid_target

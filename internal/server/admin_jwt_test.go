@@ -2,8 +2,12 @@ package server_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -113,8 +117,18 @@ func TestAdminPrivateKeyJWTClient(t *testing.T) {
 					len(res) != 2 || res[0] != apiA || res[1] != apiB || c["jwks_uri"] != nil {
 					t.Fatalf("client = %s, want private_key_jwt with key %s and resources [%s %s]", r.raw, kid, apiA, apiB)
 				}
-				if strings.Contains(r.raw, "secret") || strings.Contains(r.raw, `"d"`) {
-					t.Fatalf("client JSON shows a secret or a private key: %s", r.raw)
+				if strings.Contains(r.raw, "secret") {
+					t.Fatalf("client JSON shows a secret: %s", r.raw)
+				}
+				// Only public members, exactly those of the enforced key.
+				for m := range keys[0].(map[string]any) {
+					switch m {
+					case "kty", "kid", "crv", "x", "y", "n", "e", "alg", "use":
+					case "d", "p", "q", "dp", "dq", "qi", "oth", "k":
+						t.Fatalf("client JSON shows private key member %q: %s", m, r.raw)
+					default:
+						t.Fatalf("client JSON shows a member %q the key set does not enforce: %s", m, r.raw)
+					}
 				}
 			}
 			checkClient(r, "k1")
@@ -298,6 +312,7 @@ func TestAdminAuthFieldValidation(t *testing.T) {
 		{"jwks a string", "POST", "/admin/clients", `{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks": "{\"keys\": []}"}`, 400, "jwks", "JSON object"},
 		{"jwks not a set", "POST", "/admin/clients", `{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": 5}}`, 400, "jwks", "not a JWK Set"},
 		{"jwks empty", "POST", "/admin/clients", `{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": []}}`, 400, "jwks", "no usable signing key"},
+		{"jwks RSA private factors without d", "POST", "/admin/clients", `{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks": ` + rsaFactorsJWKS(t) + `}`, 400, "jwks", "public keys only"},
 		{"jwks symmetric", "POST", "/admin/clients", `{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}}`, 400, "jwks", "public keys only"},
 		{"http jwks_uri", "POST", "/admin/clients", `{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "http://idp.example/jwks"}`, 400, "jwks_uri", "must be https"},
 		{"relative jwks_uri", "POST", "/admin/clients", `{"scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "/jwks"}`, 400, "jwks_uri", "absolute URL"},
@@ -332,6 +347,55 @@ func TestAdminAuthFieldValidation(t *testing.T) {
 	if r := g.do(t, "GET", "/admin/clients/plain", adminToken, ""); r.str("client", "token_endpoint_auth_method") != "client_secret_basic" || strings.Contains(r.raw, "resources") {
 		t.Fatalf("plain after refused patches: %s", r.raw)
 	}
+}
+
+// TestAdminJWKSStoredAsEnforced: the jwks a client is registered with is
+// stored and shown as the canonical set of the public keys it enforces:
+// members a key set does not use are dropped, and so is a duplicate key.
+func TestAdminJWKSStoredAsEnforced(t *testing.T) {
+	g := startAdmin(t, testConfig(t, adminEnv()...), nil, nil)
+	var m map[string]any
+	if err := json.Unmarshal(newECKey(t, "k1").publicJWK(t), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["x5u"], m["note"] = "https://elsewhere.example/", "hello"
+	one, _ := json.Marshal(m)
+	body := `{"id": "pkj", "scopes": ["read"], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [` + string(one) + `,` + string(one) + `], "extra": 1}}`
+	if r := g.do(t, "POST", "/admin/clients", adminToken, body); r.status != http.StatusCreated {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	r := g.do(t, "GET", "/admin/clients/pkj", adminToken, "")
+	c, _ := r.body["client"].(map[string]any)
+	set, _ := c["jwks"].(map[string]any)
+	keys, _ := set["keys"].([]any)
+	if len(set) != 1 || len(keys) != 1 {
+		t.Fatalf("jwks shown = %s; want one key and nothing beside \"keys\"", r.raw)
+	}
+	for member := range keys[0].(map[string]any) {
+		if member == "x5u" || member == "note" {
+			t.Fatalf("jwks shown keeps %q, which is not enforced: %s", member, r.raw)
+		}
+	}
+	if keys[0].(map[string]any)["kid"] != "k1" || keys[0].(map[string]any)["x"] != m["x"] {
+		t.Fatalf("jwks shown = %s; want k1's public key", r.raw)
+	}
+}
+
+// rsaFactorsJWKS is a JWK Set of an RSA key with its public members and
+// the private factors p, q, dp, dq, qi, but no d.
+func rsaFactorsJWKS(t *testing.T) string {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := func(i *big.Int) string { return base64.RawURLEncoding.EncodeToString(i.Bytes()) }
+	raw, err := json.Marshal(map[string]any{"keys": []any{map[string]string{"kty": "RSA", "kid": "r", "n": b(k.N), "e": "AQAB",
+		"p": b(k.Primes[0]), "q": b(k.Primes[1]), "dp": b(k.Precomputed.Dp), "dq": b(k.Precomputed.Dq), "qi": b(k.Precomputed.Qinv)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw)
 }
 
 // FuzzAdminClientBody: any body sent to create or patch a client is
