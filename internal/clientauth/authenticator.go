@@ -121,7 +121,10 @@ func New(opts Options) (*Authenticator, error) {
 	return a, nil
 }
 
-// Authenticate returns the client c names if c.Secret is its secret.
+// Authenticate returns the client c names if c.Secret is its secret. A
+// client whose token_endpoint_auth_method is not a secret method
+// (private_key_jwt) is never authenticated here, whatever hash it holds:
+// it is answered as an unknown id is, after the same dummy verification.
 //
 // Errors are *oauth.Error: ErrInvalidClient ("Client authentication
 // failed (e.g., unknown client, no client authentication included, or
@@ -151,21 +154,30 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 		return e
 	}
 
-	client, err := a.lookup.Client(ctx, c.ID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		// Spend what a known id would, so timing does not tell which ids
-		// exist: the budget and the dummy hash, shared by identical
-		// concurrent requests just as a known id's verification is (else a
-		// burst of identical requests would queue, or be shed, only for
-		// unknown ids).
+	// noSecret spends what a known id would, so timing does not tell
+	// which ids exist or which of them have a secret: the budget and the
+	// dummy hash, shared by identical concurrent requests just as a known
+	// id's verification is (else a burst of identical requests would
+	// queue, or be shed, only for these ids).
+	noSecret := func() (store.Client, error) {
 		if _, err := a.verifyShared(ctx, c, a.dummy, a.sum(c, a.dummy), false); errors.Is(err, oauth.ErrTemporarilyUnavailable) || errors.Is(err, oauth.ErrRateLimited) {
 			return store.Client{}, err
 		}
 		a.failures.Add(1)
 		return store.Client{}, failed()
+	}
+	client, err := a.lookup.Client(ctx, c.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return noSecret()
 	case err != nil:
 		return store.Client{}, oauth.ErrTemporarilyUnavailable.WithCause(fmt.Errorf("clientauth: look up client: %w", err))
+	case !secretMethod(client.AuthMethod):
+		// A private_key_jwt client is never authenticated by a secret,
+		// whatever hash its row still holds (one written before the
+		// switch by an older replica in a rolling upgrade, say): a secret
+		// presented for it is answered as for an unknown id.
+		return noSecret()
 	}
 
 	mac := a.sum(c, client.SecretHash)
@@ -189,6 +201,18 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (store.
 	default:
 		return store.Client{}, err
 	}
+}
+
+// secretMethod reports whether a client's stored token_endpoint_auth_method
+// authenticates with a secret: "" (registrations from before the field),
+// client_secret_basic or client_secret_post. Any other method, and one this
+// version does not know, is never satisfied by a secret.
+func secretMethod(m string) bool {
+	switch m {
+	case "", "client_secret_basic", "client_secret_post":
+		return true
+	}
+	return false
 }
 
 // noBudget is the Budget of credentials that carry none.

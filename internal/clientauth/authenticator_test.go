@@ -625,3 +625,50 @@ func waitForWaitingAuthenticate(t *testing.T) {
 	}
 	t.Fatal("no Authenticate call is waiting")
 }
+
+// TestSecretNeverAuthenticatesPrivateKeyJWTClient: a client registered
+// for private_key_jwt is not authenticated by a secret, even its own old
+// one still in its row (a rolling upgrade); a secret presented for it, or
+// for one without a hash, costs the dummy verification an unknown id costs
+// and gets the identical 401, without an operator log cause.
+func TestSecretNeverAuthenticatesPrivateKeyJWTClient(t *testing.T) {
+	reg := newRegistry()
+	h, err := HashSecret("s3cret", cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.clients["pkj-old-hash"] = store.Client{ID: "pkj-old-hash", SecretHash: h, AuthMethod: "private_key_jwt", JWKSURI: "https://idp.example/jwks"}
+	reg.clients["pkj"] = store.Client{ID: "pkj", AuthMethod: "private_key_jwt", JWKSURI: "https://idp.example/jwks"}
+	reg.clients["future"] = store.Client{ID: "future", SecretHash: h, AuthMethod: "tls_client_auth"}
+	reg.clients["post"] = store.Client{ID: "post", SecretHash: h, AuthMethod: "client_secret_post"}
+	a := newAuth(t, reg, Options{})
+	var (
+		mu     sync.Mutex
+		hashes []string
+	)
+	a.verify = func(phc, secret string) (bool, error) {
+		mu.Lock()
+		hashes = append(hashes, phc)
+		mu.Unlock()
+		return VerifySecret(phc, secret)
+	}
+	for _, method := range []Method{MethodBasic, MethodPost} {
+		unknown := mustFail(t, a, Credentials{ID: "nobody", Secret: "s3cret", Method: method})
+		for _, id := range []string{"pkj-old-hash", "pkj", "future"} {
+			hashes = nil
+			before := countsOf(a)
+			got := mustFail(t, a, Credentials{ID: id, Secret: "s3cret", Method: method})
+			if *got != *unknown || errors.Unwrap(got) != nil {
+				t.Fatalf("%s (%v): %+v (cause %v), want exactly the unknown id's %+v", id, method, got, errors.Unwrap(got), unknown)
+			}
+			if len(hashes) != 1 || hashes[0] != a.dummy {
+				t.Fatalf("%s (%v): verified %d hashes (dummy: %v), want the dummy hash once", id, method, len(hashes), len(hashes) == 1 && hashes[0] == a.dummy)
+			}
+			if after := countsOf(a); after.verifications != before.verifications+1 || after.failures != before.failures+1 || after.hits != before.hits {
+				t.Fatalf("%s (%v): counters %+v -> %+v, want one verification and one failure", id, method, before, after)
+			}
+		}
+	}
+	// A secret method the client was registered with, as stored, still works.
+	mustAuth(t, a, Credentials{ID: "post", Secret: "s3cret", Method: MethodPost})
+}
