@@ -59,8 +59,8 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		id         = fs.String("id", "", "client id (add: default generated)")
 		scopes     = fs.String("scopes", "", `space-delimited scopes the client may ask for ("read write")`)
 		ttl        = fs.String("token-ttl", "", "token lifetime, Go duration (default issuer.token_ttl)")
-		rate       = fs.Float64("rate", 0, "rate limit, requests per second (default limits.per_client; 0 = unlimited)")
-		burst      = fs.Int("burst", 0, "rate limit burst (with --rate)")
+		rate       = fs.Float64("rate", 0, "rate limit, requests per second (default limits.per_client; 0 = unlimited); update: alone, keeps the client's burst")
+		burst      = fs.Int("burst", 0, "rate limit burst (with --rate); update: alone, keeps the client's rate")
 		introspect = fs.Bool("introspect", false, "the client may call the introspection endpoint")
 		method     = fs.String("auth-method", "", "token_endpoint_auth_method: client_secret_basic (default; client_secret_post alike) or private_key_jwt")
 		jwksFile   = fs.String("jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, JSON)")
@@ -159,12 +159,17 @@ func client(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 			p.TokenTTL = &d
 		}
-		if set["rate"] || set["burst"] || set["no-limit"] {
+		switch {
+		case set["no-limit"] && *noLimit, set["rate"] && set["burst"]:
 			var l *store.Limit
 			if !*noLimit {
 				l = &store.Limit{Rate: *rate, Burst: *burst}
 			}
 			p.Limit = &l
+		case set["rate"]: // the burst of the client's own limit is kept
+			p.LimitRate = rate
+		case set["burst"]: // and here its rate
+			p.LimitBurst = burst
 		}
 		if set["introspect"] {
 			p.Introspect = introspect

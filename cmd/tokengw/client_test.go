@@ -108,6 +108,44 @@ func TestClientCommands(t *testing.T) {
 		t.Fatalf("list shows a secret or a hash:\n%s", out)
 	}
 
+	// update --burst alone keeps the rate (and --rate alone the burst); a
+	// client on limits.per_client is told to give both, and stays there.
+	listRow := func(id string) string {
+		t.Helper()
+		out, errOut, code := cli(t, env, "client", "list", "--config", cfg)
+		if code != 0 {
+			t.Fatalf("list: exit %d: %s", code, errOut)
+		}
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == id {
+				return strings.Join(f, " ")
+			}
+		}
+		t.Fatalf("list has no %s:\n%s", id, out)
+		return ""
+	}
+	if _, errOut, code := cli(t, env, "client", "update", "--config", cfg, "svc-a", "--burst", "30"); code != 0 {
+		t.Fatalf("update --burst: exit %d: %s", code, errOut)
+	}
+	if row := listRow("svc-a"); !strings.Contains(row, "10/s burst 30") {
+		t.Fatalf("after update --burst 30: %s; want 10/s burst 30", row)
+	}
+	if _, errOut, code := cli(t, env, "client", "update", "--config", cfg, "svc-a", "--rate", "20"); code != 0 {
+		t.Fatalf("update --rate: exit %d: %s", code, errOut)
+	}
+	if row := listRow("svc-a"); !strings.Contains(row, "20/s burst 30") {
+		t.Fatalf("after update --rate 20: %s; want 20/s burst 30", row)
+	}
+	if _, errOut, code := cli(t, env, "client", "update", "--config", cfg, genID, "--burst", "5"); code != 1 || !strings.Contains(errOut, "--rate: the client has no limit of its own") {
+		t.Fatalf("update --burst of a client on limits.per_client: exit %d, %q", code, errOut)
+	}
+	if row := listRow(genID); !strings.Contains(row, genID+" store read default default") {
+		t.Fatalf("after the refused update: %s; want the default limit", row)
+	}
+	if _, errOut, code := cli(t, env, "client", "update", "--config", cfg, "svc-a", "--rate", "10", "--burst", "20"); code != 0 {
+		t.Fatalf("update --rate --burst: exit %d: %s", code, errOut)
+	}
+
 	// Refusals, each with a message that says why.
 	for _, tc := range []struct {
 		args []string

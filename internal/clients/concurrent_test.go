@@ -256,3 +256,43 @@ func TestUpdateToSecretWhoseAnswerIsLost(t *testing.T) {
 		t.Fatalf("update on a closed store: %v", err)
 	}
 }
+
+// TestUpdatePartialLimit: a patch of the rate alone or the burst alone
+// keeps the other half of the client's own limit; a client without one
+// (limits.per_client) is refused with a SpecError naming what is missing,
+// and is left as it was, not made unlimited.
+func TestUpdatePartialLimit(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New(memory.Options{})
+	m := cheapManager(t, mem)
+	if _, _, err := m.Create(ctx, clients.Spec{ID: "own", Scopes: []string{"read"}, Limit: &store.Limit{Rate: 2, Burst: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Create(ctx, clients.Spec{ID: "default", Scopes: []string{"read"}}); err != nil {
+		t.Fatal(err)
+	}
+	burst, rate := 50, 3.5
+	if info, _, err := m.Update(ctx, "own", clients.Patch{LimitBurst: &burst}); err != nil || info.Limit == nil || *info.Limit != (store.Limit{Rate: 2, Burst: 50}) {
+		t.Fatalf("burst alone: %+v, %v; want rate 2 kept, burst 50", info.Limit, err)
+	}
+	if info, _, err := m.Update(ctx, "own", clients.Patch{LimitRate: &rate}); err != nil || info.Limit == nil || *info.Limit != (store.Limit{Rate: 3.5, Burst: 50}) {
+		t.Fatalf("rate alone: %+v, %v; want rate 3.5, burst 50 kept", info.Limit, err)
+	}
+	if c, _ := mem.Client(ctx, "own"); c.Limit == nil || *c.Limit != (store.Limit{Rate: 3.5, Burst: 50}) {
+		t.Fatalf("stored limit = %+v", c.Limit)
+	}
+	var se *clients.SpecError
+	if _, _, err := m.Update(ctx, "default", clients.Patch{LimitBurst: &burst}); !errors.As(err, &se) || se.Field != "limit.rate" {
+		t.Fatalf("burst alone without an own limit: %v, want a SpecError for limit.rate", err)
+	}
+	if _, _, err := m.Update(ctx, "default", clients.Patch{LimitRate: &rate}); !errors.As(err, &se) || se.Field != "limit.burst" {
+		t.Fatalf("rate alone without an own limit: %v, want a SpecError for limit.burst", err)
+	}
+	if c, _ := mem.Client(ctx, "default"); c.Limit != nil {
+		t.Fatalf("limit after refused partial patches = %+v, want none (limits.per_client)", c.Limit)
+	}
+	zero := 0
+	if _, _, err := m.Update(ctx, "own", clients.Patch{LimitBurst: &zero}); !errors.As(err, &se) || se.Field != "limit.burst" {
+		t.Fatalf("burst 0 with rate 3.5: %v, want the limit's own validation", err)
+	}
+}

@@ -243,9 +243,15 @@ func methodName(m string) string {
 // replaces the key source (the other one is cleared); setting AuthMethod
 // to a secret method clears both.
 type Patch struct {
-	Scopes     *[]string
-	TokenTTL   *time.Duration // 0 = issuer.token_ttl
-	Limit      **store.Limit  // *Limit nil = limits.per_client
+	Scopes   *[]string
+	TokenTTL *time.Duration // 0 = issuer.token_ttl
+	Limit    **store.Limit  // *Limit nil = limits.per_client
+	// LimitRate and LimitBurst change one half of the client's own limit
+	// and keep the other (applied after Limit). A client without a limit
+	// of its own (limits.per_client) has no other half to keep: a
+	// *SpecError asks for both.
+	LimitRate  *float64
+	LimitBurst *int
 	Introspect *bool
 	AuthMethod *string
 	JWKS       *string
@@ -254,7 +260,7 @@ type Patch struct {
 }
 
 // apply returns spec with p's changes.
-func (p Patch) apply(s Spec) Spec {
+func (p Patch) apply(s Spec) (Spec, error) {
 	if p.Scopes != nil {
 		s.Scopes = slices.Clone(*p.Scopes)
 	}
@@ -267,6 +273,23 @@ func (p Patch) apply(s Spec) Spec {
 			lim := *l
 			s.Limit = &lim
 		}
+	}
+	if p.LimitRate != nil || p.LimitBurst != nil {
+		if s.Limit == nil {
+			field := "limit.rate"
+			if p.LimitRate != nil {
+				field = "limit.burst"
+			}
+			return Spec{}, &SpecError{field, "the client has no limit of its own (limits.per_client applies): set rate and burst together"}
+		}
+		lim := *s.Limit
+		if p.LimitRate != nil {
+			lim.Rate = *p.LimitRate
+		}
+		if p.LimitBurst != nil {
+			lim.Burst = *p.LimitBurst
+		}
+		s.Limit = &lim
 	}
 	if p.Introspect != nil {
 		s.Introspect = *p.Introspect
@@ -289,7 +312,7 @@ func (p Patch) apply(s Spec) Spec {
 	if p.Resources != nil {
 		s.Resources = slices.Clone(*p.Resources)
 	}
-	return s
+	return s, nil
 }
 
 // specOf is a stored client as the Spec that would register it again.
@@ -329,7 +352,10 @@ func (m *Manager) Update(ctx context.Context, id string, p Patch) (Info, string,
 	defer cancel()
 	var secret string
 	old, c, err := m.readModifyWrite(sctx, ctx, id, func(old store.Client) (store.Client, error) {
-		spec := p.apply(specOf(old))
+		spec, err := p.apply(specOf(old))
+		if err != nil {
+			return store.Client{}, err
+		}
 		spec.AllowHTTPJWKSURI = m.allowHTTP
 		toSecret := !UsesSecret(old.AuthMethod) && UsesSecret(spec.AuthMethod)
 		if !UsesSecret(spec.AuthMethod) {

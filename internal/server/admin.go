@@ -392,18 +392,29 @@ func (a *adminAPI) update(w http.ResponseWriter, r *http.Request, id string) {
 	if req.Limit != nil {
 		var l *store.Limit
 		if !bytes.Equal(bytes.TrimSpace(req.Limit), []byte("null")) {
-			var lj limitJSON
+			// A limit with one of rate and burst changes that one and
+			// keeps the other (not: the other becomes 0, unlimited).
+			var lj struct {
+				Rate  *float64 `json:"rate"`
+				Burst *int     `json:"burst"`
+			}
 			dec := json.NewDecoder(bytes.NewReader(req.Limit))
 			dec.DisallowUnknownFields()
-			if err := dec.Decode(&lj); err != nil {
-				e := badRequest("limit: must be null or an object {\"rate\": number, \"burst\": number}")
+			if err := dec.Decode(&lj); err != nil || (lj.Rate == nil && lj.Burst == nil) {
+				e := badRequest("limit: must be null or an object with rate, burst or both {\"rate\": number, \"burst\": number}")
 				e.field = "limit"
 				e.write(w)
 				return
 			}
-			l = &store.Limit{Rate: lj.Rate, Burst: lj.Burst}
+			if lj.Rate == nil || lj.Burst == nil {
+				p.LimitRate, p.LimitBurst = lj.Rate, lj.Burst
+			} else {
+				l = &store.Limit{Rate: *lj.Rate, Burst: *lj.Burst}
+			}
 		}
-		p.Limit = &l
+		if l != nil || p.LimitRate == nil && p.LimitBurst == nil {
+			p.Limit = &l
+		}
 	}
 	p.Introspect, p.AuthMethod, p.JWKSURI, p.Resources = req.Introspect, req.AuthMethod, req.JWKSURI, req.Resources
 	if req.JWKS != nil {

@@ -675,3 +675,45 @@ func TestAdminConcurrentChangeIsConflict(t *testing.T) {
 		t.Fatalf("after the conflicts: %s; want the scopes unchanged", r.raw)
 	}
 }
+
+// TestAdminPatchPartialLimit: PATCH {"limit": {"burst": N}} keeps the
+// client's rate (and a rate alone its burst) instead of making the client
+// unlimited; a client on limits.per_client is told to send both; an empty
+// limit object is refused.
+func TestAdminPatchPartialLimit(t *testing.T) {
+	g := startAdmin(t, testConfig(t, adminEnv()...), nil, nil)
+	g.create(t, `{"id": "own", "scopes": ["read"], "limit": {"rate": 2, "burst": 5}}`)
+	g.create(t, `{"id": "default", "scopes": ["read"]}`)
+	limitOf := func(r adminResp) string {
+		t.Helper()
+		c, _ := r.body["client"].(map[string]any)
+		l, _ := json.Marshal(c["limit"])
+		return string(l)
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"limit": {"burst": 50}}`, `{"burst":50,"rate":2}`},
+		{`{"limit": {"rate": 3.5}}`, `{"burst":50,"rate":3.5}`},
+		{`{"limit": {"rate": 1, "burst": 2}}`, `{"burst":2,"rate":1}`},
+	} {
+		r := g.do(t, "PATCH", "/admin/clients/own", adminToken, tc.body)
+		if r.status != 200 || limitOf(r) != tc.want {
+			t.Fatalf("PATCH %s: %d %s; want limit %s", tc.body, r.status, r.raw, tc.want)
+		}
+		if got := limitOf(g.do(t, "GET", "/admin/clients/own", adminToken, "")); got != tc.want {
+			t.Fatalf("GET after PATCH %s: limit %s, want %s", tc.body, got, tc.want)
+		}
+	}
+	for _, tc := range []struct{ id, body, field, desc string }{
+		{"default", `{"limit": {"burst": 50}}`, "limit.rate", "no limit of its own"},
+		{"default", `{"limit": {"rate": 5}}`, "limit.burst", "no limit of its own"},
+		{"own", `{"limit": {}}`, "limit", "rate, burst or both"},
+	} {
+		r := g.do(t, "PATCH", "/admin/clients/"+tc.id, adminToken, tc.body)
+		if r.status != 400 || r.str("field") != tc.field || !strings.Contains(r.str("error_description"), tc.desc) {
+			t.Fatalf("PATCH %s %s: %d %s; want 400 for %s", tc.id, tc.body, r.status, r.raw, tc.field)
+		}
+	}
+	if got := limitOf(g.do(t, "GET", "/admin/clients/default", adminToken, "")); got != "null" {
+		t.Fatalf("default after refused patches: limit %s, want none", got)
+	}
+}
