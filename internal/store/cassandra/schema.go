@@ -2,6 +2,7 @@ package cassandra
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -117,6 +118,12 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
 // keeps its data. It does not alter an existing keyspace or table:
 // changing replication is an operator's ALTER KEYSPACE followed by a repair.
 func Migrate(ctx context.Context, cfg config.Cassandra) error {
+	return migrate(ctx, cfg, nil)
+}
+
+// migrate is Migrate; beforeAlter, when set (tests), runs before each
+// ALTER TABLE ... ADD, as another migrate racing this one might.
+func migrate(ctx context.Context, cfg config.Cassandra, beforeAlter func(table, column string)) error {
 	stmts, err := Statements(cfg.Keyspace, cfg.Replication)
 	if err != nil {
 		return err
@@ -145,7 +152,7 @@ func Migrate(ctx context.Context, cfg config.Cassandra) error {
 		}
 	}
 	ks, _ := keyspaceName(cfg.Keyspace)
-	if err := addColumns(ctx, session, ks); err != nil {
+	if err := addColumns(ctx, session, ks, beforeAlter); err != nil {
 		return err
 	}
 	if err := session.AwaitSchemaAgreement(ctx); err != nil {
@@ -188,8 +195,11 @@ func columnsOf(ctx context.Context, session *gocql.Session, ks, table string) (m
 
 // addColumns adds the addedColumns a table lacks (ALTER TABLE ... ADD),
 // looking in system_schema.columns first, so that running Migrate again
-// changes nothing.
-func addColumns(ctx context.Context, session *gocql.Session, ks string) error {
+// changes nothing. Two migrates running at once may both find a column
+// missing; the ALTER of the second then fails, and the column is read
+// again: there with the right type is success (another migrate added
+// it), there with another type or still absent is the ALTER's error.
+func addColumns(ctx context.Context, session *gocql.Session, ks string, beforeAlter func(table, column string)) error {
 	for _, table := range slices.Sorted(maps.Keys(addedColumns())) {
 		have, err := columnsOf(ctx, session, ks, table)
 		if err != nil {
@@ -199,13 +209,38 @@ func addColumns(ctx context.Context, session *gocql.Session, ks string) error {
 			if have[c.name] {
 				continue
 			}
-			// Names and types are constants of this file, never input.
-			if err := session.Query(fmt.Sprintf(`ALTER TABLE %s.%s ADD %s %s`, ks, table, c.name, c.cqlType)).ExecContext(ctx); err != nil {
-				return classify("migrate: ALTER TABLE "+table+" ADD "+c.name, err)
+			if beforeAlter != nil {
+				beforeAlter(table, c.name)
 			}
+			// Names and types are constants of this file, never input.
+			err := session.Query(fmt.Sprintf(`ALTER TABLE %s.%s ADD %s %s`, ks, table, c.name, c.cqlType)).ExecContext(ctx)
+			if err == nil {
+				continue
+			}
+			typ, found, rerr := columnType(ctx, session, ks, table, c.name)
+			switch {
+			case rerr != nil:
+				return classify("migrate: ALTER TABLE "+table+" ADD "+c.name, errors.Join(err, rerr))
+			case found && typ == c.cqlType:
+				continue // added meanwhile by another migrate
+			case found:
+				return fmt.Errorf("cassandra: migrate: column %s.%s exists with type %s, want %s: %w", table, c.name, typ, c.cqlType, ErrNoSchema)
+			}
+			return classify("migrate: ALTER TABLE "+table+" ADD "+c.name, err)
 		}
 	}
 	return nil
+}
+
+// columnType reads a column's CQL type from system_schema.columns, as
+// Cassandra spells it ("text", "frozen<set<text>>").
+func columnType(ctx context.Context, session *gocql.Session, ks, table, name string) (typ string, found bool, err error) {
+	err = session.Query(`SELECT type FROM system_schema.columns WHERE keyspace_name = ? AND table_name = ? AND column_name = ?`, ks, table, name).
+		Idempotent(true).ScanContext(ctx, &typ)
+	if errors.Is(err, gocql.ErrNotFound) {
+		return "", false, nil
+	}
+	return typ, err == nil, err
 }
 
 // replicationCQL validates a replication map and renders it as a CQL map
