@@ -237,7 +237,7 @@ func TestUpdateToSecretWhoseAnswerIsLost(t *testing.T) {
 	}
 	back := clients.MethodSecretBasic
 	info, secret, err := m.Update(ctx, "svc", clients.Patch{AuthMethod: &back})
-	if err != nil || secret == "" || info.AuthMethod != "" {
+	if err != nil || secret == "" || info.AuthMethod != clients.MethodSecretBasic {
 		t.Fatalf("switch to a secret that landed: %+v, %q, %v; want its secret", info, secret, err)
 	}
 	c, err := mem.Client(ctx, "svc")

@@ -30,9 +30,17 @@ func Fingerprint(c store.Client) string {
 	}
 	binary.BigEndian.PutUint64(n[:], uint64(c.TokenTTL))
 	h.Write(n[:])
-	if c.AuthMethod != "" || c.JWKS != "" || c.JWKSURI != "" || len(c.Resources) > 0 {
+	// The secret methods are one for reuse (a secret client may use either,
+	// and registrations from before the field stored ""): a switch
+	// between them leaves the tokens reusable, and a registration naming
+	// one keeps the fingerprint it had when it was stored as "".
+	method := c.AuthMethod
+	if UsesSecret(method) {
+		method = ""
+	}
+	if method != "" || c.JWKS != "" || c.JWKSURI != "" || len(c.Resources) > 0 {
 		write("\x00auth")
-		write(c.AuthMethod)
+		write(method)
 		write(c.JWKS)
 		write(c.JWKSURI)
 		binary.BigEndian.PutUint64(n[:], uint64(len(c.Resources)))

@@ -46,9 +46,11 @@ type Info struct {
 	TokenTTL   time.Duration // 0 = issuer.token_ttl
 	Limit      *store.Limit  // nil = limits.per_client
 	Introspect bool
-	// AuthMethod is the token_endpoint_auth_method as stored: "" (a
-	// secret, client_secret_basic or _post) or private_key_jwt, with
-	// exactly one of JWKS (a JWK Set of public keys, JSON) and JWKSURI.
+	// AuthMethod is the token_endpoint_auth_method as registered: ""
+	// (registered without one, or before the field: a secret),
+	// client_secret_basic, client_secret_post (a secret client may use
+	// either), or private_key_jwt, with exactly one of JWKS (a JWK Set of
+	// public keys, JSON) and JWKSURI.
 	AuthMethod string
 	JWKS       string
 	JWKSURI    string
@@ -59,8 +61,8 @@ type Info struct {
 }
 
 // Method is the client's token_endpoint_auth_method as listings show it:
-// client_secret_basic for a secret client (which may also use
-// client_secret_post), or private_key_jwt.
+// as registered, and client_secret_basic for a secret client registered
+// without one (a secret client may use either secret method).
 func (c Info) Method() string { return methodName(c.AuthMethod) }
 
 // Source is "config" for configured clients and "store" for the others.
@@ -543,7 +545,7 @@ func (m *Manager) landed(ctx context.Context, c store.Client, err error) bool {
 // registration (fingerprint: secret hash, which is salted, keys, scopes,
 // lifetime, resources), limit, introspection and update time.
 func sameWrite(have, c store.Client) bool {
-	return Fingerprint(have) == Fingerprint(c) && have.UpdatedAt.Equal(c.UpdatedAt) &&
+	return Fingerprint(have) == Fingerprint(c) && have.AuthMethod == c.AuthMethod && have.UpdatedAt.Equal(c.UpdatedAt) &&
 		have.Introspect == c.Introspect && (have.Limit == nil) == (c.Limit == nil) &&
 		(have.Limit == nil || *have.Limit == *c.Limit)
 }

@@ -130,7 +130,8 @@ func (s Spec) Client() (store.Client, error) {
 }
 
 // checkAuth validates the authentication method and its key source, and
-// returns the method as stored ("" for a secret, or private_key_jwt) and
+// returns the method as stored (as given: "" for the default secret
+// method, client_secret_basic, client_secret_post, private_key_jwt) and
 // the jwks as stored: the canonical JWK Set of the public keys parsed
 // from s.JWKS (assertion.NormalizeKeySource), so that what a listing
 // shows is exactly what is enforced.
@@ -143,7 +144,9 @@ func (s Spec) checkAuth() (method, jwks string, err error) {
 		case s.JWKSURI != "":
 			return "", "", &SpecError{"jwks_uri", "jwks and jwks_uri need token_endpoint_auth_method: private_key_jwt"}
 		}
-		return "", "", nil
+		// Kept as given, so that a listing shows what was registered; a
+		// secret client may use either secret method whatever it says.
+		return s.AuthMethod, "", nil
 	case MethodPrivateKeyJWT:
 	case "client_secret_jwt":
 		return "", "", &SpecError{"token_endpoint_auth_method", "client_secret_jwt is not offered (secrets are stored only as hashes, and its HMAC needs the secret itself): use private_key_jwt"}

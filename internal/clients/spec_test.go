@@ -111,9 +111,18 @@ func TestSpecAuthFields(t *testing.T) {
 	if c.AuthMethod != "private_key_jwt" || c.JWKS != jwks || c.JWKSURI != "" || strings.Join(c.Resources, " ") != "https://a.example/ urn:b" {
 		t.Fatalf("client = %+v", c)
 	}
-	c, err = clients.Spec{ID: "s", Scopes: []string{"read"}, AuthMethod: "client_secret_post"}.Client()
-	if err != nil || c.AuthMethod != "" || c.Resources != nil {
-		t.Fatalf("secret client = %+v, %v; want AuthMethod \"\" (a secret)", c, err)
+	// A secret method is kept as given (shown back as registered); "" is
+	// what rows from before the field hold. For reuse they are one.
+	var prints []string
+	for _, m := range []string{"", "client_secret_basic", "client_secret_post"} {
+		c, err = clients.Spec{ID: "s", SecretHash: "$2a$10$abcdefghijklmnopqrstuuNWPxIxg8kxcHgqHImT5fNyhYrrpHz9y", Scopes: []string{"read"}, AuthMethod: m}.Client()
+		if err != nil || c.AuthMethod != m || c.Resources != nil {
+			t.Fatalf("secret client (%q) = %+v, %v; want AuthMethod %q as given", m, c, err, m)
+		}
+		prints = append(prints, clients.Fingerprint(c))
+	}
+	if prints[0] != prints[1] || prints[1] != prints[2] {
+		t.Fatalf("fingerprints of the secret methods differ: %v; a registration naming one must keep the fingerprint of \"\"", prints)
 	}
 }
 

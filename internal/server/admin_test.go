@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -715,5 +716,41 @@ func TestAdminPatchPartialLimit(t *testing.T) {
 	}
 	if got := limitOf(g.do(t, "GET", "/admin/clients/default", adminToken, "")); got != "null" {
 		t.Fatalf("default after refused patches: limit %s, want none", got)
+	}
+}
+
+// TestAdminSecretMethodAsRegistered: token_endpoint_auth_method
+// client_secret_post is kept and shown as registered (and one created
+// without a method shows client_secret_basic); either way the client may
+// authenticate with Basic or the body; switching between the secret
+// methods keeps the secret and the client's reused token.
+func TestAdminSecretMethodAsRegistered(t *testing.T) {
+	g := startAdmin(t, testConfig(t, adminEnv()...), nil, nil)
+	id, secret := g.create(t, `{"id": "poster", "scopes": ["read"], "token_endpoint_auth_method": "client_secret_post"}`)
+	plain, _ := g.create(t, `{"id": "plain", "scopes": ["read"]}`)
+	if m := g.do(t, "GET", "/admin/clients/"+id, adminToken, "").str("client", "token_endpoint_auth_method"); m != "client_secret_post" {
+		t.Fatalf("GET poster: method %q, want client_secret_post as registered", m)
+	}
+	if m := g.do(t, "GET", "/admin/clients/"+plain, adminToken, "").str("client", "token_endpoint_auth_method"); m != "client_secret_basic" {
+		t.Fatalf("GET plain: method %q, want client_secret_basic", m)
+	}
+	viaBody := func() tokenJSON {
+		t.Helper()
+		resp, tj := post(t, g.pub.URL+"/oauth2/token", nil, "grant_type=client_credentials&client_id="+id+"&client_secret="+url.QueryEscape(secret))
+		if resp.StatusCode != 200 {
+			t.Fatalf("client_secret_post: %d %+v", resp.StatusCode, tj)
+		}
+		return tj
+	}
+	first := viaBody()
+	if code, tj := g.token(t, id, secret); code != 200 || tj.AccessToken != first.AccessToken {
+		t.Fatalf("Basic for a client_secret_post client: %d, same token %v", code, tj.AccessToken == first.AccessToken)
+	}
+	r := g.do(t, "PATCH", "/admin/clients/"+id, adminToken, `{"token_endpoint_auth_method": "client_secret_basic"}`)
+	if r.status != 200 || r.str("client", "token_endpoint_auth_method") != "client_secret_basic" || r.str("secret") != "" {
+		t.Fatalf("PATCH to client_secret_basic: %d %s; want the method shown and no new secret", r.status, r.raw)
+	}
+	if again := viaBody(); again.AccessToken != first.AccessToken {
+		t.Fatal("switching between the secret methods stopped the reuse of the client's token")
 	}
 }

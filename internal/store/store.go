@@ -79,9 +79,11 @@ type Client struct {
 	// Resources are the RFC 8707 resource indicators the client may ask
 	// for (a JWT's audience). Only configured clients set it so far.
 	Resources []string
-	// AuthMethod is the token_endpoint_auth_method: "" (a secret, Basic or
-	// post) or "private_key_jwt", which authenticates with assertions
-	// verified against JWKS (an inline JWK Set, JSON) or JWKSURI.
+	// AuthMethod is the token_endpoint_auth_method as registered: "" (a
+	// secret; also every row from before the field), "client_secret_basic"
+	// or "client_secret_post" (a secret, either way), or
+	// "private_key_jwt", which authenticates with assertions verified
+	// against JWKS (an inline JWK Set, JSON) or JWKSURI.
 	AuthMethod string
 	JWKS       string
 	JWKSURI    string
