@@ -754,3 +754,37 @@ func TestAdminSecretMethodAsRegistered(t *testing.T) {
 		t.Fatal("switching between the secret methods stopped the reuse of the client's token")
 	}
 }
+
+// TestSecretRefusedForPrivateKeyJWTRow: a private_key_jwt client whose
+// row still holds a secret hash (written by an older replica during an
+// upgrade) is not authenticated by that secret, over Basic or the body:
+// the same 401 invalid_client as an unknown id.
+func TestSecretRefusedForPrivateKeyJWTRow(t *testing.T) {
+	shared := memory.New(memory.Options{})
+	g := startAdmin(t, testConfig(t, adminEnv()...), nil, shared)
+	id, secret := g.create(t, `{"id": "upgraded", "scopes": ["read"]}`)
+	ctx := context.Background()
+	c, err := shared.Client(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev := c.UpdatedAt
+	c.AuthMethod, c.JWKSURI, c.UpdatedAt = "private_key_jwt", "https://idp.example/jwks", prev.Add(time.Millisecond)
+	if err := shared.UpdateClient(ctx, c, prev); err != nil { // the hash is left in place
+		t.Fatal(err)
+	}
+	g.app.Registry.Invalidate(id)
+	_, unknownBasic := g.token(t, "nobody", secret)
+	for name, try := range map[string]func() (int, tokenJSON){
+		"basic": func() (int, tokenJSON) { return g.token(t, id, secret) },
+		"post": func() (int, tokenJSON) {
+			resp, tj := post(t, g.pub.URL+"/oauth2/token", nil, "grant_type=client_credentials&client_id="+id+"&client_secret="+url.QueryEscape(secret))
+			return resp.StatusCode, tj
+		},
+	} {
+		code, tj := try()
+		if code != 401 || tj.Error != "invalid_client" || tj.Description != unknownBasic.Description {
+			t.Fatalf("%s with the old secret of a private_key_jwt row: %d %+v; want the unknown id's 401 %+v", name, code, tj, unknownBasic)
+		}
+	}
+}
