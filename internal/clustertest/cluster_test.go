@@ -33,7 +33,7 @@ import (
 
 // The cluster is the one scripts/cassandra.sh start --nodes 3 started:
 // CASSANDRA_CLUSTER_IPS names its addresses as it does for the script
-// (default 127.0.0.1 127.0.0.2 127.0.0.3), and the test runs the same
+// (default 127.0.1.1 127.0.1.2 127.0.1.3), and the test runs the same
 // script (with the caller's environment: CASSANDRA_RUN_DIR) to kill and
 // restart nodes. TEST_CLUSTER_RECOVERY (default 60s) is how long errors may
 // linger after the two killed nodes are back; TEST_CLUSTER_HISTORY, when
@@ -79,7 +79,7 @@ type run struct {
 func TestClusterUnderFaults(t *testing.T) {
 	ips := strings.Fields(os.Getenv("CASSANDRA_CLUSTER_IPS"))
 	if len(ips) == 0 {
-		ips = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+		ips = []string{"127.0.1.1", "127.0.1.2", "127.0.1.3"}
 	}
 	if len(ips) < 3 {
 		t.Fatalf("CASSANDRA_CLUSTER_IPS=%q: the test needs a cluster of 3 nodes", ips)
