@@ -111,6 +111,13 @@ type Store struct {
 	casFault func(op string, run func() (bool, error)) (bool, error)
 	bgMu     sync.Mutex     // orders bg.Add after a closed check against Close
 	bg       sync.WaitGroup // background releases of reuse slots
+	// shortUntil (unix ns, on now's clock): until then a quorum is known
+	// to be short and reuse-path reads go to one replica (degraded.go).
+	shortUntil atomic.Int64
+	// degradedFallbacks counts reads that failed at the read consistency
+	// and were answered at one replica; degradedDirect those sent to one
+	// replica at once while a quorum was short.
+	degradedFallbacks, degradedDirect atomic.Uint64
 }
 
 // Open connects to the cluster in cfg and checks that the keyspace and its

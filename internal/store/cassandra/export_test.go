@@ -4,3 +4,10 @@ package cassandra
 // it: "issue: claim", "create client", ...) in place of the store; f may
 // skip the statement or replace its answer, e.g. with a CAS-unknown error.
 func SetCASFault(s *Store, f func(op string, run func() (bool, error)) (bool, error)) { s.casFault = f }
+
+// DegradedReads reports how many reuse-path reads fell back to one replica
+// after a failed quorum attempt, and how many went there at once while a
+// quorum was known to be short.
+func DegradedReads(s *Store) (fallbacks, direct uint64) {
+	return s.degradedFallbacks.Load(), s.degradedDirect.Load()
+}

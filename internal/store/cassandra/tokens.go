@@ -303,15 +303,15 @@ func cloneCurrent(c store.Current) store.Current {
 	return c
 }
 
-// Current implements store.Tokens.
+// Current implements store.Tokens. Its reads degrade to one replica while
+// a quorum is short (degraded.go).
 func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.Current, error) {
 	if s.errClosed() {
 		return store.Current{}, store.ErrClosed
 	}
 	c := store.Current{ClientID: clientID, ReuseKey: reuseKey}
-	err := s.idem(s.session.Query(qSelectCurrent, clientID, reuseKey)).
-		Consistency(s.readCons).
-		ScanContext(ctx, &c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
+	err := s.scanDegradable(ctx, qSelectCurrent, []any{clientID, reuseKey},
+		&c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Current{}, store.ErrNotFound
 	}
@@ -376,15 +376,15 @@ func (s *Store) young(c store.Current) bool {
 	return s.now().Sub(c.IssuedAt) < 2*s.timeout+time.Second
 }
 
-// Token implements store.Tokens.
+// Token implements store.Tokens. Its read degrades to one replica while a
+// quorum is short (degraded.go).
 func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
 	if s.errClosed() {
 		return store.Token{}, store.ErrClosed
 	}
 	t := store.Token{Hash: bytes.Clone(hash)}
-	err := s.idem(s.session.Query(qSelectToken, hash)).
-		Consistency(s.readCons).
-		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
+	err := s.scanDegradable(ctx, qSelectToken, []any{hash},
+		&t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Token{}, store.ErrNotFound
 	}

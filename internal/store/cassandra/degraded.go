@@ -1,0 +1,94 @@
+package cassandra
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+)
+
+// Reads on the reuse path degrade to one replica while a quorum is short.
+//
+// The lookups a reuse hit, an introspection and a client refresh depend on
+// (the reuse slot by key, a token by hash, a client by id) run at the
+// configured read consistency (QUORUM, LOCAL_QUORUM) first. When that
+// cannot be met — the coordinator says too few replicas are alive, or they
+// did not answer in time, or no answer came within half the caller's
+// time — the same read is sent again at ONE (LOCAL_ONE for a LOCAL_
+// consistency), and the store remembers for quorumShortFor that a quorum is
+// short, so that every request in an outage does not first pay a failing
+// quorum attempt.
+//
+// What that costs: every write is still made at the configured consistency
+// (a revocation, a claim, a client update is acknowledged only once a
+// quorum holds it), so a read at ONE can miss an acknowledged write only if
+// the one replica it reaches is not among that write's quorum — possible
+// only while a quorum of the replicas is down or unreachable, and only for
+// writes that replica missed (hints and repair bring them). That is the
+// bound docs/cassandra.md and docs/operations.md state. Writes, lightweight
+// transactions and their serial read-backs never degrade: with a quorum
+// down, a mint fails (503 with Retry-After) rather than risk a second token
+// for one reuse slot.
+
+// quorumShortFor is how long a failed quorum read sends the reuse-path
+// reads straight to one replica.
+const quorumShortFor = time.Second
+
+// degradedFor is the consistency a read at c falls back to, and whether it
+// has one (ONE, LOCAL_ONE and ANY-mapped reads have nothing lower).
+func degradedFor(c gocql.Consistency) (gocql.Consistency, bool) {
+	switch c {
+	case gocql.LocalQuorum:
+		return gocql.LocalOne, true
+	case gocql.Quorum, gocql.All, gocql.Two, gocql.Three, gocql.EachQuorum:
+		return gocql.One, true
+	}
+	return c, false
+}
+
+// quorumShortErr reports whether a failed read says the consistency could
+// not be met: too few replicas alive (unavailable), replicas that did not
+// answer in time (read timeout or failure), or no answer within the
+// attempt's own deadline.
+func quorumShortErr(err error) bool {
+	var re gocql.RequestError
+	if errors.As(err, &re) {
+		switch re.Code() {
+		case gocql.ErrCodeUnavailable, gocql.ErrCodeReadTimeout, gocql.ErrCodeReadFailure:
+			return true
+		}
+		return false
+	}
+	return errors.Is(err, gocql.ErrTimeoutNoResponse) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// quorumShort reports whether a quorum read failed less than
+// quorumShortFor ago.
+func (s *Store) quorumShort() bool { return s.now().UnixNano() < s.shortUntil.Load() }
+
+func (s *Store) markQuorumShort() { s.shortUntil.Store(s.now().Add(quorumShortFor).UnixNano()) }
+
+// scanDegradable runs an idempotent single-row read of the reuse path (the
+// package comment above): at the read consistency under half the time ctx
+// has left, then, if that consistency could not be met, at one replica.
+// While a quorum is known to be short it goes to one replica at once.
+func (s *Store) scanDegradable(ctx context.Context, stmt string, args []any, dest ...any) error {
+	one, ok := degradedFor(s.readCons)
+	if !ok {
+		return s.idem(s.session.Query(stmt, args...)).Consistency(s.readCons).ScanContext(ctx, dest...)
+	}
+	if !s.quorumShort() {
+		actx, cancel := s.attemptContext(ctx)
+		err := s.idem(s.session.Query(stmt, args...)).Consistency(s.readCons).ScanContext(actx, dest...)
+		cancel()
+		if err == nil || ctx.Err() != nil || !quorumShortErr(err) {
+			return err
+		}
+		s.degradedFallbacks.Add(1)
+		s.markQuorumShort()
+	} else {
+		s.degradedDirect.Add(1)
+	}
+	return s.idem(s.session.Query(stmt, args...)).Consistency(one).ScanContext(ctx, dest...)
+}
