@@ -11,3 +11,14 @@ func SetCASFault(s *Store, f func(op string, run func() (bool, error)) (bool, er
 func DegradedReads(s *Store) (fallbacks, direct uint64) {
 	return s.degradedFallbacks.Load(), s.degradedDirect.Load()
 }
+
+// SetWriteFault makes f run every token write (op "issue: insert token
+// index" or "issue: insert token") in place of the store; f may skip the
+// statement or replace its answer, e.g. with a write timeout.
+func SetWriteFault(s *Store, f func(op string, run func() error) error) { s.writeFault = f }
+
+// Resends counts writes sent again after an unknown outcome.
+func Resends(s *Store) uint64 { return s.resends.Load() }
+
+// WaitBackground waits for the background slot releases s has started.
+func WaitBackground(s *Store) { s.bg.Wait() }

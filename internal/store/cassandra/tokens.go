@@ -54,11 +54,17 @@ func (s *Store) errClosed() bool { return s.closed.Load() }
 //
 // With cur, the claim comes first (INSERT ... IF NOT EXISTS on
 // current_tokens); a caller that loses persists nothing and gets the
-// winner's row. The winner then writes its token row; if that fails, it
-// gives the slot back (DELETE ... IF token_hash = its own) so the slot does
-// not point at a token nobody may hand out. Until then a slot row can name
-// a token row not written (yet, or ever): the loser here, like Current,
-// confirms the token row of a freshly claimed slot before handing it out.
+// winner's row. The winner then writes the token's tokens_by_client row
+// and, once that is stored, its token row (insertToken). A slot whose
+// token row was never sent is given back (DELETE ... IF token_hash = its
+// own) when the claim's outcome was unknown or the index row failed; once
+// the token row has been sent the slot is never given back, whatever the
+// answer: the row may have landed, and another replica may already hand
+// it out (issue 18's cluster test saw a release land after that, and a
+// second token minted for the slot). Until the token row is there a slot
+// row names a token row not written (yet, or ever): the loser here, like
+// Current, confirms the token row of a freshly claimed slot before
+// handing it out.
 func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
 	if s.errClosed() {
 		return store.Current{}, false, store.ErrClosed
@@ -67,13 +73,14 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, fmt.Errorf("cassandra: issue: %w", err)
 	}
 	if cur == nil {
-		return store.Current{}, false, s.insertToken(ctx, tok)
+		return store.Current{}, false, s.insertToken(ctx, tok, nil)
 	}
 	claimed, have, err := s.claimConfirmed(ctx, cur)
 	if err != nil {
 		if maybeApplied(err) {
 			// A compare-and-set that timed out or was cut off may have
-			// been applied: take the slot back if it holds this token.
+			// been applied: take the slot back if it holds this token
+			// (whose token row was never sent).
 			s.release(ctx, cur)
 		}
 		return store.Current{}, false, err
@@ -81,8 +88,7 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	if !claimed {
 		return have, false, nil
 	}
-	if err := s.insertToken(ctx, tok); err != nil {
-		s.release(ctx, cur)
+	if err := s.insertToken(ctx, tok, cur); err != nil {
 		return store.Current{}, false, err
 	}
 	return cloneCurrent(*cur), true, nil
@@ -120,14 +126,22 @@ func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, s
 	return false, store.Current{}, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
 }
 
-// insertToken writes the token row and its tokens_by_client row, both with
-// the token's remaining lifetime as TTL. They are two statements on two
-// partitions, sent concurrently, not a batch: a logged batch over two
-// partitions costs a batchlog write and removal on two more replicas for
-// every mint, and the atomicity it buys is not needed. Issue fails unless
-// both succeed, so every token handed out has its index row; an index row
-// whose token row failed points at nothing and RevokeClient skips it.
-func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
+// insertToken writes the token's tokens_by_client row, then its token row,
+// both with the token's remaining lifetime as TTL. The index row comes
+// first so that every token row that exists has its index row, and
+// RevokeClient, which finds a client's tokens through the index, cannot
+// miss a token that can be handed out; an index row whose token row was
+// never written points at nothing and RevokeClient skips it. Not a batch:
+// a logged batch over two partitions costs a batchlog write and removal
+// on two more replicas for every mint, and the atomicity it buys is not
+// needed with this order.
+//
+// Both writes are idempotent, and a write whose outcome is unknown (a
+// timeout: it may have landed) is sent again rather than reported
+// (execSure). With claimed (the slot this token was claimed for), a
+// failure of the index row gives the slot back, since the token row was
+// never sent; a failure of the token row does not.
+func (s *Store) insertToken(ctx context.Context, tok store.Token, claimed *store.Current) error {
 	ttl := ttlSeconds(tok.ExpiresAt, s.now())
 	// An unrevoked token leaves revoked unset: a false cell would compete,
 	// by write timestamp (the writing replica's clock), with a revocation
@@ -136,19 +150,66 @@ func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 	if tok.Revoked {
 		revoked = true
 	}
-	index := make(chan error, 1)
-	go func() {
-		index <- s.idem(s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl)).
-			ExecContext(ctx)
-	}()
-	err := s.idem(s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
-		tok.IssuedAt, tok.ExpiresAt, revoked, ttl)).
-		ExecContext(ctx)
-	ierr := <-index
+	err := s.execSure(ctx, "issue: insert token index", func() *gocql.Query {
+		return s.idem(s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl))
+	})
 	if err != nil {
-		return classify("issue: insert token", err)
+		if claimed != nil {
+			s.release(ctx, claimed)
+		}
+		return classify("issue: insert token index", err)
 	}
-	return classify("issue: insert token index", ierr)
+	err = s.execSure(ctx, "issue: insert token", func() *gocql.Query {
+		return s.idem(s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
+			tok.IssuedAt, tok.ExpiresAt, revoked, ttl))
+	})
+	return classify("issue: insert token", err)
+}
+
+// resendBudget is how long execSure keeps resending a write whose outcome
+// is unknown once the caller's context has ended (the store's timeout
+// when it is shorter).
+const resendBudget = 2 * time.Second
+
+// execSure runs an idempotent write under ctx. If it fails with its outcome
+// unknown (a write timeout, no answer in time, a connection lost with the
+// write in flight: it may have landed), it is sent again, with the same
+// values, until it succeeds, fails for certain, or resendBudget (at most
+// the store's timeout) has passed beyond the caller's context — rather
+// than reporting a failure for a write that may be stored. Resending is
+// safe because the write is idempotent: the same row, the same cells.
+func (s *Store) execSure(ctx context.Context, op string, q func() *gocql.Query) error {
+	exec := func(ctx context.Context) error {
+		if s.writeFault != nil {
+			return s.writeFault(op, func() error { return q().ExecContext(ctx) })
+		}
+		return q().ExecContext(ctx)
+	}
+	err := exec(ctx)
+	if err == nil || !casUnknown(err) {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(resendBudget, s.timeout))
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		timer := time.NewTimer(backoff)
+		select {
+		case <-rctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+		s.resends.Add(1)
+		rerr := exec(rctx)
+		switch {
+		case rerr == nil:
+			return nil
+		case rctx.Err() != nil || !transient(rerr) && !casUnknown(rerr):
+			return errors.Join(err, rerr)
+		}
+	}
 }
 
 // claim runs the lightweight transaction. It returns (the row, true) when
