@@ -108,6 +108,15 @@ func Tokens(ops []Op, clients map[string]Client, p Params) map[string]*Token {
 
 // Check verifies invariants 1, 2 and 4 over the history (3 needs the live
 // replicas: see Survivors and Revoked).
+//
+// Phase boundaries: a request is counted in the phase it started in, but
+// judged for invariant 4 by the most lenient phase its span overlapped
+// (judgedBy): a request that started just before a kill and ended after
+// it met the fault, and is judged as the phase the fault began; one that
+// started in the last moment of an outage and ended in the recovery is
+// judged as recovering. Leniency: healthy = one node down = settled (no
+// errors) < two down (503 with Retry-After, but reuse hits 200) <
+// warm-up = recovering (503 with Retry-After).
 func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report {
 	rep := Report{Phases: phases, Counts: make([]Counts, len(phases))}
 	toks := Tokens(ops, clients, p)
@@ -228,6 +237,9 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 		if i < 0 {
 			continue
 		}
+		// Counted in the phase it started in, judged by the most lenient
+		// phase it overlapped.
+		j := judgedBy(o, phases, i)
 		c := &rep.Counts[i]
 		c.Requests++
 		switch {
@@ -247,18 +259,18 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 		}
 		c.LastError = o.Start
 		retryable := o.Status == http.StatusServiceUnavailable && o.RetryAfter != ""
-		switch phases[i].Mode {
+		switch phases[j].Mode {
 		case Healthy, OneDown, Settled:
-			violate(4, "client %s: %s failed in phase %s (%s): %s", o.Client, o.Kind, phases[i].Name, phases[i].Mode, o)
+			violate(4, "client %s: %s failed in phase %s (%s): %s", o.Client, o.Kind, phases[j].Name, phases[j].Mode, o)
 		case TwoDown:
 			if !retryable {
-				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[i].Name, o)
+				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[j].Name, o)
 				continue
 			}
 			if o.Kind != KindToken {
 				continue
 			}
-			a := lastBefore[i][handoutKey(o)]
+			a := lastBefore[j][handoutKey(o)]
 			if a == nil || invalidated(a, o.Start, clears, p) || evicted(o, ops) {
 				continue
 			}
@@ -268,11 +280,39 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			}
 		case Recovering, WarmUp:
 			if !retryable {
-				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[i].Name, o)
+				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[j].Name, o)
 			}
 		}
 	}
 	return rep
+}
+
+// leniency orders the modes by what invariant 4 allows: no errors
+// (healthy, one node down, settled), 503 with Retry-After except for reuse
+// hits (two down), 503 with Retry-After for anything (warm-up, recovering).
+func leniency(m Mode) int {
+	switch m {
+	case TwoDown:
+		return 1
+	case WarmUp, Recovering:
+		return 2
+	}
+	return 0
+}
+
+// judgedBy is the phase a request is judged by: the most lenient phase its
+// span [Start, End] overlapped (the earliest of equals), starting from the
+// phase it started in (i). A request sent just before two nodes were
+// killed and answered after is judged as "two down"; one sent in the last
+// moment of the outage and answered in the recovery, as "recovering".
+func judgedBy(o Op, phases []Phase, i int) int {
+	j := i
+	for k := i + 1; k < len(phases) && !phases[k].Start.After(o.End); k++ {
+		if leniency(phases[k].Mode) > leniency(phases[j].Mode) {
+			j = k
+		}
+	}
+	return j
 }
 
 // invalidated reports whether something may have ended a's reuse before
