@@ -104,7 +104,7 @@ func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, s
 		if err != nil || claimed {
 			return claimed, store.Current{}, err
 		}
-		ok, revoked, err := s.confirm(ctx, have)
+		ok, revoked, err := s.confirm(ctx, have, false)
 		switch {
 		case err != nil:
 			return false, store.Current{}, err
@@ -382,7 +382,7 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 	if !s.now().Before(c.ReuseUntil) {
 		return store.Current{}, store.ErrNotFound
 	}
-	switch ok, _, err := s.confirm(ctx, c); {
+	switch ok, _, err := s.confirm(ctx, c, true); {
 	case err != nil:
 		return store.Current{}, err
 	case !ok:
@@ -404,14 +404,20 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 // nobody stored (issue 18's cluster test found one). revoked says that the
 // token row is there, revoked (a revocation whose slot delete is on its
 // way): such a row may be taken over at any age.
-func (s *Store) confirm(ctx context.Context, c store.Current) (ok, revoked bool, err error) {
+//
+// degrade lets the token read drop to one replica while a quorum is short
+// (degraded.go): for Current, whose "not found" only leads to a mint,
+// which its lightweight transaction guards. The loser of a claim confirms
+// at the read consistency, never degraded, since a "not found" there can
+// lead to a takeover of the slot.
+func (s *Store) confirm(ctx context.Context, c store.Current, degrade bool) (ok, revoked bool, err error) {
 	reads := 1
 	if s.young(c) {
 		reads = confirmReads
 	}
 	backoff := 5 * time.Millisecond
 	for try := 0; ; try++ {
-		t, err := s.Token(ctx, c.TokenHash)
+		t, err := s.token(ctx, c.TokenHash, degrade)
 		switch {
 		case err == nil:
 			return !t.Revoked, t.Revoked, nil
@@ -432,20 +438,35 @@ func (s *Store) confirm(ctx context.Context, c store.Current) (ok, revoked bool,
 }
 
 // young reports whether a slot row was claimed so recently that its token
-// row may still be on its way.
+// row may still be on its way: the winner's caller deadline (the server's
+// store timeout, two seconds by default; resendBudget stands for it), the
+// resends of an unknown outcome after it (execSure: at most resendBudget),
+// the store timeout of one more attempt, and a second of skew (issued-at is
+// the winner's clock).
 func (s *Store) young(c store.Current) bool {
-	return s.now().Sub(c.IssuedAt) < 2*s.timeout+time.Second
+	return s.now().Sub(c.IssuedAt) < 2*resendBudget+s.timeout+time.Second
 }
 
 // Token implements store.Tokens. Its read degrades to one replica while a
 // quorum is short (degraded.go).
 func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
+	return s.token(ctx, hash, true)
+}
+
+// token reads a token row, degrading to one replica while a quorum is
+// short only with degrade.
+func (s *Store) token(ctx context.Context, hash []byte, degrade bool) (store.Token, error) {
 	if s.errClosed() {
 		return store.Token{}, store.ErrClosed
 	}
 	t := store.Token{Hash: bytes.Clone(hash)}
-	err := s.scanDegradable(ctx, qSelectToken, []any{hash},
-		&t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
+	dest := []any{&t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked}
+	var err error
+	if degrade {
+		err = s.scanDegradable(ctx, qSelectToken, []any{hash}, dest...)
+	} else {
+		err = s.idem(s.session.Query(qSelectToken, hash)).Consistency(s.readCons).ScanContext(ctx, dest...)
+	}
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Token{}, store.ErrNotFound
 	}
