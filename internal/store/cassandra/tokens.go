@@ -46,6 +46,13 @@ WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
 	// confirmReads is how often confirm reads a fresh slot's token row
 	// (5, 10, 20 ms apart) before it calls the token missing.
 	confirmReads = 4
+	// loserWait is how long the loser of a claim keeps reading a young
+	// slot's missing token row (backing off to 100 ms apart, and ending
+	// confirmMargin before its deadline): on a loaded cluster with a node
+	// down the winner's two writes can take a second (issue 18's cluster
+	// test saw the loser give up after 35 ms and answer 503).
+	loserWait     = 1500 * time.Millisecond
+	confirmMargin = 100 * time.Millisecond
 )
 
 func (s *Store) errClosed() bool { return s.closed.Load() }
@@ -104,7 +111,7 @@ func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, s
 		if err != nil || claimed {
 			return claimed, store.Current{}, err
 		}
-		ok, revoked, err := s.confirm(ctx, have, false)
+		ok, revoked, err := s.confirm(ctx, have, false, true)
 		switch {
 		case err != nil:
 			return false, store.Current{}, err
@@ -382,7 +389,7 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 	if !s.now().Before(c.ReuseUntil) {
 		return store.Current{}, store.ErrNotFound
 	}
-	switch ok, _, err := s.confirm(ctx, c, true); {
+	switch ok, _, err := s.confirm(ctx, c, true, false); {
 	case err != nil:
 		return store.Current{}, err
 	case !ok:
@@ -410,10 +417,23 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 // which its lightweight transaction guards. The loser of a claim confirms
 // at the read consistency, never degraded, since a "not found" there can
 // lead to a takeover of the slot.
-func (s *Store) confirm(ctx context.Context, c store.Current, degrade bool) (ok, revoked bool, err error) {
+//
+// patient (the loser of a claim, about to answer 503 otherwise) keeps
+// reading a young row's missing token row for up to loserWait, within its
+// deadline; Current reads it confirmReads times (its "not found" leads to
+// the claim, whose loser waits).
+func (s *Store) confirm(ctx context.Context, c store.Current, degrade, patient bool) (ok, revoked bool, err error) {
+	young := s.young(c)
 	reads := 1
-	if s.young(c) {
+	if young {
 		reads = confirmReads
+	}
+	var until time.Time // patient: read until then
+	if young && patient {
+		until = time.Now().Add(loserWait)
+		if dl, ok := ctx.Deadline(); ok && dl.Add(-confirmMargin).Before(until) {
+			until = dl.Add(-confirmMargin)
+		}
 	}
 	backoff := 5 * time.Millisecond
 	for try := 0; ; try++ {
@@ -423,7 +443,7 @@ func (s *Store) confirm(ctx context.Context, c store.Current, degrade bool) (ok,
 			return !t.Revoked, t.Revoked, nil
 		case !errors.Is(err, store.ErrNotFound):
 			return false, false, err
-		case try == reads-1:
+		case try >= reads-1 && !time.Now().Add(backoff).Before(until):
 			return false, false, nil
 		}
 		timer := time.NewTimer(backoff)
@@ -433,7 +453,7 @@ func (s *Store) confirm(ctx context.Context, c store.Current, degrade bool) (ok,
 			return false, false, fmt.Errorf("cassandra: confirm slot token: %w", ctx.Err())
 		case <-timer.C:
 		}
-		backoff *= 2
+		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 

@@ -136,3 +136,49 @@ func TestIndexRowBeforeTokenRow(t *testing.T) {
 		t.Fatalf("slot still held (%x) though its token row was never sent", h)
 	}
 }
+
+// TestLoserWaitsForSlowWinner: the winner of a claim whose token write is
+// slow (a loaded cluster with a node down: 300 ms here, injected) is
+// waited for by the loser, which hands out the winner's token instead of
+// answering 503 after a few milliseconds.
+func TestLoserWaitsForSlowWinner(t *testing.T) {
+	cfg := sharedConfig(t)
+	a, b := openStore(t, cfg), openStore(t, cfg)
+	entered, release := make(chan struct{}), make(chan struct{})
+	cassandra.SetWriteFault(a, func(op string, run func() error) error {
+		if op == "issue: insert token" {
+			close(entered)
+			<-release
+		}
+		return run()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	client := "slow-" + fmt.Sprint(time.Now().UnixNano())
+	tokA, curA := tokenFor(client, "read", "slow-a", time.Hour, 30*time.Minute)
+	aerr := make(chan error, 1)
+	go func() { _, _, err := a.Issue(ctx, tokA, curA); aerr <- err }()
+	<-entered // A holds the slot; its token row is not written yet
+	type result struct {
+		have    store.Current
+		claimed bool
+		err     error
+	}
+	bres := make(chan result, 1)
+	go func() {
+		bctx, bcancel := context.WithTimeout(ctx, 2*time.Second) // the server's store deadline
+		defer bcancel()
+		tokB, curB := tokenFor(client, "read", "slow-b", time.Hour, 30*time.Minute)
+		have, claimed, err := b.Issue(bctx, tokB, curB)
+		bres <- result{have, claimed, err}
+	}()
+	time.Sleep(300 * time.Millisecond) // the winner's slowness, injected
+	close(release)
+	if err := <-aerr; err != nil {
+		t.Fatalf("winner: %v", err)
+	}
+	r := <-bres
+	if r.err != nil || r.claimed || string(r.have.TokenHash) != string(tokA.Hash) {
+		t.Fatalf("loser against a slow winner: claimed %v, holder %x, %v; want the winner's token", r.claimed, r.have.TokenHash, r.err)
+	}
+}
