@@ -270,8 +270,12 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			if o.Kind != KindToken {
 				continue
 			}
+			// The replica looked the key up at some moment of o's span: a
+			// revocation, revoke-all or rotation begun before o ended may
+			// have cleared the slot by then (answered or not: a 503 may
+			// have applied on the replica left).
 			a := lastBefore[j][handoutKey(o)]
-			if a == nil || invalidated(a, o.Start, clears, p) || evicted(o, ops) {
+			if a == nil || invalidated(a, o.End, clears, p) || evicted(o, ops) {
 				continue
 			}
 			if o.Start.Add(p.Slack).Before(a.ReusableUntil) {
@@ -334,13 +338,13 @@ func invalidated(a *Token, by time.Time, clears []Op, p Params) bool {
 }
 
 // evicted reports whether the replica of o dropped o's client from its
-// in-process cache during the phase before o: a revocation of any of the
+// in-process cache before or while o ran: a revocation of any of the
 // client's tokens, a revoke-all or a rotation answered by that replica
 // voids the client's cached entries there, and with the store down
 // nothing can refill them.
 func evicted(o Op, ops []Op) bool {
 	for _, e := range ops {
-		if e.Kind != KindToken && e.Client == o.Client && e.Replica == o.Replica && e.Start.Before(o.Start) &&
+		if e.Kind != KindToken && e.Client == o.Client && e.Replica == o.Replica && e.Start.Before(o.End) &&
 			o.Start.Sub(e.Start) < 10*time.Minute {
 			return true
 		}

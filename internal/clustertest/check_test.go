@@ -80,6 +80,11 @@ func TestCheck(t *testing.T) {
 			tok("c", "A", 1, 90, 90),
 			{Kind: KindToken, Client: "c", Replica: 1, Start: at(99.8), End: at(101), Status: 503, RetryAfter: "1"},
 		}, want: "a reuse hit was refused"},
+		{name: "two down: a reuse hit refused while a revoke-all (503) of its client ran", ops: []Op{
+			tok("c", "A", 1, 90, 90),
+			{Kind: KindToken, Client: "c", Replica: 1, Start: at(150), End: at(153), Status: 503, RetryAfter: "1"},
+			{Kind: KindRevokeAll, Client: "c", Replica: 0, Start: at(150.2), End: at(151.2), Status: 503, RetryAfter: "1"},
+		}},
 		{name: "two down: a reuse hit refused", ops: []Op{
 			tok("c", "A", 1, 90, 90),
 			{Kind: KindToken, Client: "c", Replica: 1, Start: at(150), End: at(150.1), Status: 503, RetryAfter: "1"},
