@@ -123,6 +123,13 @@ type Store struct {
 	degradedFallbacks, degradedDirect atomic.Uint64
 	// resends counts writes sent again after an unknown outcome (execSure).
 	resends atomic.Uint64
+	// shortHosts is how many nodes down can leave a partition without a
+	// quorum (degraded.go); hostsDown and readFault, set only by tests,
+	// replace the driver's count of down hosts and run the reads of
+	// scanDegradable in place of the store.
+	shortHosts int
+	hostsDown  func() int
+	readFault  func(cons gocql.Consistency, run func() error) error
 }
 
 // Open connects to the cluster in cfg and checks that the keyspace and its
@@ -170,6 +177,7 @@ func Open(ctx context.Context, cfg config.Cassandra, opts Options) (*Store, erro
 		readCons:     readConsistency(cons),
 		slotReadCons: quorumAtLeast(readConsistency(cons)),
 		timeout:      cluster.Timeout,
+		shortHosts:   shortHostsFor(cfg.Replication),
 	}
 	return s, nil
 }

@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
 
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/cassandra"
@@ -132,5 +135,48 @@ func TestReadsAtQuorumWhenHealthy(t *testing.T) {
 	}
 	if fb, direct := cassandra.DegradedReads(s); fb != 0 || direct != 0 {
 		t.Fatalf("healthy: %d fallbacks, %d direct reads at one replica", fb, direct)
+	}
+}
+
+// TestTimeoutsDegradeOnlyWithNodesDown: a quorum read that times out drops
+// to one replica only while the driver sees enough nodes down for a
+// partition to lack a quorum (two of three here); with the nodes up a
+// timeout is an overloaded cluster, whose one replica may lag an
+// acknowledged revocation, and the read fails (issue 18's cluster test saw
+// a revoked token handed out by reads at ONE during its warm-up).
+func TestTimeoutsDegradeOnlyWithNodesDown(t *testing.T) {
+	cfg := sharedConfig(t)
+	seed := openStore(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := time.Now().Truncate(time.Millisecond)
+	h := sha256.Sum256([]byte("timeouts-" + now.String()))
+	if _, _, err := seed.Issue(ctx, store.Token{Hash: h[:], ClientID: "c1", Scope: "read", IssuedAt: now, ExpiresAt: now.Add(time.Hour)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Replication = map[string]string{"class": "SimpleStrategy", "replication_factor": "3"} // as the cluster is configured
+	s := openStore(t, cfg)
+	var down atomic.Int32
+	cassandra.SetReadFault(s, func(cons gocql.Consistency, run func() error) error {
+		if cons == gocql.LocalQuorum {
+			return gocql.ErrTimeoutNoResponse
+		}
+		return run()
+	}, func() int { return int(down.Load()) })
+
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer rcancel()
+	if _, err := s.Token(rctx, h[:]); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("quorum read timing out with every node up: %v, want ErrUnavailable (no read at one replica)", err)
+	}
+	if fb, direct := cassandra.DegradedReads(s); fb != 0 || direct != 0 {
+		t.Fatalf("nodes up: %d fallbacks, %d direct; want none", fb, direct)
+	}
+	down.Store(2)
+	if tok, err := s.Token(rctx, h[:]); err != nil || tok.ClientID != "c1" {
+		t.Fatalf("quorum read timing out with two of three nodes down: %+v %v, want the row from one replica", tok, err)
+	}
+	if fb, _ := cassandra.DegradedReads(s); fb != 1 {
+		t.Fatalf("two nodes down: %d fallbacks, want 1", fb)
 	}
 }

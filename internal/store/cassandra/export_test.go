@@ -1,5 +1,7 @@
 package cassandra
 
+import gocql "github.com/apache/cassandra-gocql-driver/v2"
+
 // SetCASFault makes f run every lightweight transaction of s (op names
 // it: "issue: claim", "create client", ...) in place of the store; f may
 // skip the statement or replace its answer, e.g. with a CAS-unknown error.
@@ -22,3 +24,10 @@ func Resends(s *Store) uint64 { return s.resends.Load() }
 
 // WaitBackground waits for the background slot releases s has started.
 func WaitBackground(s *Store) { s.bg.Wait() }
+
+// SetReadFault makes f run every reuse-path read (at consistency cons) in
+// place of the store, and hostsDown, when not nil, stand for the driver's
+// count of nodes it sees down.
+func SetReadFault(s *Store, f func(cons gocql.Consistency, run func() error) error, hostsDown func() int) {
+	s.readFault, s.hostsDown = f, hostsDown
+}
