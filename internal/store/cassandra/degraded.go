@@ -123,8 +123,9 @@ func (s *Store) quorumShort() bool { return s.now().UnixNano() < s.shortUntil.Lo
 func (s *Store) markQuorumShort() { s.shortUntil.Store(s.now().Add(quorumShortFor).UnixNano()) }
 
 // scanDegradable runs an idempotent single-row read of the reuse path (the
-// package comment above): at the read consistency under half the time ctx
-// has left, then, if that consistency could not be met, at one replica.
+// package comment above): at the read consistency (under half the time ctx
+// has left while nodes are down), then, if that consistency could not be
+// met because a quorum is down, at one replica.
 // While a quorum is known to be short it goes to one replica at once.
 func (s *Store) scanDegradable(ctx context.Context, stmt string, args []any, dest ...any) error {
 	one, ok := degradedFor(s.readCons)
@@ -132,7 +133,13 @@ func (s *Store) scanDegradable(ctx context.Context, stmt string, args []any, des
 		return s.idem(s.session.Query(stmt, args...)).Consistency(s.readCons).ScanContext(ctx, dest...)
 	}
 	if !s.quorumShort() {
-		actx, cancel := s.attemptContext(ctx)
+		// Half the caller's time for the quorum attempt only when a
+		// timeout could send the read to one replica (nodes are down);
+		// otherwise the quorum read has all of it (Unavailable is quick).
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if s.quorumHostsDown() {
+			actx, cancel = s.attemptContext(ctx)
+		}
 		err := s.scanAt(actx, s.readCons, stmt, args, dest)
 		cancel()
 		if err == nil || ctx.Err() != nil || !s.quorumShortErr(err) {
