@@ -57,8 +57,13 @@ type Token struct {
 	Gen            int
 	Exp            time.Time // expiry, from the answers' expires_in (earliest bound)
 	IssuedAt       time.Time // Exp minus the client's lifetime
-	ReusableUntil  time.Time // end of its reuse window
-	First          Op        // the first answer that handed it out
+	ReusableUntil  time.Time // end of its reuse window (earliest bound)
+	// ExpHi, IssuedAtHi and ReusableUntilHi are the latest bounds of the
+	// same instants: on a loaded machine a request can take seconds, and
+	// its answer's expires_in was computed at some moment of that span.
+	// A violation is called only where the bounds make it certain.
+	ExpHi, IssuedAtHi, ReusableUntilHi time.Time
+	First                              Op // the first answer that handed it out
 	ops            []Op
 	revokeAttempts []Op // revocations of this token, answered or not
 }
@@ -81,9 +86,13 @@ func Tokens(ops []Op, clients map[string]Client, p Params) map[string]*Token {
 		if o.End.Before(t.First.End) {
 			t.First = o
 		}
-		// expires_in = floor(exp - now) for a now inside [Start, End].
+		// expires_in = floor(exp - now) for a now inside [Start, End]
+		// (ceil for a minted token: within a second of that).
 		if lo := o.Start.Add(time.Duration(o.ExpiresIn) * time.Second); lo.After(t.Exp) {
 			t.Exp = lo
+		}
+		if hi := o.End.Add(time.Duration(o.ExpiresIn+1) * time.Second); t.ExpHi.IsZero() || hi.Before(t.ExpHi) {
+			t.ExpHi = hi
 		}
 		t.ops = append(t.ops, o)
 	}
@@ -102,6 +111,15 @@ func Tokens(ops []Op, clients map[string]Client, p Params) map[string]*Token {
 			win = alt
 		}
 		t.ReusableUntil = win
+		// Minted no later than it was first handed out.
+		t.IssuedAtHi = t.ExpHi.Add(-ttl)
+		if t.First.End.Before(t.IssuedAtHi) {
+			t.IssuedAtHi = t.First.End
+		}
+		t.ReusableUntilHi = t.IssuedAtHi.Add(time.Duration(p.MaxElapsedFraction * float64(ttl)))
+		if alt := t.ExpHi.Add(-p.MinRemaining); alt.Before(t.ReusableUntilHi) {
+			t.ReusableUntilHi = alt
+		}
 	}
 	return out
 }
@@ -173,9 +191,9 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 		for i, a := range ts {
 			for _, o := range a.ops {
 				check(1, o.Start)
-				if o.Start.After(a.ReusableUntil.Add(p.Slack)) {
-					violate(1, "key %s: token …%s handed out by %s after its reuse window ended at %s",
-						key, tail(a.Value), o, a.ReusableUntil.Format("15:04:05.000"))
+				if o.Start.After(a.ReusableUntilHi.Add(p.Slack)) {
+					violate(1, "key %s: token …%s handed out by %s after its reuse window ended at %s (at the latest)",
+						key, tail(a.Value), o, a.ReusableUntilHi.Format("15:04:05.000"))
 				}
 			}
 			if i+1 == len(ts) {
@@ -183,15 +201,15 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			}
 			b := ts[i+1]
 			check(1, b.First.Start)
-			if !b.IssuedAt.Add(p.Slack).Before(a.ReusableUntil) {
-				continue // b was minted after a's window
+			if !b.IssuedAtHi.Add(p.Slack).Before(a.ReusableUntil) {
+				continue // b may have been minted after a's window
 			}
 			if invalidated(a, b.First.End, clears, p) {
 				continue
 			}
-			violate(1, "key %s: tokens …%s (first %s) and …%s (first %s) overlap: …%s was minted at ~%s, inside the reuse window of …%s (until %s)",
+			violate(1, "key %s: tokens …%s (first %s) and …%s (first %s) overlap: …%s was minted by %s, inside the reuse window of …%s (until %s at least)",
 				key, tail(a.Value), a.First, tail(b.Value), b.First, tail(b.Value),
-				b.IssuedAt.Format("15:04:05.000"), tail(a.Value), a.ReusableUntil.Format("15:04:05.000"))
+				b.IssuedAtHi.Format("15:04:05.000"), tail(a.Value), a.ReusableUntil.Format("15:04:05.000"))
 		}
 	}
 
