@@ -52,20 +52,20 @@ type Report struct {
 
 // Token is what the history says about one token.
 type Token struct {
-	Value          string
-	Client, Scope  string
-	Gen            int
-	Exp            time.Time // expiry, from the answers' expires_in (earliest bound)
-	IssuedAt       time.Time // Exp minus the client's lifetime
-	ReusableUntil  time.Time // end of its reuse window (earliest bound)
+	Value         string
+	Client, Scope string
+	Gen           int
+	Exp           time.Time // expiry, from the answers' expires_in (earliest bound)
+	IssuedAt      time.Time // Exp minus the client's lifetime
+	ReusableUntil time.Time // end of its reuse window (earliest bound)
 	// ExpHi, IssuedAtHi and ReusableUntilHi are the latest bounds of the
 	// same instants: on a loaded machine a request can take seconds, and
 	// its answer's expires_in was computed at some moment of that span.
 	// A violation is called only where the bounds make it certain.
 	ExpHi, IssuedAtHi, ReusableUntilHi time.Time
 	First                              Op // the first answer that handed it out
-	ops            []Op
-	revokeAttempts []Op // revocations of this token, answered or not
+	ops                                []Op
+	revokeAttempts                     []Op // revocations of this token, answered or not
 }
 
 // Key is a token's reuse key as the history knows it.
