@@ -15,7 +15,8 @@
 #
 # Cluster mode (N > 1; docs/operations.md runs tokengw on such a cluster):
 #   start --nodes 3   Start N nodes on the loopback addresses of CASSANDRA_CLUSTER_IPS
-#                     (default 127.0.0.1 127.0.0.2 127.0.0.3), CQL on 9042 and storage on
+#                     (default 127.0.1.1 127.0.1.2 127.0.1.3: beside, never on, the single
+#                     node's 127.0.0.1; Linux routes all of 127/8 to lo), CQL on 9042 and storage on
 #                     7000 of each, and return once every node answers CQL and knows its
 #                     N-1 peers on its own schema version. The nodes' data is wiped first
 #                     unless CASSANDRA_KEEP_DATA=1.
@@ -34,7 +35,7 @@
 #   CASSANDRA_RUN_DIR        config, data, logs, pidfile, cqlping (default /tmp/tokengw-cassandra)
 #   CASSANDRA_START_TIMEOUT  seconds to wait for CQL               (default 240)
 #   CASSANDRA_KEEP_DATA=1    start without wiping $CASSANDRA_RUN_DIR/data
-#   CASSANDRA_CLUSTER_IPS    the cluster's addresses          (default "127.0.0.1 127.0.0.2 127.0.0.3")
+#   CASSANDRA_CLUSTER_IPS    the cluster's addresses          (default "127.0.1.1 127.0.1.2 127.0.1.3")
 #   CASSANDRA_CLUSTER_HEAP   heap of each cluster node            (default 768M)
 #   JAVA_HOME                a Java 17 (default: /usr/lib/jvm/java-17-openjdk-amd64 if present)
 #
@@ -91,7 +92,7 @@ START_TIMEOUT="${CASSANDRA_START_TIMEOUT:-240}"
 STOP_TIMEOUT=30
 CLUSTER_DIR="$RUN_DIR/cluster"
 CLUSTER_HEAP="${CASSANDRA_CLUSTER_HEAP:-768M}"
-read -r -a CLUSTER_IPS <<<"${CASSANDRA_CLUSTER_IPS:-127.0.0.1 127.0.0.2 127.0.0.3}"
+read -r -a CLUSTER_IPS <<<"${CASSANDRA_CLUSTER_IPS:-127.0.1.1 127.0.1.2 127.0.1.3}"
 CQL_HOST=127.0.0.1
 CQL_PORT=9042
 

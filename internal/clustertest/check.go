@@ -52,15 +52,20 @@ type Report struct {
 
 // Token is what the history says about one token.
 type Token struct {
-	Value          string
-	Client, Scope  string
-	Gen            int
-	Exp            time.Time // expiry, from the answers' expires_in (earliest bound)
-	IssuedAt       time.Time // Exp minus the client's lifetime
-	ReusableUntil  time.Time // end of its reuse window
-	First          Op        // the first answer that handed it out
-	ops            []Op
-	revokeAttempts []Op // revocations of this token, answered or not
+	Value         string
+	Client, Scope string
+	Gen           int
+	Exp           time.Time // expiry, from the answers' expires_in (earliest bound)
+	IssuedAt      time.Time // Exp minus the client's lifetime
+	ReusableUntil time.Time // end of its reuse window (earliest bound)
+	// ExpHi, IssuedAtHi and ReusableUntilHi are the latest bounds of the
+	// same instants: on a loaded machine a request can take seconds, and
+	// its answer's expires_in was computed at some moment of that span.
+	// A violation is called only where the bounds make it certain.
+	ExpHi, IssuedAtHi, ReusableUntilHi time.Time
+	First                              Op // the first answer that handed it out
+	ops                                []Op
+	revokeAttempts                     []Op // revocations of this token, answered or not
 }
 
 // Key is a token's reuse key as the history knows it.
@@ -81,9 +86,13 @@ func Tokens(ops []Op, clients map[string]Client, p Params) map[string]*Token {
 		if o.End.Before(t.First.End) {
 			t.First = o
 		}
-		// expires_in = floor(exp - now) for a now inside [Start, End].
+		// expires_in = floor(exp - now) for a now inside [Start, End]
+		// (ceil for a minted token: within a second of that).
 		if lo := o.Start.Add(time.Duration(o.ExpiresIn) * time.Second); lo.After(t.Exp) {
 			t.Exp = lo
+		}
+		if hi := o.End.Add(time.Duration(o.ExpiresIn+1) * time.Second); t.ExpHi.IsZero() || hi.Before(t.ExpHi) {
+			t.ExpHi = hi
 		}
 		t.ops = append(t.ops, o)
 	}
@@ -102,12 +111,30 @@ func Tokens(ops []Op, clients map[string]Client, p Params) map[string]*Token {
 			win = alt
 		}
 		t.ReusableUntil = win
+		// Minted no later than it was first handed out.
+		t.IssuedAtHi = t.ExpHi.Add(-ttl)
+		if t.First.End.Before(t.IssuedAtHi) {
+			t.IssuedAtHi = t.First.End
+		}
+		t.ReusableUntilHi = t.IssuedAtHi.Add(time.Duration(p.MaxElapsedFraction * float64(ttl)))
+		if alt := t.ExpHi.Add(-p.MinRemaining); alt.Before(t.ReusableUntilHi) {
+			t.ReusableUntilHi = alt
+		}
 	}
 	return out
 }
 
 // Check verifies invariants 1, 2 and 4 over the history (3 needs the live
 // replicas: see Survivors and Revoked).
+//
+// Phase boundaries: a request is counted in the phase it started in, but
+// judged for invariant 4 by the most lenient phase its span overlapped
+// (judgedBy): a request that started just before a kill and ended after
+// it met the fault, and is judged as the phase the fault began; one that
+// started in the last moment of an outage and ended in the recovery is
+// judged as recovering. Leniency: healthy = one node down = settled (no
+// errors) < two down (503 with Retry-After, but reuse hits 200) <
+// warm-up = recovering (503 with Retry-After).
 func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report {
 	rep := Report{Phases: phases, Counts: make([]Counts, len(phases))}
 	toks := Tokens(ops, clients, p)
@@ -164,9 +191,9 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 		for i, a := range ts {
 			for _, o := range a.ops {
 				check(1, o.Start)
-				if o.Start.After(a.ReusableUntil.Add(p.Slack)) {
-					violate(1, "key %s: token …%s handed out by %s after its reuse window ended at %s",
-						key, tail(a.Value), o, a.ReusableUntil.Format("15:04:05.000"))
+				if o.Start.After(a.ReusableUntilHi.Add(p.Slack)) {
+					violate(1, "key %s: token …%s handed out by %s after its reuse window ended at %s (at the latest)",
+						key, tail(a.Value), o, a.ReusableUntilHi.Format("15:04:05.000"))
 				}
 			}
 			if i+1 == len(ts) {
@@ -174,15 +201,15 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			}
 			b := ts[i+1]
 			check(1, b.First.Start)
-			if !b.IssuedAt.Add(p.Slack).Before(a.ReusableUntil) {
-				continue // b was minted after a's window
+			if !b.IssuedAtHi.Add(p.Slack).Before(a.ReusableUntil) {
+				continue // b may have been minted after a's window
 			}
 			if invalidated(a, b.First.End, clears, p) {
 				continue
 			}
-			violate(1, "key %s: tokens …%s (first %s) and …%s (first %s) overlap: …%s was minted at ~%s, inside the reuse window of …%s (until %s)",
+			violate(1, "key %s: tokens …%s (first %s) and …%s (first %s) overlap: …%s was minted by %s, inside the reuse window of …%s (until %s at least)",
 				key, tail(a.Value), a.First, tail(b.Value), b.First, tail(b.Value),
-				b.IssuedAt.Format("15:04:05.000"), tail(a.Value), a.ReusableUntil.Format("15:04:05.000"))
+				b.IssuedAtHi.Format("15:04:05.000"), tail(a.Value), a.ReusableUntil.Format("15:04:05.000"))
 		}
 	}
 
@@ -228,6 +255,9 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 		if i < 0 {
 			continue
 		}
+		// Counted in the phase it started in, judged by the most lenient
+		// phase it overlapped.
+		j := judgedBy(o, phases, i)
 		c := &rep.Counts[i]
 		c.Requests++
 		switch {
@@ -247,19 +277,23 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 		}
 		c.LastError = o.Start
 		retryable := o.Status == http.StatusServiceUnavailable && o.RetryAfter != ""
-		switch phases[i].Mode {
+		switch phases[j].Mode {
 		case Healthy, OneDown, Settled:
-			violate(4, "client %s: %s failed in phase %s (%s): %s", o.Client, o.Kind, phases[i].Name, phases[i].Mode, o)
+			violate(4, "client %s: %s failed in phase %s (%s): %s", o.Client, o.Kind, phases[j].Name, phases[j].Mode, o)
 		case TwoDown:
 			if !retryable {
-				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[i].Name, o)
+				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[j].Name, o)
 				continue
 			}
 			if o.Kind != KindToken {
 				continue
 			}
-			a := lastBefore[i][handoutKey(o)]
-			if a == nil || invalidated(a, o.Start, clears, p) || evicted(o, ops) {
+			// The replica looked the key up at some moment of o's span: a
+			// revocation, revoke-all or rotation begun before o ended may
+			// have cleared the slot by then (answered or not: a 503 may
+			// have applied on the replica left).
+			a := lastBefore[j][handoutKey(o)]
+			if a == nil || invalidated(a, o.End, clears, p) || evicted(o, ops) {
 				continue
 			}
 			if o.Start.Add(p.Slack).Before(a.ReusableUntil) {
@@ -268,11 +302,39 @@ func Check(ops []Op, phases []Phase, clients map[string]Client, p Params) Report
 			}
 		case Recovering, WarmUp:
 			if !retryable {
-				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[i].Name, o)
+				violate(4, "client %s: %s answered neither 2xx nor 503 with Retry-After in phase %s: %s", o.Client, o.Kind, phases[j].Name, o)
 			}
 		}
 	}
 	return rep
+}
+
+// leniency orders the modes by what invariant 4 allows: no errors
+// (healthy, one node down, settled), 503 with Retry-After except for reuse
+// hits (two down), 503 with Retry-After for anything (warm-up, recovering).
+func leniency(m Mode) int {
+	switch m {
+	case TwoDown:
+		return 1
+	case WarmUp, Recovering:
+		return 2
+	}
+	return 0
+}
+
+// judgedBy is the phase a request is judged by: the most lenient phase its
+// span [Start, End] overlapped (the earliest of equals), starting from the
+// phase it started in (i). A request sent just before two nodes were
+// killed and answered after is judged as "two down"; one sent in the last
+// moment of the outage and answered in the recovery, as "recovering".
+func judgedBy(o Op, phases []Phase, i int) int {
+	j := i
+	for k := i + 1; k < len(phases) && !phases[k].Start.After(o.End); k++ {
+		if leniency(phases[k].Mode) > leniency(phases[j].Mode) {
+			j = k
+		}
+	}
+	return j
 }
 
 // invalidated reports whether something may have ended a's reuse before
@@ -294,13 +356,13 @@ func invalidated(a *Token, by time.Time, clears []Op, p Params) bool {
 }
 
 // evicted reports whether the replica of o dropped o's client from its
-// in-process cache during the phase before o: a revocation of any of the
+// in-process cache before or while o ran: a revocation of any of the
 // client's tokens, a revoke-all or a rotation answered by that replica
 // voids the client's cached entries there, and with the store down
 // nothing can refill them.
 func evicted(o Op, ops []Op) bool {
 	for _, e := range ops {
-		if e.Kind != KindToken && e.Client == o.Client && e.Replica == o.Replica && e.Start.Before(o.Start) &&
+		if e.Kind != KindToken && e.Client == o.Client && e.Replica == o.Replica && e.Start.Before(o.End) &&
 			o.Start.Sub(e.Start) < 10*time.Minute {
 			return true
 		}

@@ -70,6 +70,21 @@ func TestCheck(t *testing.T) {
 		{name: "two down: 503 without Retry-After", ops: []Op{
 			{Kind: KindToken, Client: "s", Replica: 1, Start: at(150), End: at(150.1), Status: 503},
 		}, want: "neither 2xx nor 503 with Retry-After"},
+		{name: "a mint sent just before two nodes died, answered 503 after", ops: []Op{
+			{Kind: KindToken, Client: "s", Replica: 1, Start: at(99.8), End: at(101), Status: 503, RetryAfter: "1"},
+		}},
+		{name: "a mint that ended before two nodes died is judged healthy", ops: []Op{
+			{Kind: KindToken, Client: "s", Replica: 1, Start: at(99.8), End: at(99.9), Status: 503, RetryAfter: "1"},
+		}, want: "failed in phase healthy"},
+		{name: "a reuse hit refused across the boundary into two down", ops: []Op{
+			tok("c", "A", 1, 90, 90),
+			{Kind: KindToken, Client: "c", Replica: 1, Start: at(99.8), End: at(101), Status: 503, RetryAfter: "1"},
+		}, want: "a reuse hit was refused"},
+		{name: "two down: a reuse hit refused while a revoke-all (503) of its client ran", ops: []Op{
+			tok("c", "A", 1, 90, 90),
+			{Kind: KindToken, Client: "c", Replica: 1, Start: at(150), End: at(153), Status: 503, RetryAfter: "1"},
+			{Kind: KindRevokeAll, Client: "c", Replica: 0, Start: at(150.2), End: at(151.2), Status: 503, RetryAfter: "1"},
+		}},
 		{name: "two down: a reuse hit refused", ops: []Op{
 			tok("c", "A", 1, 90, 90),
 			{Kind: KindToken, Client: "c", Replica: 1, Start: at(150), End: at(150.1), Status: 503, RetryAfter: "1"},

@@ -15,7 +15,9 @@
 //     on both replicas after the run (nothing acknowledged was lost);
 //  4. with one Cassandra node down no request fails; with two down reuse hits
 //     are still 200, mints 503 with Retry-After and nothing else is a 5xx;
-//     within 60 s of the nodes' return, errors have stopped.
+//     within 60 s of the nodes' return, errors have stopped. A request that
+//     overlapped a phase boundary is judged by the most lenient phase it
+//     overlapped (Check says how).
 package clustertest
 
 import (

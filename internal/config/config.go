@@ -184,7 +184,7 @@ func Defaults() map[string]any {
 		"store.cassandra.hosts":           []string{"127.0.0.1:9042"},
 		"store.cassandra.keyspace":        "tokengw",
 		"store.cassandra.consistency":     "LOCAL_QUORUM",
-		"store.cassandra.timeout":         "2s",
+		"store.cassandra.timeout":         "1s",
 		"store.cassandra.connect_timeout": "5s",
 		"store.cassandra.num_conns":       2,
 		"store.cassandra.username":        "",

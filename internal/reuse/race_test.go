@@ -2,6 +2,7 @@ package reuse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -89,12 +90,16 @@ func TestRevocationDuringFlightIsNotCached(t *testing.T) {
 			h := &hooked{Tokens: e.mem, failCurrentAfterHook: tc.storeDown}
 			e.st = &faulty{Tokens: h}
 			r := e.reuser(t, true)
+			var (
+				primed Result
+				err    error
+			)
 			if tc.prime {
 				src := e.r // another replica minted it
 				if tc.stale {
 					src = r // this replica minted it and holds it in L1
 				}
-				if _, err := src.Token(context.Background(), req("c1")); err != nil {
+				if primed, err = src.Token(context.Background(), req("c1")); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -108,7 +113,14 @@ func TestRevocationDuringFlightIsNotCached(t *testing.T) {
 				h.onCurrent = hook
 			}
 			inFlight, err := r.Token(context.Background(), req("c1"))
-			if err != nil {
+			switch {
+			case tc.storeDown:
+				// A re-check the store cannot answer serves nothing.
+				if !errors.Is(err, store.ErrUnavailable) || inFlight.Token != "" {
+					t.Fatalf("failed re-check: token %q err %v, want ErrUnavailable", inFlight.Token, err)
+				}
+				inFlight = primed
+			case err != nil:
 				t.Fatal(err)
 			}
 			e.clk.Advance(time.Second) // within local_ttl of the flight

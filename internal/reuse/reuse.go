@@ -12,6 +12,9 @@
 // value carries the token's absolute times and is checked on every read; an
 // entry older than LocalTTL is re-checked against the store before use, which
 // bounds how long a token revoked or replaced elsewhere is still handed out.
+// A re-check the store cannot answer is an error (the caller answers 503),
+// never a reason to trust the entry longer: the bound holds through an
+// outage too.
 package reuse
 
 import (
@@ -61,7 +64,9 @@ type Options struct {
 	// CacheSizeMB bounds the L1 cache (MiB). Default 64.
 	CacheSizeMB int
 	// LocalTTL is how long an L1 entry is trusted before it is re-checked
-	// against the store. 0 re-checks on every hit.
+	// against the store. 0 re-checks on every hit. An entry whose re-check
+	// fails is not served (Token returns an error wrapping
+	// store.ErrUnavailable).
 	LocalTTL time.Duration
 	// StoreTimeout bounds each store operation made on a caller's behalf.
 	// Default 2s.
@@ -358,14 +363,18 @@ func (r *Reuser) resolve(ctx context.Context, req Request, rk, ck string) (Resul
 	default:
 		r.storeErrs.Add(1)
 		if haveL1 {
-			// The store cannot answer the re-check: the entry was persisted
-			// when minted and is still live, so serve it, and trust it for
-			// another local_ttl rather than making every request wait for a
-			// store that is down or hung.
-			res := Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit}
-			r.setL1(ck, res, now, gen)
-			r.l1Hits.Add(1)
-			return res, nil
+			// The store cannot answer the re-check. The entry was last
+			// confirmed more than LocalTTL ago, and LocalTTL is the bound
+			// on how long a token revoked through another replica is
+			// still handed out here: it is not served past that without
+			// a store answer (503, and the client retries). The store's
+			// reads degrade on their own when a quorum is short
+			// (docs/cassandra.md), so this is a store that cannot answer
+			// at all, not a cluster with a node or two down.
+			if !errors.Is(err, store.ErrUnavailable) {
+				err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+			}
+			return Result{}, fmt.Errorf("reuse: re-check: %w", err)
 		}
 		// Fall through to mint: the mint needs the store too and will report.
 	}

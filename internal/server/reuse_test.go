@@ -3,13 +3,18 @@ package server_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tokengw/tokengw/internal/app"
 	"github.com/tokengw/tokengw/internal/issue"
+	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/bolt"
+	"github.com/tokengw/tokengw/internal/store/memory"
 )
 
 func boltConfig(t testing.TB, dir string, env ...string) []string {
@@ -135,5 +140,46 @@ func TestSecretRotationStopsReuse(t *testing.T) {
 	resp, tj := post(t, g2.url(), basic("demo", otherSecret), "grant_type=client_credentials")
 	if resp.StatusCode != 200 || tj.AccessToken == first.AccessToken {
 		t.Fatalf("after rotation: %d, same token %v", resp.StatusCode, tj.AccessToken == first.AccessToken)
+	}
+}
+
+// slowIssue is the memory store whose Issue takes d of the injected clock:
+// a store that persists a mint slowly.
+type slowIssue struct {
+	*memory.Store
+	clk *clock
+	d   atomic.Int64 // nanoseconds
+}
+
+func (s *slowIssue) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
+	s.clk.Advance(time.Duration(s.d.Load()))
+	return s.Store.Issue(ctx, tok, cur)
+}
+
+// TestMintedExpiresInCountsFromTheMint: a minted token's expires_in is what
+// is left of it when the answer is written (rounded up), not its lifetime
+// counted from the answer: a mint whose store took 1.5 s answers 3599 for
+// a one-hour token, never 3600, so a client never believes a token lives
+// longer than it does.
+func TestMintedExpiresInCountsFromTheMint(t *testing.T) {
+	clk := newClock()
+	st := &slowIssue{Store: memory.New(memory.Options{Now: clk.Now}), clk: clk}
+	st.d.Store(int64(1500 * time.Millisecond))
+	t.Cleanup(func() { st.Close() })
+	a, err := app.New(context.Background(), testConfig(t), app.Options{Now: clk.Now, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	g := &gw{app: a, srv: httptest.NewServer(a.Server.Handler()), clk: clk}
+	t.Cleanup(g.srv.Close)
+	_, tj := post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials")
+	if tj.AccessToken == "" || tj.ExpiresIn != 3599 {
+		t.Fatalf("mint persisted in 1.5 s: expires_in %d (%s), want 3599", tj.ExpiresIn, tj.Error)
+	}
+	st.d.Store(0)
+	_, tj2 := post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials&scope=write")
+	if tj2.ExpiresIn != 3600 {
+		t.Fatalf("mint answered at once: expires_in %d, want the full lifetime 3600", tj2.ExpiresIn)
 	}
 }

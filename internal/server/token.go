@@ -120,8 +120,12 @@ func (s *Server) lifetime(ttl time.Duration) time.Duration {
 }
 
 // answer hands out the token for req and writes the RFC 6749 §5.1
-// response. A reused token's expires_in is floor(expires_at - now); a token
-// minted for this request states its full lifetime.
+// response. A reused token's expires_in is floor(expires_at - now); a
+// minted one's is ceil(expires_at - now), at most its lifetime: the full
+// lifetime when the mint answers at once, less for a request that waited
+// on a slow store or joined a mint another request of its key began
+// earlier (issue 18's cluster test: such a request was told the full
+// lifetime of a token minted two seconds before).
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, info *reqInfo, req reuse.Request) {
 	res, err := s.tokens.Token(r.Context(), req)
 	if err != nil {
@@ -129,9 +133,12 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, info *reqInfo, r
 		return
 	}
 	info.outcome = res.Outcome.String()
-	expiresIn := int64(req.Lifetime / time.Second)
-	if res.Outcome != reuse.Minted {
-		expiresIn = res.ExpiresIn(s.now())
+	now := s.now()
+	expiresIn := res.ExpiresIn(now)
+	if res.Outcome == reuse.Minted {
+		left := res.ExpiresAt.Sub(now)
+		expiresIn = min(int64((left+time.Second-1)/time.Second), int64(req.Lifetime/time.Second))
+		expiresIn = max(expiresIn, 0)
 	}
 	oauth.WriteToken(w, oauth.TokenResponse{
 		AccessToken: res.Token,

@@ -111,8 +111,27 @@ type Store struct {
 	// transaction in place of the store and may change what it reports:
 	// how a single-node test makes an outcome unknown.
 	casFault func(op string, run func() (bool, error)) (bool, error)
-	bgMu     sync.Mutex     // orders bg.Add after a closed check against Close
-	bg       sync.WaitGroup // background releases of reuse slots
+	// writeFault, set only by tests, runs each write execSure sends (op
+	// names it) in place of the store and may change what it reports.
+	writeFault func(op string, run func() error) error
+	bgMu       sync.Mutex     // orders bg.Add after a closed check against Close
+	bg         sync.WaitGroup // background releases of reuse slots
+	// shortUntil (unix ns, on now's clock): until then a quorum is known
+	// to be short and reuse-path reads go to one replica (degraded.go).
+	shortUntil atomic.Int64
+	// degradedFallbacks counts reads that failed at the read consistency
+	// and were answered at one replica; degradedDirect those sent to one
+	// replica at once while a quorum was short.
+	degradedFallbacks, degradedDirect atomic.Uint64
+	// resends counts writes sent again after an unknown outcome (execSure).
+	resends atomic.Uint64
+	// shortHosts is how many nodes down can leave a partition without a
+	// quorum (degraded.go); hostsDown and readFault, set only by tests,
+	// replace the driver's count of down hosts and run the reads of
+	// scanDegradable in place of the store.
+	shortHosts int
+	hostsDown  func() int
+	readFault  func(cons gocql.Consistency, run func() error) error
 }
 
 // Open connects to the cluster in cfg and checks that the keyspace and its
@@ -160,6 +179,7 @@ func Open(ctx context.Context, cfg config.Cassandra, opts Options) (*Store, erro
 		readCons:     readConsistency(cons),
 		slotReadCons: quorumAtLeast(readConsistency(cons)),
 		timeout:      cluster.Timeout,
+		shortHosts:   shortHostsFor(cfg.Replication),
 	}
 	return s, nil
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
 	"github.com/tokengw/tokengw/internal/store"
 	"github.com/tokengw/tokengw/internal/store/cassandra"
 	"github.com/tokengw/tokengw/internal/store/storetest"
@@ -63,6 +65,7 @@ WHERE keyspace_name = ? AND table_name = ?`, cfg.Keyspace, table).Scan(&gcGrace,
 			t.Fatalf("%s: gc_grace_seconds=%d default_time_to_live=%d compaction=%v", table, gcGrace, defaultTTL, compaction)
 		}
 	}
+	checkSpeculativeRetry(t, raw, cfg.Keyspace)
 	var repl map[string]string
 	if err := raw.Query(`SELECT replication FROM system_schema.keyspaces WHERE keyspace_name = ?`, cfg.Keyspace).Scan(&repl); err != nil {
 		t.Fatal(err)
@@ -76,10 +79,27 @@ WHERE keyspace_name = ? AND table_name = ?`, cfg.Keyspace, table).Scan(&gcGrace,
 	}
 }
 
+// checkSpeculativeRetry: the request-path tables retry a read on another
+// replica after MIN(99p,50ms) (a node just killed costs 50 ms, not the
+// read's timeout).
+func checkSpeculativeRetry(t *testing.T, raw *gocql.Session, ks string) {
+	t.Helper()
+	for _, table := range []string{"tokens", "tokens_by_client", "current_tokens", "clients"} {
+		var sr string
+		if err := raw.Query(`SELECT speculative_retry FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`, ks, table).Scan(&sr); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if sr != "MIN(99p,50ms)" {
+			t.Fatalf("%s: speculative_retry = %q, want MIN(99p,50ms)", table, sr)
+		}
+	}
+}
+
 // TestMigrateUpgrade: a keyspace migrated by the previous version (tokens,
 // current_tokens, clients; no tokens_by_client) is refused by Open with
-// ErrNoSchema naming the missing table; Migrate adds it, keeps the data,
-// and Open then succeeds.
+// ErrNoSchema naming the missing table; Migrate adds it, sets the
+// request-path tables' speculative_retry, keeps the data, and Open then
+// succeeds.
 func TestMigrateUpgrade(t *testing.T) {
 	cfg := baseConfig(t, randomKeyspace("tokengw_upgrade_"))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -97,6 +117,12 @@ func TestMigrateUpgrade(t *testing.T) {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
+	// The previous version left Cassandra's default speculative_retry.
+	for _, table := range []string{"tokens", "current_tokens", "clients"} {
+		if err := raw.Query(fmt.Sprintf(`ALTER TABLE %s.%s WITH speculative_retry = '99p'`, cfg.Keyspace, table)).Exec(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	hash := hashOf("upgrade")
 	if err := raw.Query(fmt.Sprintf(`INSERT INTO %s.tokens (token_hash, client_id, scope, reuse_key, issued_at, expires_at, revoked)
 VALUES (?, 'old', 'read', '', ?, ?, false) USING TTL 3600`, cfg.Keyspace), hash, time.Now(), time.Now().Add(time.Hour)).Exec(); err != nil {
@@ -110,6 +136,7 @@ VALUES (?, 'old', 'read', '', ?, ?, false) USING TTL 3600`, cfg.Keyspace), hash,
 	if err := cassandra.Migrate(ctx, cfg); err != nil {
 		t.Fatalf("Migrate: %v", err)
 	}
+	checkSpeculativeRetry(t, raw, cfg.Keyspace)
 	s := openStore(t, cfg)
 	if tok, err := s.Token(ctx, hash); err != nil || tok.ClientID != "old" {
 		t.Fatalf("Token after the upgrade = %+v, %v", tok, err)

@@ -79,13 +79,14 @@ func scopesValue(s []string) []string {
 	return s
 }
 
-// Client implements store.Clients.
+// Client implements store.Clients. Its read degrades to one replica while
+// a quorum is short (degraded.go).
 func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
 	if s.errClosed() {
 		return store.Client{}, store.ErrClosed
 	}
 	var r clientRow
-	err := s.idem(s.session.Query(qSelectClient, id)).Consistency(s.readCons).ScanContext(ctx, r.dest()...)
+	err := s.scanDegradable(ctx, qSelectClient, []any{id}, r.dest()...)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Client{}, store.ErrNotFound
 	}

@@ -31,9 +31,28 @@ import (
 //     cycle; 3 hours is Cassandra's
 //     default max_hint_window, and hints for a table live at most
 //     gc_grace_seconds, so a lower value would drop hints.
+//   - speculative_retry (speculativeRetry): see below.
 const ttlTableOptions = `compaction = {'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'HOURS', 'compaction_window_size': '1'}
   AND default_time_to_live = 2592000
-  AND gc_grace_seconds = 10800`
+  AND gc_grace_seconds = 10800
+  AND speculative_retry = '` + speculativeRetry + `'`
+
+// speculativeRetry is the request-path tables' speculative_retry (the
+// Cassandra 5 syntax, as system_schema.tables stores it): a coordinator
+// whose read has not been answered by the replicas it chose within the
+// table's 99th percentile latency, or 50 ms if that is less, asks one more
+// replica. Cassandra's default ('99p') waits for the percentile alone,
+// which on a loaded or freshly restarted node can be most of the client's
+// deadline; a replica that was just killed (the failure detector has not
+// marked it down yet) then costs the read its whole timeout. With RF 3 and
+// QUORUM the third replica answers in its place within 50 ms (issue 18).
+const speculativeRetry = "MIN(99p,50ms)"
+
+// speculativeTables are the tables of the request path: Migrate sets
+// speculativeRetry on them when an existing keyspace has another value.
+func speculativeTables() []string {
+	return []string{"tokens", "tokens_by_client", "current_tokens", "clients"}
+}
 
 // migrateTimeout is the per-statement client timeout for schema changes,
 // which take longer than the request-path timeout.
@@ -103,7 +122,8 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
   jwks        text,
   jwks_uri    text,
   resources   frozen<set<text>>
-) WITH comment = 'tokengw: run-time client registry; token_ttl in ms (0 = issuer default), limit_* null = default limit'`,
+) WITH comment = 'tokengw: run-time client registry; token_ttl in ms (0 = issuer default), limit_* null = default limit'
+  AND speculative_retry = '`+speculativeRetry+`'`,
 			ks),
 		signingKeysTable(ks),
 		upstreamTable(ks),
@@ -115,8 +135,9 @@ func Statements(keyspace string, replication map[string]string) ([]string, error
 // tables if they do not exist, then waits until every node agrees on the
 // schema. It is idempotent, and it is also the upgrade: a keyspace made by
 // an earlier version gets the tables added since (tokens_by_client) and
-// keeps its data. It does not alter an existing keyspace or table:
-// changing replication is an operator's ALTER KEYSPACE followed by a repair.
+// the request-path tables' speculative_retry, and keeps its data. It alters
+// nothing else of an existing keyspace or table: changing replication is
+// an operator's ALTER KEYSPACE followed by a repair.
 func Migrate(ctx context.Context, cfg config.Cassandra) error {
 	return migrate(ctx, cfg, nil)
 }
@@ -154,6 +175,24 @@ func migrate(ctx context.Context, cfg config.Cassandra, beforeAlter func(table, 
 	ks, _ := keyspaceName(cfg.Keyspace)
 	if err := addColumns(ctx, session, ks, beforeAlter); err != nil {
 		return err
+	}
+	// Tables made by an earlier version: the request path's
+	// speculative_retry, altered only where it differs (a schema change
+	// per table otherwise, on every migrate).
+	for _, table := range speculativeTables() {
+		var have string
+		err := session.Query(`SELECT speculative_retry FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?`, ks, table).
+			ScanContext(ctx, &have)
+		if err != nil {
+			return classify("migrate: read speculative_retry of "+table, err)
+		}
+		if have == speculativeRetry {
+			continue
+		}
+		stmt := fmt.Sprintf(`ALTER TABLE %s.%s WITH speculative_retry = '%s'`, ks, table, speculativeRetry)
+		if err := session.Query(stmt).ExecContext(ctx); err != nil {
+			return classify("migrate: alter "+table, err)
+		}
 	}
 	if err := session.AwaitSchemaAgreement(ctx); err != nil {
 		return classify("migrate: schema agreement", err)

@@ -46,6 +46,13 @@ WHERE client_id = ? AND reuse_key = ? IF token_hash = ?`
 	// confirmReads is how often confirm reads a fresh slot's token row
 	// (5, 10, 20 ms apart) before it calls the token missing.
 	confirmReads = 4
+	// loserWait is how long the loser of a claim keeps reading a young
+	// slot's missing token row (backing off to 100 ms apart, and ending
+	// confirmMargin before its deadline): on a loaded cluster with a node
+	// down the winner's two writes can take a second (issue 18's cluster
+	// test saw the loser give up after 35 ms and answer 503).
+	loserWait     = 1500 * time.Millisecond
+	confirmMargin = 100 * time.Millisecond
 )
 
 func (s *Store) errClosed() bool { return s.closed.Load() }
@@ -54,11 +61,17 @@ func (s *Store) errClosed() bool { return s.closed.Load() }
 //
 // With cur, the claim comes first (INSERT ... IF NOT EXISTS on
 // current_tokens); a caller that loses persists nothing and gets the
-// winner's row. The winner then writes its token row; if that fails, it
-// gives the slot back (DELETE ... IF token_hash = its own) so the slot does
-// not point at a token nobody may hand out. Until then a slot row can name
-// a token row not written (yet, or ever): the loser here, like Current,
-// confirms the token row of a freshly claimed slot before handing it out.
+// winner's row. The winner then writes the token's tokens_by_client row
+// and, once that is stored, its token row (insertToken). A slot whose
+// token row was never sent is given back (DELETE ... IF token_hash = its
+// own) when the claim's outcome was unknown or the index row failed; once
+// the token row has been sent the slot is never given back, whatever the
+// answer: the row may have landed, and another replica may already hand
+// it out (issue 18's cluster test saw a release land after that, and a
+// second token minted for the slot). Until the token row is there a slot
+// row names a token row not written (yet, or ever): the loser here, like
+// Current, confirms the token row of a freshly claimed slot before
+// handing it out.
 func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
 	if s.errClosed() {
 		return store.Current{}, false, store.ErrClosed
@@ -67,13 +80,14 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 		return store.Current{}, false, fmt.Errorf("cassandra: issue: %w", err)
 	}
 	if cur == nil {
-		return store.Current{}, false, s.insertToken(ctx, tok)
+		return store.Current{}, false, s.insertToken(ctx, tok, nil)
 	}
 	claimed, have, err := s.claimConfirmed(ctx, cur)
 	if err != nil {
 		if maybeApplied(err) {
 			// A compare-and-set that timed out or was cut off may have
-			// been applied: take the slot back if it holds this token.
+			// been applied: take the slot back if it holds this token
+			// (whose token row was never sent).
 			s.release(ctx, cur)
 		}
 		return store.Current{}, false, err
@@ -81,8 +95,7 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	if !claimed {
 		return have, false, nil
 	}
-	if err := s.insertToken(ctx, tok); err != nil {
-		s.release(ctx, cur)
+	if err := s.insertToken(ctx, tok, cur); err != nil {
 		return store.Current{}, false, err
 	}
 	return cloneCurrent(*cur), true, nil
@@ -98,7 +111,7 @@ func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, s
 		if err != nil || claimed {
 			return claimed, store.Current{}, err
 		}
-		ok, revoked, err := s.confirm(ctx, have)
+		ok, revoked, err := s.confirm(ctx, have, false, true)
 		switch {
 		case err != nil:
 			return false, store.Current{}, err
@@ -120,14 +133,22 @@ func (s *Store) claimConfirmed(ctx context.Context, cur *store.Current) (bool, s
 	return false, store.Current{}, fmt.Errorf("cassandra: issue: claim: %w: slot changed %d times under contention", store.ErrUnavailable, maxClaimAttempts)
 }
 
-// insertToken writes the token row and its tokens_by_client row, both with
-// the token's remaining lifetime as TTL. They are two statements on two
-// partitions, sent concurrently, not a batch: a logged batch over two
-// partitions costs a batchlog write and removal on two more replicas for
-// every mint, and the atomicity it buys is not needed. Issue fails unless
-// both succeed, so every token handed out has its index row; an index row
-// whose token row failed points at nothing and RevokeClient skips it.
-func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
+// insertToken writes the token's tokens_by_client row, then its token row,
+// both with the token's remaining lifetime as TTL. The index row comes
+// first so that every token row that exists has its index row, and
+// RevokeClient, which finds a client's tokens through the index, cannot
+// miss a token that can be handed out; an index row whose token row was
+// never written points at nothing and RevokeClient skips it. Not a batch:
+// a logged batch over two partitions costs a batchlog write and removal
+// on two more replicas for every mint, and the atomicity it buys is not
+// needed with this order.
+//
+// Both writes are idempotent, and a write whose outcome is unknown (a
+// timeout: it may have landed) is sent again rather than reported
+// (execSure). With claimed (the slot this token was claimed for), a
+// failure of the index row gives the slot back, since the token row was
+// never sent; a failure of the token row does not.
+func (s *Store) insertToken(ctx context.Context, tok store.Token, claimed *store.Current) error {
 	ttl := ttlSeconds(tok.ExpiresAt, s.now())
 	// An unrevoked token leaves revoked unset: a false cell would compete,
 	// by write timestamp (the writing replica's clock), with a revocation
@@ -136,19 +157,66 @@ func (s *Store) insertToken(ctx context.Context, tok store.Token) error {
 	if tok.Revoked {
 		revoked = true
 	}
-	index := make(chan error, 1)
-	go func() {
-		index <- s.idem(s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl)).
-			ExecContext(ctx)
-	}()
-	err := s.idem(s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
-		tok.IssuedAt, tok.ExpiresAt, revoked, ttl)).
-		ExecContext(ctx)
-	ierr := <-index
+	err := s.execSure(ctx, "issue: insert token index", func() *gocql.Query {
+		return s.idem(s.session.Query(qInsertByClient, tok.ClientID, tok.ExpiresAt, tok.Hash, ttl))
+	})
 	if err != nil {
-		return classify("issue: insert token", err)
+		if claimed != nil {
+			s.release(ctx, claimed)
+		}
+		return classify("issue: insert token index", err)
 	}
-	return classify("issue: insert token index", ierr)
+	err = s.execSure(ctx, "issue: insert token", func() *gocql.Query {
+		return s.idem(s.session.Query(qInsertToken, tok.Hash, tok.ClientID, tok.Scope, tok.ReuseKey,
+			tok.IssuedAt, tok.ExpiresAt, revoked, ttl))
+	})
+	return classify("issue: insert token", err)
+}
+
+// resendBudget is how long execSure keeps resending a write whose outcome
+// is unknown once the caller's context has ended (the store's timeout
+// when it is shorter).
+const resendBudget = 2 * time.Second
+
+// execSure runs an idempotent write under ctx. If it fails with its outcome
+// unknown (a write timeout, no answer in time, a connection lost with the
+// write in flight: it may have landed), it is sent again, with the same
+// values, until it succeeds, fails for certain, or resendBudget (at most
+// the store's timeout) has passed beyond the caller's context — rather
+// than reporting a failure for a write that may be stored. Resending is
+// safe because the write is idempotent: the same row, the same cells.
+func (s *Store) execSure(ctx context.Context, op string, q func() *gocql.Query) error {
+	exec := func(ctx context.Context) error {
+		if s.writeFault != nil {
+			return s.writeFault(op, func() error { return q().ExecContext(ctx) })
+		}
+		return q().ExecContext(ctx)
+	}
+	err := exec(ctx)
+	if err == nil || !casUnknown(err) {
+		return err
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(resendBudget, s.timeout))
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		timer := time.NewTimer(backoff)
+		select {
+		case <-rctx.Done():
+			timer.Stop()
+			return err
+		case <-timer.C:
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+		s.resends.Add(1)
+		rerr := exec(rctx)
+		switch {
+		case rerr == nil:
+			return nil
+		case rctx.Err() != nil || !transient(rerr) && !casUnknown(rerr):
+			return errors.Join(err, rerr)
+		}
+	}
 }
 
 // claim runs the lightweight transaction. It returns (the row, true) when
@@ -303,15 +371,15 @@ func cloneCurrent(c store.Current) store.Current {
 	return c
 }
 
-// Current implements store.Tokens.
+// Current implements store.Tokens. Its reads degrade to one replica while
+// a quorum is short (degraded.go).
 func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.Current, error) {
 	if s.errClosed() {
 		return store.Current{}, store.ErrClosed
 	}
 	c := store.Current{ClientID: clientID, ReuseKey: reuseKey}
-	err := s.idem(s.session.Query(qSelectCurrent, clientID, reuseKey)).
-		Consistency(s.readCons).
-		ScanContext(ctx, &c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
+	err := s.scanDegradable(ctx, qSelectCurrent, []any{clientID, reuseKey},
+		&c.TokenHash, &c.Sealed, &c.Scope, &c.IssuedAt, &c.ExpiresAt, &c.ReuseUntil)
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Current{}, store.ErrNotFound
 	}
@@ -321,7 +389,7 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 	if !s.now().Before(c.ReuseUntil) {
 		return store.Current{}, store.ErrNotFound
 	}
-	switch ok, _, err := s.confirm(ctx, c); {
+	switch ok, _, err := s.confirm(ctx, c, true, false); {
 	case err != nil:
 		return store.Current{}, err
 	case !ok:
@@ -343,20 +411,39 @@ func (s *Store) Current(ctx context.Context, clientID, reuseKey string) (store.C
 // nobody stored (issue 18's cluster test found one). revoked says that the
 // token row is there, revoked (a revocation whose slot delete is on its
 // way): such a row may be taken over at any age.
-func (s *Store) confirm(ctx context.Context, c store.Current) (ok, revoked bool, err error) {
+//
+// degrade lets the token read drop to one replica while a quorum is short
+// (degraded.go): for Current, whose "not found" only leads to a mint,
+// which its lightweight transaction guards. The loser of a claim confirms
+// at the read consistency, never degraded, since a "not found" there can
+// lead to a takeover of the slot.
+//
+// patient (the loser of a claim, about to answer 503 otherwise) keeps
+// reading a young row's missing token row for up to loserWait, within its
+// deadline; Current reads it confirmReads times (its "not found" leads to
+// the claim, whose loser waits).
+func (s *Store) confirm(ctx context.Context, c store.Current, degrade, patient bool) (ok, revoked bool, err error) {
+	young := s.young(c)
 	reads := 1
-	if s.young(c) {
+	if young {
 		reads = confirmReads
+	}
+	var until time.Time // patient: read until then
+	if young && patient {
+		until = time.Now().Add(loserWait)
+		if dl, ok := ctx.Deadline(); ok && dl.Add(-confirmMargin).Before(until) {
+			until = dl.Add(-confirmMargin)
+		}
 	}
 	backoff := 5 * time.Millisecond
 	for try := 0; ; try++ {
-		t, err := s.Token(ctx, c.TokenHash)
+		t, err := s.token(ctx, c.TokenHash, degrade)
 		switch {
 		case err == nil:
 			return !t.Revoked, t.Revoked, nil
 		case !errors.Is(err, store.ErrNotFound):
 			return false, false, err
-		case try == reads-1:
+		case try >= reads-1 && !time.Now().Add(backoff).Before(until):
 			return false, false, nil
 		}
 		timer := time.NewTimer(backoff)
@@ -366,25 +453,40 @@ func (s *Store) confirm(ctx context.Context, c store.Current) (ok, revoked bool,
 			return false, false, fmt.Errorf("cassandra: confirm slot token: %w", ctx.Err())
 		case <-timer.C:
 		}
-		backoff *= 2
+		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 
 // young reports whether a slot row was claimed so recently that its token
-// row may still be on its way.
+// row may still be on its way: the winner's caller deadline (the server's
+// store timeout, two seconds by default; resendBudget stands for it), the
+// resends of an unknown outcome after it (execSure: at most resendBudget),
+// the store timeout of one more attempt, and a second of skew (issued-at is
+// the winner's clock).
 func (s *Store) young(c store.Current) bool {
-	return s.now().Sub(c.IssuedAt) < 2*s.timeout+time.Second
+	return s.now().Sub(c.IssuedAt) < 2*resendBudget+s.timeout+time.Second
 }
 
-// Token implements store.Tokens.
+// Token implements store.Tokens. Its read degrades to one replica while a
+// quorum is short (degraded.go).
 func (s *Store) Token(ctx context.Context, hash []byte) (store.Token, error) {
+	return s.token(ctx, hash, true)
+}
+
+// token reads a token row, degrading to one replica while a quorum is
+// short only with degrade.
+func (s *Store) token(ctx context.Context, hash []byte, degrade bool) (store.Token, error) {
 	if s.errClosed() {
 		return store.Token{}, store.ErrClosed
 	}
 	t := store.Token{Hash: bytes.Clone(hash)}
-	err := s.idem(s.session.Query(qSelectToken, hash)).
-		Consistency(s.readCons).
-		ScanContext(ctx, &t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked)
+	dest := []any{&t.ClientID, &t.Scope, &t.ReuseKey, &t.IssuedAt, &t.ExpiresAt, &t.Revoked}
+	var err error
+	if degrade {
+		err = s.scanDegradable(ctx, qSelectToken, []any{hash}, dest...)
+	} else {
+		err = s.idem(s.session.Query(qSelectToken, hash)).Consistency(s.readCons).ScanContext(ctx, dest...)
+	}
 	if errors.Is(err, gocql.ErrNotFound) {
 		return store.Token{}, store.ErrNotFound
 	}

@@ -233,3 +233,21 @@ func TestNewCluster(t *testing.T) {
 		t.Fatal("bad port accepted")
 	}
 }
+
+func TestShortHostsFor(t *testing.T) {
+	for _, tc := range []struct {
+		repl map[string]string
+		want int
+	}{
+		{map[string]string{"class": "SimpleStrategy", "replication_factor": "1"}, 0},
+		{map[string]string{"class": "SimpleStrategy", "replication_factor": "3"}, 2},
+		{map[string]string{"class": "SimpleStrategy", "replication_factor": "5"}, 3},
+		{map[string]string{"class": "NetworkTopologyStrategy", "dc1": "3", "dc2": "5"}, 3},
+		{map[string]string{"class": "NetworkTopologyStrategy", "dc1": "2"}, 1},
+		{nil, 0},
+	} {
+		if got := shortHostsFor(tc.repl); got != tc.want {
+			t.Errorf("shortHostsFor(%v) = %d, want %d", tc.repl, got, tc.want)
+		}
+	}
+}
