@@ -470,14 +470,28 @@ func (r *retryPolicy) GetRetryType(err error) gocql.RetryType {
 // --- helpers ---------------------------------------------------------------------------
 
 // ttlSeconds is the TTL that keeps a row until `until`: whole seconds,
-// rounded up, at least 1 (Cassandra rejects 0 as "no TTL" would be wrong
-// here) and at most Cassandra's maximum.
+// the remaining time rounded up plus one, at least 1 (Cassandra rejects 0
+// as "no TTL" would be wrong here) and at most Cassandra's maximum.
+//
+// The extra second is because Cassandra counts a TTL from the whole second
+// the write is applied in: a cell written at server time t with TTL n
+// expires at floor(t) + n, not t + n (its local deletion time is
+// nowInSeconds + n). Rounded up alone, a row written at x.97 s that must
+// live 1.99 s got TTL 2 and died at x+2, a whole 0.97 s early: issue 18's
+// cluster test saw a short reuse window's slot row vanish while the
+// winner's replica still handed its token out from L1, and the other
+// replica's late claim (IF NOT EXISTS) apply over it: two tokens in one
+// window. With the extra second a row dies at floor(t) + ceil(d) + 1 >
+// t + d: never before `until` (clock skew between the gateway and the
+// servers aside), and at most two seconds after it; reads compare
+// reuse_until / expires_at with the gateway's clock, and a claim takes over
+// a row whose window has passed (Issue).
 func ttlSeconds(until, now time.Time) int {
 	d := until.Sub(now)
 	if d <= 0 {
 		return 1
 	}
-	s := (d + time.Second - 1) / time.Second
+	s := (d+time.Second-1)/time.Second + 1
 	if s > maxTTL {
 		return maxTTL
 	}

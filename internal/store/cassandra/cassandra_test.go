@@ -422,7 +422,7 @@ func TestClaimAfterWindowBeforeTTL(t *testing.T) {
 	s := openStore(t, cfg)
 	ctx := context.Background()
 
-	// A window of 300 ms: the row gets TTL 1 s and outlives its window.
+	// A window of 300 ms: the row gets TTL 2 s and outlives its window.
 	t1, c1 := tokenFor("c", "k", "first", time.Hour, 300*time.Millisecond)
 	if _, claimed, err := s.Issue(ctx, t1, c1); err != nil || !claimed {
 		t.Fatalf("Issue: claimed=%v err=%v", claimed, err)
@@ -447,9 +447,10 @@ func TestClaimAfterWindowBeforeTTL(t *testing.T) {
 		t.Fatalf("Current = %+v, %v; want the second claim", have, err)
 	}
 	// The takeover carries the new TTL: the row is still there after the
-	// first row's TTL (1 s) would have ended. (A negative check: nothing
-	// to observe but the passing of time.)
-	deadline := c1.IssuedAt.Add(2 * time.Second)
+	// first row's TTL (2 s, counted from the whole second it was written
+	// in) would have ended. (A negative check: nothing to observe but the
+	// passing of time.)
+	deadline := c1.IssuedAt.Add(3 * time.Second)
 	for time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}

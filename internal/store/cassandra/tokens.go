@@ -253,8 +253,9 @@ func (s *Store) claim(ctx context.Context, cur *store.Current) (store.Current, b
 		if s.now().Before(have.ReuseUntil) {
 			return have, false, nil
 		}
-		// The holder's reuse window has passed but its TTL, rounded up to
-		// whole seconds and counted on the server's clock, has not.
+		// The holder's reuse window has passed but its TTL (whole seconds,
+		// one more than the window rounded up, counted from the whole
+		// second the server wrote it in: ttlSeconds) has not.
 		// Replace it only if it still holds that same stale token.
 		applied, err = s.takeover(ctx, cur, have.TokenHash)
 		if err != nil {

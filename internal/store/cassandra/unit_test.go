@@ -106,17 +106,47 @@ func TestTTLSeconds(t *testing.T) {
 	}{
 		{-time.Hour, 1},
 		{0, 1},
-		{time.Millisecond, 1},
-		{time.Second, 1},
-		{time.Second + time.Millisecond, 2},
-		{1500 * time.Millisecond, 2},
-		{time.Hour, 3600},
-		{30 * 24 * time.Hour, 2592000},
+		{time.Millisecond, 2},
+		{time.Second, 2},
+		{time.Second + time.Millisecond, 3},
+		{1500 * time.Millisecond, 3},
+		{1990 * time.Millisecond, 3},
+		{time.Hour, 3601},
+		{30 * 24 * time.Hour, 2592001},
 		{100 * 365 * 24 * time.Hour, maxTTL},
 	}
 	for _, tc := range tests {
 		if got := ttlSeconds(now.Add(tc.d), now); got != tc.want {
 			t.Errorf("ttlSeconds(now%+v) = %d, want %d", tc.d, got, tc.want)
+		}
+	}
+}
+
+// TestTTLOutlivesUntilOnServerClock models Cassandra's expiry rule: a cell
+// written at server time t with TTL n is live while the server's whole
+// second is below floor(t) + n. A row written at any phase of a second, at
+// or after the gateway computed its TTL, must be live until `until`
+// (issue 18: a slot row written at x.97 s for a 1.99 s window died at
+// x+2 s, and a second token was claimed into the window).
+func TestTTLOutlivesUntilOnServerClock(t *testing.T) {
+	base := time.Date(2026, 12, 3, 7, 17, 29, 0, time.UTC)
+	for _, phase := range []time.Duration{0, time.Millisecond, 500 * time.Millisecond, 970 * time.Millisecond, 999 * time.Millisecond} {
+		for _, d := range []time.Duration{time.Millisecond, 300 * time.Millisecond, time.Second, 1990 * time.Millisecond,
+			2 * time.Second, 2001 * time.Millisecond, 5 * time.Minute} {
+			for _, lag := range []time.Duration{0, 40 * time.Millisecond, 900 * time.Millisecond} {
+				now := base.Add(phase)
+				until := now.Add(d)
+				applied := now.Add(lag) // the server applies the write after the gateway's now
+				ttl := ttlSeconds(until, now)
+				dies := time.Unix(applied.Unix()+int64(ttl), 0) // floor(t) + n
+				if dies.Before(until) {
+					t.Errorf("now %s, until +%v, applied +%v: TTL %d s dies at %s, before %s",
+						now.Format("05.000"), d, lag, ttl, dies.Format("05.000"), until.Format("05.000"))
+				}
+				if late := dies.Sub(until); late > 2*time.Second+lag {
+					t.Errorf("now %s, until +%v: TTL %d s outlives until by %v", now.Format("05.000"), d, ttl, late)
+				}
+			}
 		}
 	}
 }
