@@ -459,6 +459,67 @@ func TestClaimAfterWindowBeforeTTL(t *testing.T) {
 	}
 }
 
+// TestSlotRowLivesUntilWindowEnd: a slot row written late in a server
+// second lives until its reuse window ends, and another replica's claim
+// inside the window loses to it (issue 18: Cassandra counts a TTL from the
+// whole second of the write, so a 1.5 s window claimed at x.9 s with TTL
+// ceil(1.5 s) = 2 died at x+2 s, 0.4 s before its window ended, and the
+// other replica's claim applied: two tokens for one window).
+//
+// The claim is made late in a wall-clock second and the test checks, by
+// the row's write time, that the old rounding would have let it die
+// before the moment it looks; it waits for the clock to reach that moment
+// (nothing to observe but the passing of time).
+func TestSlotRowLivesUntilWindowEnd(t *testing.T) {
+	cfg := sharedConfig(t)
+	raw := rawSession(t)
+	truncate(t, raw, cfg.Keyspace)
+	winner, other := openStore(t, cfg), openStore(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const window = 1500 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		if attempt == 5 {
+			t.Fatal("no claim landed late enough in a server second to test the TTL rounding in 5 attempts")
+		}
+		// Late in a second: 900..950 ms.
+		for now := time.Now(); now.Nanosecond() < 900e6 || now.Nanosecond() >= 950e6; now = time.Now() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		key := fmt.Sprintf("k%d", attempt)
+		t1, c1 := tokenFor("c", key, "late", time.Hour, window)
+		if _, claimed, err := winner.Issue(ctx, t1, c1); err != nil || !claimed {
+			t.Fatalf("Issue: claimed=%v err=%v", claimed, err)
+		}
+		var wt int64 // the write's server timestamp, microseconds
+		if err := raw.Query(fmt.Sprintf(`SELECT WRITETIME(token_hash) FROM %s.current_tokens WHERE client_id = 'c' AND reuse_key = ?`, cfg.Keyspace), key).
+			Consistency(gocql.One).Scan(&wt); err != nil {
+			t.Fatal(err)
+		}
+		look := c1.ReuseUntil.Add(-200 * time.Millisecond)
+		// With the TTL rounded up alone (2 s), the row dies at the whole
+		// second of the write plus 2.
+		oldDeath := time.Unix(wt/1e6+2, 0)
+		if !oldDeath.Before(look) {
+			continue // the write slipped into the next second: try again
+		}
+		for time.Now().Before(look) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		cur, err := other.Current(ctx, "c", key)
+		if err != nil || !bytes.Equal(cur.TokenHash, t1.Hash) {
+			t.Fatalf("Current %v before the window ends (the old TTL died at %s): %+v, %v; want the claim",
+				c1.ReuseUntil.Sub(time.Now()).Round(time.Millisecond), oldDeath.Format("15:04:05.000"), cur, err)
+		}
+		t2, c2 := tokenFor("c", key, "second", time.Hour, window)
+		got, claimed, err := other.Issue(ctx, t2, c2)
+		if err != nil || claimed || !bytes.Equal(got.TokenHash, t1.Hash) {
+			t.Fatalf("a second claim inside the window: claimed=%v err=%v hash=%x; want the first claim", claimed, err, got.TokenHash)
+		}
+		return
+	}
+}
+
 // TestRevokeKeepsNewerClaim: revoking a token whose slot has since
 // been claimed by another token leaves that claim alone.
 func TestRevokeKeepsNewerClaim(t *testing.T) {
