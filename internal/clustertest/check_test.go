@@ -38,6 +38,20 @@ func TestCheck(t *testing.T) {
 		{name: "two replicas minted for one key in one window", ops: []Op{
 			tok("c", "A", 0, 1, 1), tok("c", "B", 1, 1.2, 1.2), tok("c", "A", 0, 3, 1),
 		}, want: "invariant 1: key c||gen0: tokens …token-A"},
+		// Issue 18's rehearsal, with its recorded spans: replica 1 minted A
+		// at once (expires_in 4, a mint's ceil), replica 0 answered a slow
+		// request with B (expires_in 3), and B again with expires_in 2 by
+		// 31.305, so B was minted by 30.305, while A's window runs to
+		// 31.955 at the earliest (30.955 if A's answer was a joined mint's
+		// ceil): a certain overlap even with the 1.5 s slack. The store's
+		// cause: A's slot row died at the whole second of its write plus
+		// its TTL (31.000), and replica 0's claim applied after that.
+		{name: "issue 18: a slow replica's mint inside a short window", ops: []Op{
+			{Kind: KindToken, Client: "s", Replica: 1, Start: at(29.955), End: at(30.052), Status: http.StatusOK, Token: "token-A", ExpiresIn: 4},
+			{Kind: KindToken, Client: "s", Replica: 0, Start: at(29.954), End: at(31.195), Status: http.StatusOK, Token: "token-B", ExpiresIn: 3},
+			{Kind: KindToken, Client: "s", Replica: 0, Start: at(31.250), End: at(31.305), Status: http.StatusOK, Token: "token-B", ExpiresIn: 2},
+			{Kind: KindToken, Client: "s", Replica: 1, Start: at(31.100), End: at(31.150), Status: http.StatusOK, Token: "token-A", ExpiresIn: 2},
+		}, want: "invariant 1: key s||gen0: tokens …token-A"},
 		{name: "handed out after its window", ops: []Op{
 			tok("s", "X", 0, 1, 1), tok("s", "X", 1, 6, 1),
 		}, want: "after its reuse window"},
