@@ -53,20 +53,25 @@ func (s *Store) ClaimAssertion(ctx context.Context, scope string, jtiHash []byte
 	if strings.IndexByte(scope, 0) >= 0 || len(jtiHash) == 0 {
 		return errors.New("cassandra: claim assertion: scope with NUL or empty jti hash")
 	}
-	id := make([]byte, 16)
-	_, _ = rand.Read(id)
-	applied, err := s.session.Query(qClaimJTI, scope, jtiHash, id, until, ttlSeconds(until, s.now())).
-		MapScanCASContext(ctx, map[string]any{})
-	if err != nil {
-		if maybeApplied(err) {
-			s.releaseJTI(ctx, scope, bytes.Clone(jtiHash), id)
+	replay := false
+	err := s.withQuorum("claim assertion", true, func() error {
+		id := make([]byte, 16)
+		_, _ = rand.Read(id)
+		applied, err := s.session.Query(qClaimJTI, scope, jtiHash, id, until, ttlSeconds(until, s.now())).
+			MapScanCASContext(ctx, map[string]any{})
+		if err != nil {
+			if maybeApplied(err) {
+				s.releaseJTI(ctx, scope, bytes.Clone(jtiHash), id)
+			}
+			return classify("claim assertion", err)
 		}
-		return classify("claim assertion", err)
-	}
-	if !applied {
+		replay = !applied
+		return nil
+	})
+	if err == nil && replay {
 		return store.ErrReplay
 	}
-	return nil
+	return err
 }
 
 // releaseJTI deletes a claim if it is still attempt id's: best effort, in

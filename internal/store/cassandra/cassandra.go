@@ -126,12 +126,19 @@ type Store struct {
 	// resends counts writes sent again after an unknown outcome (execSure).
 	resends atomic.Uint64
 	// shortHosts is how many nodes down can leave a partition without a
-	// quorum (degraded.go); hostsDown and readFault, set only by tests,
-	// replace the driver's count of down hosts and run the reads of
-	// scanDegradable in place of the store.
+	// quorum, quorumSize how many replicas a quorum needs (degraded.go),
+	// both from the keyspace's replication; hostsHook and readFault, set
+	// only by tests, replace the driver's count of hosts up and down and
+	// run the reads of scanDegradable in place of the store.
 	shortHosts int
-	hostsDown  func() int
+	quorumSize int
+	hostsHook  func() (up, down int)
 	readFault  func(cons gocql.Consistency, run func() error) error
+	// The quorum gate (degraded.go): the next probe's time and the end of
+	// the time a probe's success opened it (unix ns, on now's clock), and
+	// how many operations it let through as probes and refused.
+	probeAt, quorumSeenUntil    atomic.Int64
+	quorumProbes, quorumRefused atomic.Uint64
 }
 
 // Open connects to the cluster in cfg and checks that the keyspace and its
@@ -179,8 +186,16 @@ func Open(ctx context.Context, cfg config.Cassandra, opts Options) (*Store, erro
 		readCons:     readConsistency(cons),
 		slotReadCons: quorumAtLeast(readConsistency(cons)),
 		timeout:      cluster.Timeout,
-		shortHosts:   shortHostsFor(cfg.Replication),
 	}
+	// The keyspace's replication as the cluster has it (the driver's
+	// metadata), else as configured.
+	repl := cfg.Replication
+	if md, err := session.KeyspaceMetadata(cfg.Keyspace); err == nil {
+		if r := replicationOf(md); len(factors(r)) > 0 {
+			repl = r
+		}
+	}
+	s.shortHosts, s.quorumSize = shortHostsFor(repl), quorumSizeFor(repl, cons)
 	return s, nil
 }
 

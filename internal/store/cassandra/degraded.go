@@ -3,11 +3,14 @@ package cassandra
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
+
+	"github.com/tokengw/tokengw/internal/store"
 )
 
 // Reads on the reuse path degrade to one replica while a quorum is short.
@@ -44,8 +47,31 @@ import (
 // for one reuse slot.
 
 // quorumShortFor is how long a failed quorum read sends the reuse-path
-// reads straight to one replica.
+// reads straight to one replica, and how long a probe that reached a
+// quorum lets operations through the quorum gate (below).
 const quorumShortFor = time.Second
+
+// quorumProbeEvery is how often, while the driver sees too few nodes up
+// for any quorum, one operation that needs a quorum is still sent (a
+// probe: the driver may be cut off from nodes the cluster still reaches).
+const quorumProbeEvery = 500 * time.Millisecond
+
+// The quorum gate: with too few nodes up for any quorum (two of three down
+// with replication factor 3, in the driver's view), a write at QUORUM or a
+// lightweight transaction cannot succeed, yet each one sent costs the node
+// left a request thread for the whole server-side timeout (2 s for a
+// write, 5 s for a read) while it waits on replicas its failure detector
+// has not convicted yet (10 to 20 s after a SIGKILL). Issue 18's cluster
+// test saw those doomed mints, and doomed quorum reads, take every thread
+// of the one node left, so that the reads at ONE that reuse hits need
+// waited behind them and timed out. So, while a quorum is impossible, every
+// operation that needs one is refused at once (store.ErrUnavailable: 503
+// with Retry-After), except one probe per quorumProbeEvery; a probe that
+// succeeds opens the gate for quorumShortFor. Reuse-path reads go to one
+// replica at once, with no quorum attempt first.
+
+// errQuorumDown is the cause of an operation the quorum gate refused.
+var errQuorumDown = errors.New("too few nodes up for a quorum (the driver's view); not sent")
 
 // degradedFor is the consistency a read at c falls back to, and whether it
 // has one (ONE, LOCAL_ONE and ANY-mapped reads have nothing lower).
@@ -57,6 +83,12 @@ func degradedFor(c gocql.Consistency) (gocql.Consistency, bool) {
 		return gocql.One, true
 	}
 	return c, false
+}
+
+// needsQuorum reports whether a write at c needs more than one replica.
+func needsQuorum(c gocql.Consistency) bool {
+	_, ok := degradedFor(c)
+	return ok
 }
 
 // quorumShortErr reports whether a failed read says the consistency could
@@ -78,22 +110,70 @@ func (s *Store) quorumShortErr(err error) bool {
 	return false
 }
 
+// hostsUpDown is the driver's count of the nodes it sees up and down.
+func (s *Store) hostsUpDown() (up, down int) {
+	if s.hostsHook != nil {
+		return s.hostsHook()
+	}
+	for _, h := range s.session.GetHosts() {
+		if h.IsUp() {
+			up++
+		} else {
+			down++
+		}
+	}
+	return up, down
+}
+
 // quorumHostsDown reports whether the driver sees at least shortHosts
-// nodes down (never, when shortHosts is 0).
+// nodes down: enough that some partition may lack a quorum (never, when
+// shortHosts is 0).
 func (s *Store) quorumHostsDown() bool {
 	if s.shortHosts <= 0 {
 		return false
 	}
-	if s.hostsDown != nil {
-		return s.hostsDown() >= s.shortHosts
+	_, down := s.hostsUpDown()
+	return down >= s.shortHosts
+}
+
+// quorumImpossible reports whether the driver sees fewer nodes up than a
+// quorum of replicas: no partition can have one (never, when quorumSize is
+// 0: a LOCAL_ consistency over several datacenters, whose local one the
+// store does not know).
+func (s *Store) quorumImpossible() bool {
+	if s.quorumSize <= 1 {
+		return false
 	}
-	down := 0
-	for _, h := range s.session.GetHosts() {
-		if !h.IsUp() {
-			down++
+	up, _ := s.hostsUpDown()
+	return up < s.quorumSize
+}
+
+// replicationOf turns the driver's keyspace metadata into a replication
+// map ("class" and one factor per key), or nil.
+func replicationOf(md *gocql.KeyspaceMetadata) map[string]string {
+	if md == nil {
+		return nil
+	}
+	out := map[string]string{"class": md.StrategyClass}
+	for k, v := range md.StrategyOptions {
+		out[k] = fmt.Sprint(v)
+	}
+	return out
+}
+
+// factors are the replication factors of a replication map: one for
+// SimpleStrategy (replication_factor), one per datacenter otherwise.
+func factors(replication map[string]string) []int {
+	var out []int
+	for k, v := range replication {
+		if k == "class" {
+			continue
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
+			out = append(out, n)
 		}
 	}
-	return down >= s.shortHosts
+	return out
 }
 
 // shortHostsFor is how many nodes down can leave a partition without a
@@ -102,18 +182,37 @@ func (s *Store) quorumHostsDown() bool {
 // replication map names no factor.
 func shortHostsFor(replication map[string]string) int {
 	rf := 0
-	for k, v := range replication {
-		if k == "class" {
-			continue
-		}
-		if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > rf {
-			rf = n
-		}
+	for _, n := range factors(replication) {
+		rf = max(rf, n)
 	}
 	if rf < 2 {
 		return 0
 	}
 	return rf - rf/2
+}
+
+// quorumSizeFor is how many replicas a quorum at consistency c needs: a
+// majority of all replicas (every datacenter's) for QUORUM, of the one
+// datacenter's for a LOCAL_ consistency; 0 when that cannot be told (a
+// LOCAL_ consistency and several datacenters) or nothing needs a quorum.
+func quorumSizeFor(replication map[string]string, c gocql.Consistency) int {
+	f := factors(replication)
+	if len(f) == 0 {
+		return 0
+	}
+	rf := 0
+	switch {
+	case c == gocql.LocalOne || c == gocql.LocalQuorum:
+		if len(f) != 1 {
+			return 0
+		}
+		rf = f[0]
+	default:
+		for _, n := range f {
+			rf += n
+		}
+	}
+	return rf/2 + 1
 }
 
 // quorumShort reports whether a quorum read failed less than
@@ -122,17 +221,44 @@ func (s *Store) quorumShort() bool { return s.now().UnixNano() < s.shortUntil.Lo
 
 func (s *Store) markQuorumShort() { s.shortUntil.Store(s.now().Add(quorumShortFor).UnixNano()) }
 
+// withQuorum runs fn, the statements of operation op, through the quorum
+// gate (above): at once while a quorum is possible; while it is not, as a
+// probe at most once per quorumProbeEvery, else not at all (an error
+// wrapping store.ErrUnavailable). lwt says fn runs a lightweight
+// transaction or a read that needs a quorum; without, fn's writes are at
+// the store's consistency and need a quorum only when that is one.
+func (s *Store) withQuorum(op string, lwt bool, fn func() error) error {
+	if !lwt && !needsQuorum(s.cons) || !s.quorumImpossible() {
+		return fn()
+	}
+	now := s.now().UnixNano()
+	if now >= s.quorumSeenUntil.Load() {
+		next := s.probeAt.Load()
+		if now < next || !s.probeAt.CompareAndSwap(next, now+int64(quorumProbeEvery)) {
+			s.quorumRefused.Add(1)
+			return fmt.Errorf("cassandra: %s: %w: %w", op, store.ErrUnavailable, errQuorumDown)
+		}
+		s.quorumProbes.Add(1)
+	}
+	err := fn()
+	if err == nil {
+		s.quorumSeenUntil.Store(s.now().Add(quorumShortFor).UnixNano())
+	}
+	return err
+}
+
 // scanDegradable runs an idempotent single-row read of the reuse path (the
-// package comment above): at the read consistency (under half the time ctx
-// has left while nodes are down), then, if that consistency could not be
-// met because a quorum is down, at one replica.
-// While a quorum is known to be short it goes to one replica at once.
+// package comment above): at the read consistency, then, if that
+// consistency could not be met because a quorum is down, at one replica
+// (under half the time ctx has left for the first attempt while nodes are
+// down). While a quorum is known to be short, or impossible with the nodes
+// the driver sees up, it goes to one replica at once.
 func (s *Store) scanDegradable(ctx context.Context, stmt string, args []any, dest ...any) error {
 	one, ok := degradedFor(s.readCons)
 	if !ok {
 		return s.idem(s.session.Query(stmt, args...)).Consistency(s.readCons).ScanContext(ctx, dest...)
 	}
-	if !s.quorumShort() {
+	if !s.quorumShort() && !s.quorumImpossible() {
 		// Half the caller's time for the quorum attempt only when a
 		// timeout could send the read to one replica (nodes are down);
 		// otherwise the quorum read has all of it (Unavailable is quick).

@@ -38,8 +38,24 @@ func Resends(s *Store) uint64 { return s.resends.Load() }
 func WaitBackground(s *Store) { s.bg.Wait() }
 
 // SetReadFault makes f run every reuse-path read (at consistency cons) in
-// place of the store, and hostsDown, when not nil, stand for the driver's
-// count of nodes it sees down.
-func SetReadFault(s *Store, f func(cons gocql.Consistency, run func() error) error, hostsDown func() int) {
-	s.readFault, s.hostsDown = f, hostsDown
+// place of the store, and hosts, when not nil, stand for the driver's
+// count of the nodes it sees up and down.
+func SetReadFault(s *Store, f func(cons gocql.Consistency, run func() error) error, hosts func() (up, down int)) {
+	s.readFault, s.hostsHook = f, hosts
 }
+
+// QuorumGate reports how many operations the quorum gate let through as
+// probes and how many it refused.
+func QuorumGate(s *Store) (probes, refused uint64) {
+	return s.quorumProbes.Load(), s.quorumRefused.Load()
+}
+
+// Replication reports how many nodes down can leave a partition without a
+// quorum, and how many replicas a quorum needs, as Open read them.
+func Replication(s *Store) (shortHosts, quorumSize int) { return s.shortHosts, s.quorumSize }
+
+// ErrQuorumDown is the cause of an operation the quorum gate refused.
+var ErrQuorumDown = errQuorumDown
+
+// SetQuorumSize replaces how many replicas s takes a quorum to need.
+func SetQuorumSize(s *Store, n int) { s.quorumSize = n }

@@ -24,6 +24,13 @@ import (
 // so it cannot remove a newer claim; a quorum read first skips the Paxos
 // round when the row points elsewhere, as it does for most revocations.
 func (s *Store) Revoke(ctx context.Context, hash []byte) error {
+	// The reuse row is read at a quorum at least: the gate as for a
+	// lightweight transaction.
+	return s.withQuorum("revoke", true, func() error { return s.revoke(ctx, hash) })
+}
+
+// revoke is Revoke past the quorum gate.
+func (s *Store) revoke(ctx context.Context, hash []byte) error {
 	t, err := s.Token(ctx, hash)
 	if err != nil {
 		return err
@@ -69,9 +76,11 @@ func (s *Store) ClearCurrents(ctx context.Context, clientID string) error {
 	if s.errClosed() {
 		return store.ErrClosed
 	}
-	err := s.idem(s.session.Query(qClearCurrents, clientID)).
-		DefaultTimestamp(false).ExecContext(ctx)
-	return classify("clear currents", err)
+	return s.withQuorum("clear currents", false, func() error {
+		err := s.idem(s.session.Query(qClearCurrents, clientID)).
+			DefaultTimestamp(false).ExecContext(ctx)
+		return classify("clear currents", err)
+	})
 }
 
 // revokeParallel bounds the tokens RevokeClient revokes concurrently (each

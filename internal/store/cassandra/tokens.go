@@ -77,6 +77,20 @@ func (s *Store) Issue(ctx context.Context, tok store.Token, cur *store.Current) 
 	if err := ctx.Err(); err != nil {
 		return store.Current{}, false, fmt.Errorf("cassandra: issue: %w", err)
 	}
+	var (
+		have    store.Current
+		claimed bool
+	)
+	err := s.withQuorum("issue", cur != nil, func() error {
+		var err error
+		have, claimed, err = s.issue(ctx, tok, cur)
+		return err
+	})
+	return have, claimed, err
+}
+
+// issue is Issue past the quorum gate.
+func (s *Store) issue(ctx context.Context, tok store.Token, cur *store.Current) (store.Current, bool, error) {
 	if cur == nil {
 		return store.Current{}, false, s.insertToken(ctx, tok, nil)
 	}

@@ -281,3 +281,41 @@ func TestShortHostsFor(t *testing.T) {
 		}
 	}
 }
+
+func TestQuorumSizeFor(t *testing.T) {
+	simple := func(rf string) map[string]string {
+		return map[string]string{"class": "SimpleStrategy", "replication_factor": rf}
+	}
+	twoDC := map[string]string{"class": "NetworkTopologyStrategy", "dc1": "3", "dc2": "3"}
+	for _, tc := range []struct {
+		repl map[string]string
+		cons gocql.Consistency
+		want int
+	}{
+		{simple("1"), gocql.Quorum, 1},
+		{simple("3"), gocql.Quorum, 2},
+		{simple("5"), gocql.Quorum, 3},
+		{simple("3"), gocql.LocalQuorum, 2},
+		{twoDC, gocql.Quorum, 4},
+		// The local datacenter of several is not known: never gate.
+		{twoDC, gocql.LocalQuorum, 0},
+		{map[string]string{"class": "NetworkTopologyStrategy", "dc1": "3"}, gocql.LocalQuorum, 2},
+		{nil, gocql.Quorum, 0},
+		{map[string]string{"class": "SimpleStrategy", "replication_factor": "x"}, gocql.Quorum, 0},
+	} {
+		if got := quorumSizeFor(tc.repl, tc.cons); got != tc.want {
+			t.Errorf("quorumSizeFor(%v, %v) = %d, want %d", tc.repl, tc.cons, got, tc.want)
+		}
+	}
+}
+
+func TestNeedsQuorum(t *testing.T) {
+	for c, want := range map[gocql.Consistency]bool{
+		gocql.One: false, gocql.LocalOne: false, gocql.Any: false,
+		gocql.Quorum: true, gocql.LocalQuorum: true, gocql.All: true, gocql.Two: true,
+	} {
+		if got := needsQuorum(c); got != want {
+			t.Errorf("needsQuorum(%v) = %v, want %v", c, got, want)
+		}
+	}
+}

@@ -57,16 +57,21 @@ func (s *Store) UpstreamLease(ctx context.Context, key []byte, holder string, tt
 	if s.errClosed() {
 		return false, store.ErrClosed
 	}
-	until := s.now().Add(ttl)
-	applied, err := s.session.Query(qUpLease, key, holder, until, ttlSeconds(until, s.now())).
-		MapScanCASContext(ctx, map[string]any{})
-	if err != nil {
-		if maybeApplied(err) {
-			_ = s.UpstreamRelease(context.WithoutCancel(ctx), key, holder)
+	applied := false
+	err := s.withQuorum("upstream: lease", true, func() error {
+		until := s.now().Add(ttl)
+		var err error
+		applied, err = s.session.Query(qUpLease, key, holder, until, ttlSeconds(until, s.now())).
+			MapScanCASContext(ctx, map[string]any{})
+		if err != nil {
+			if maybeApplied(err) {
+				_ = s.UpstreamRelease(context.WithoutCancel(ctx), key, holder)
+			}
+			return classify("upstream: lease", err)
 		}
-		return false, classify("upstream: lease", err)
-	}
-	return applied, nil
+		return nil
+	})
+	return applied, err
 }
 
 // UpstreamRelease implements store.Upstream.
@@ -87,18 +92,20 @@ func (s *Store) PutUpstream(ctx context.Context, entries ...store.UpstreamEntry)
 	if s.errClosed() {
 		return store.ErrClosed
 	}
-	for _, e := range entries {
-		now := s.now()
-		if !now.Before(e.ExpiresAt) {
-			continue // dead on arrival: nothing to keep
+	return s.withQuorum("upstream: put", false, func() error {
+		for _, e := range entries {
+			now := s.now()
+			if !now.Before(e.ExpiresAt) {
+				continue // dead on arrival: nothing to keep
+			}
+			err := s.session.Query(qUpPut, e.Key, e.Ref, e.Sealed, e.StoredAt, e.ExpiresAt, ttlSeconds(e.ExpiresAt, now)).
+				Idempotent(true).ExecContext(ctx)
+			if err != nil {
+				return classify("upstream: put", err)
+			}
 		}
-		err := s.session.Query(qUpPut, e.Key, e.Ref, e.Sealed, e.StoredAt, e.ExpiresAt, ttlSeconds(e.ExpiresAt, now)).
-			Idempotent(true).ExecContext(ctx)
-		if err != nil {
-			return classify("upstream: put", err)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func (s *Store) upstreamRow(ctx context.Context, key []byte, cons gocql.Consistency) (store.UpstreamEntry, error) {
