@@ -28,6 +28,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/allegro/bigcache/v3"
 	"golang.org/x/sync/singleflight"
@@ -124,6 +125,11 @@ type Result struct {
 	IssuedAt  time.Time
 	ExpiresAt time.Time
 	Outcome   Outcome
+	// JudgedAt is the instant an L1 hit was judged reusable at (zero for
+	// any other outcome): a microsecond before the answer is written, so
+	// the answer's expires_in can be computed at it without reading the
+	// clock again.
+	JudgedAt time.Time
 }
 
 // ExpiresIn is the response's expires_in at now.
@@ -309,7 +315,7 @@ func (r *Reuser) Token(ctx context.Context, req Request) (Result, error) {
 	if e, ok := r.l1(ck); ok && r.opts.Policy.Reusable(e.iat, e.exp, now) {
 		if r.fresh(e, now) {
 			r.l1Hits.Add(1)
-			return Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit}, nil
+			return Result{Token: e.token, IssuedAt: e.iat, ExpiresAt: e.exp, Outcome: L1Hit, JudgedAt: now}, nil
 		}
 		// Stale: re-check against the store (collapsed per key).
 	}
@@ -520,7 +526,11 @@ func (r *Reuser) l1(ck string) (entry, bool) {
 		iat:     time.UnixMilli(int64(binary.BigEndian.Uint64(b[0:]))),
 		exp:     time.UnixMilli(int64(binary.BigEndian.Uint64(b[8:]))),
 		checked: time.Unix(0, int64(binary.BigEndian.Uint64(b[16:]))),
-		token:   string(b[entryHeader:]),
+		// bigcache's Get returns a copy of the entry ("copy on read"), b
+		// is this call's alone and never written again: the token can be
+		// a view of it instead of a second copy
+		// (TestL1TokenSurvivesOverwrite).
+		token: unsafe.String(&b[entryHeader], len(b)-entryHeader),
 	}, true
 }
 

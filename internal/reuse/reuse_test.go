@@ -432,3 +432,31 @@ func TestEvictClientDropsAllItsL1Entries(t *testing.T) {
 		t.Fatalf("after EvictClient: %v", a3.Outcome)
 	}
 }
+
+// TestL1TokenSurvivesOverwrite: the token an L1 read returns is a view of
+// the bytes bigcache handed out, so it must not change when the cache
+// writes over that entry and fills its shards with other entries.
+func TestL1TokenSurvivesOverwrite(t *testing.T) {
+	e := newEnv(t, true)
+	res, err := e.r.Token(context.Background(), req("c1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ck := keys(req("c1"))
+	got, ok := e.r.l1(ck)
+	if !ok {
+		t.Fatal("no L1 entry after a mint")
+	}
+	want := string([]byte(got.token)) // an independent copy
+	if want != res.Token {
+		t.Fatalf("L1 token %q, minted %q", want, res.Token)
+	}
+	other := Result{Token: string(bytes.Repeat([]byte{'x'}, len(res.Token))), IssuedAt: res.IssuedAt, ExpiresAt: res.ExpiresAt}
+	e.r.setL1(ck, other, e.clk.Now(), 0)
+	for i := range 20000 {
+		e.r.setL1(fmt.Sprintf("fill-%d", i), other, e.clk.Now(), 0)
+	}
+	if got.token != want {
+		t.Fatalf("the token read from L1 changed when the cache was overwritten: %q, was %q", got.token, want)
+	}
+}

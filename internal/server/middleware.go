@@ -218,16 +218,23 @@ func callerAddr(ip netip.Addr) netip.Addr {
 }
 
 // perIPLimit counts the requests in flight per caller address. An address
-// holds an entry only while it has requests in flight, so the map is bounded
-// by the requests in flight.
+// holds an entry while it has requests in flight, and up to idleKeep
+// addresses per shard keep theirs at zero after their last request ends,
+// so a caller that comes back (a client on keep-alive asking on every
+// call) costs no map insert and delete per request. The map is bounded by
+// the requests in flight plus idleKeep per shard.
 type perIPLimit struct {
 	max    int32
 	shards [64]ipShard
 }
 
+// idleKeep is how many idle (zero) entries a shard of perIPLimit keeps.
+const idleKeep = 8
+
 type ipShard struct {
-	mu sync.Mutex
-	n  map[netip.Addr]int32
+	mu   sync.Mutex
+	n    map[netip.Addr]int32
+	idle int // entries at zero
 }
 
 func newPerIPLimit(max int) *perIPLimit {
@@ -247,10 +254,14 @@ func (p *perIPLimit) acquire(a netip.Addr) bool {
 	sh := p.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.n[a] >= p.max {
+	n, ok := sh.n[a]
+	if n >= p.max {
 		return false
 	}
-	sh.n[a]++
+	if ok && n == 0 {
+		sh.idle--
+	}
+	sh.n[a] = n + 1
 	return true
 }
 
@@ -258,9 +269,16 @@ func (p *perIPLimit) release(a netip.Addr) {
 	sh := p.shard(a)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.n[a] <= 1 {
+	n, ok := sh.n[a]
+	switch {
+	case !ok || n <= 0:
+		return // not acquired: nothing to give back
+	case n > 1:
+		sh.n[a] = n - 1
+	case sh.idle < idleKeep:
+		sh.n[a] = 0
+		sh.idle++
+	default:
 		delete(sh.n, a)
-		return
 	}
-	sh.n[a]--
 }

@@ -133,7 +133,10 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, info *reqInfo, r
 		return
 	}
 	info.outcome = res.Outcome.String()
-	now := s.now()
+	now := res.JudgedAt // an L1 hit: the reuser's clock read of a moment ago
+	if now.IsZero() {
+		now = s.now()
+	}
 	expiresIn := res.ExpiresIn(now)
 	if res.Outcome == reuse.Minted {
 		left := res.ExpiresAt.Sub(now)
