@@ -209,14 +209,17 @@ func (s *Set[K]) Blocked(key K, l Limit) (bool, time.Duration) {
 		return false, 0
 	}
 	l = l.normalized()
-	now := s.now()
 	sh := s.shard(key)
 	sh.mu.Lock()
-	e, _ := s.lookup(sh, key, l, now, false)
-	var wait time.Duration
-	if e != nil {
-		wait = waitOne(e.lim, l.Rate, now, e.lim.TokensAt(now))
+	if sh.m[key] == nil {
+		// The common case, a caller that has not failed: no bucket, so
+		// no clock read either.
+		sh.mu.Unlock()
+		return false, 0
 	}
+	now := s.now()
+	e, _ := s.lookup(sh, key, l, now, false)
+	wait := waitOne(e.lim, l.Rate, now, e.lim.TokensAt(now))
 	sh.mu.Unlock()
 	if wait <= 0 {
 		return false, 0
