@@ -119,6 +119,10 @@ func (s Spec) Client() (store.Client, error) {
 		var fe *limiter.FieldError
 		if err := (limiter.Limit{Rate: l.Rate, Burst: l.Burst}).Validate(); errors.As(err, &fe) {
 			add(&SpecError{"limit." + fe.Field, fe.Msg})
+		} else if l.Rate == 0 && l.Burst > 0 {
+			// Rate 0 is unlimited: a burst alone would be stored and
+			// shown, and limit nothing.
+			add(&SpecError{"limit.rate", fmt.Sprintf("must be set (> 0) with burst %d: rate 0 is unlimited and ignores burst", l.Burst)})
 		}
 		lim := *l
 		c.Limit = &lim

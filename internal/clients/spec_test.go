@@ -53,6 +53,7 @@ func TestSpecClient(t *testing.T) {
 		{"rate negative", func(s *clients.Spec) { s.Limit = &store.Limit{Rate: -1, Burst: 1} }, "limit.rate"},
 		{"rate without burst", func(s *clients.Spec) { s.Limit = &store.Limit{Rate: 1} }, "limit.burst"},
 		{"unlimited", func(s *clients.Spec) { s.Limit = &store.Limit{} }, ""},
+		{"burst without rate", func(s *clients.Spec) { s.Limit = &store.Limit{Burst: 10} }, "limit.rate"},
 		{"bad secret hash", func(s *clients.Spec) { s.SecretHash = "$argon2id$nope" }, "secret_hash"},
 		{"client_secret_basic", func(s *clients.Spec) { s.AuthMethod = "client_secret_basic" }, ""},
 		{"client_secret_post", func(s *clients.Spec) { s.AuthMethod = "client_secret_post" }, ""},
