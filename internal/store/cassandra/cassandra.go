@@ -346,8 +346,10 @@ func newCluster(cfg config.Cassandra, cons gocql.Consistency) (*gocql.ClusterCon
 	return cluster, nil
 }
 
-// Close closes the session (in-flight statements fail) and waits for
-// background slot releases to end. Further calls return store.ErrClosed.
+// Close lets the background slot releases already started finish (each
+// on its own deadline, the query timeout, so this waits at most about
+// that long; none starts after Close began), then closes the session
+// (in-flight statements fail). Further calls return store.ErrClosed.
 func (s *Store) Close() error {
 	s.bgMu.Lock()
 	already := s.closed.Swap(true)
@@ -355,8 +357,8 @@ func (s *Store) Close() error {
 	if already {
 		return nil
 	}
-	s.session.Close()
 	s.bg.Wait()
+	s.session.Close()
 	return nil
 }
 

@@ -182,3 +182,32 @@ func TestLoserWaitsForSlowWinner(t *testing.T) {
 		t.Fatalf("loser against a slow winner: claimed %v, holder %x, %v; want the winner's token", r.claimed, r.have.TokenHash, r.err)
 	}
 }
+
+// TestCloseLetsReleaseLand: a slot release started just before Close (a
+// mint whose index row failed gives its slot back in the background) still
+// lands: Close waits for it before it closes the session, so a replica
+// shutting down does not leave the slot naming a token never handed out
+// for the rest of its reuse window.
+func TestCloseLetsReleaseLand(t *testing.T) {
+	cfg := sharedConfig(t)
+	s := openStore(t, cfg)
+	cassandra.SetWriteFault(s, func(op string, run func() error) error {
+		if op == "issue: insert token index" {
+			return &gocql.RequestErrUnavailable{Consistency: gocql.Quorum, Required: 2, Alive: 1}
+		}
+		return run()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := "close-" + fmt.Sprint(time.Now().UnixNano())
+	tok, cur := tokenFor(client, "read", "close", time.Hour, 30*time.Minute)
+	if _, _, err := s.Issue(ctx, tok, cur); err == nil {
+		t.Fatal("Issue with the index row failing succeeded")
+	}
+	if err := s.Close(); err != nil { // at once: the release is in flight
+		t.Fatal(err)
+	}
+	if h := slotHash(t, cfg.Keyspace, client, "read"); h != nil {
+		t.Fatalf("slot still held (%x) after Close: the release started before it did not land", h)
+	}
+}
