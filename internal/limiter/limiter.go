@@ -116,6 +116,11 @@ type Set[K comparable] struct {
 	seed   maphash.Seed
 	shards []shard[K]
 
+	// buckets counts the entries of every shard, so Blocked can answer a
+	// Set that holds none (no caller has failed lately) without a lock.
+	// Changed under the shard's mutex, next to the map it counts.
+	buckets atomic.Int64
+
 	rejectedConsumer   atomic.Uint64
 	rejectedFailedAuth atomic.Uint64
 	forcedEvictions    atomic.Uint64
@@ -206,6 +211,13 @@ func (s *Set[K]) Allow(key K, l Limit) Decision {
 // request, before authenticating the client.
 func (s *Set[K]) Blocked(key K, l Limit) (bool, time.Duration) {
 	if l.Unlimited() {
+		return false, 0
+	}
+	if s.buckets.Load() == 0 {
+		// No bucket anywhere: nobody is blocked, and neither the key's
+		// hash nor its shard's mutex is needed. A bucket created
+		// concurrently (a Strike racing this call) is one this call
+		// could equally have run before.
 		return false, 0
 	}
 	l = l.normalized()
@@ -309,7 +321,7 @@ func (s *Set[K]) Sweep() int {
 		for e := sh.root.prev; e != &sh.root; {
 			prev := e.prev
 			if e.full(now) {
-				sh.remove(e)
+				s.remove(sh, e)
 				n++
 			}
 			e = prev
@@ -347,6 +359,7 @@ func (s *Set[K]) lookup(sh *shard[K], key K, l Limit, now time.Time, create bool
 		e = newEntry(key, l, now)
 		sh.m[key] = e
 		sh.pushFront(e)
+		s.buckets.Add(1)
 		return e, true
 	}
 	if e.limit != l {
@@ -370,7 +383,7 @@ func (s *Set[K]) lookup(sh *shard[K], key K, l Limit, now time.Time, create bool
 // len(sh.m)+1 steps. sh.mu must be held.
 func (s *Set[K]) makeRoom(sh *shard[K], now time.Time) {
 	if back := sh.root.prev; back != &sh.root && back.full(now) {
-		sh.remove(back)
+		s.remove(sh, back)
 	}
 	if len(sh.m) < sh.max {
 		return
@@ -379,10 +392,10 @@ func (s *Set[K]) makeRoom(sh *shard[K], now time.Time) {
 		e := sh.root.prev
 		switch {
 		case e.full(now):
-			sh.remove(e)
+			s.remove(sh, e)
 			return
 		case !e.used:
-			sh.remove(e)
+			s.remove(sh, e)
 			s.forcedEvictions.Add(1)
 			return
 		}
@@ -405,9 +418,10 @@ func (sh *shard[K]) unlink(e *entry[K]) {
 	e.prev, e.next = nil, nil
 }
 
-func (sh *shard[K]) remove(e *entry[K]) {
+func (s *Set[K]) remove(sh *shard[K], e *entry[K]) {
 	sh.unlink(e)
 	delete(sh.m, e.key)
+	s.buckets.Add(-1)
 }
 
 // newEntry returns an entry for key with a full bucket under l.

@@ -694,3 +694,45 @@ func TestTakeRefund(t *testing.T) {
 		t.Fatalf("Refund recreated a bucket: Len = %d", n)
 	}
 }
+
+// TestBlockedAfterBucketsComeAndGo holds Blocked's lock-free answer for an
+// empty Set to the count it reads: buckets made by Strike, evicted for
+// room, swept when full, and made again must leave the count equal to Len,
+// and a struck key is blocked whenever its bucket is there.
+func TestBlockedAfterBucketsComeAndGo(t *testing.T) {
+	s, clk := newSet(t, Options{MaxKeys: 8, Shards: 2})
+	l := Limit{Rate: 1, Burst: 1}
+	check := func(when string) {
+		t.Helper()
+		if got, want := s.buckets.Load(), int64(s.Len()); got != want {
+			t.Fatalf("%s: bucket count %d, Len %d", when, got, want)
+		}
+	}
+	if blocked, _ := s.Blocked("a", l); blocked {
+		t.Fatal("an empty set blocked a caller")
+	}
+	s.Strike("a", l)
+	check("one strike")
+	if blocked, wait := s.Blocked("a", l); !blocked || wait != time.Second {
+		t.Fatalf("struck key: blocked=%v wait=%v, want true 1s", blocked, wait)
+	}
+	for i := range 50 { // far past MaxKeys: evictions make room
+		s.Strike("k"+strconv.Itoa(i), l)
+	}
+	check("after evictions")
+	clk.Advance(2 * time.Second)
+	if n := s.Sweep(); n == 0 {
+		t.Fatal("Sweep removed nothing")
+	}
+	check("after sweep")
+	if s.buckets.Load() != 0 {
+		t.Fatalf("bucket count %d after every bucket refilled and was swept", s.buckets.Load())
+	}
+	s.Strike("a", l)
+	if blocked, _ := s.Blocked("a", l); !blocked {
+		t.Fatal("a key struck again after a sweep is not blocked")
+	}
+	s.Take("b", l)
+	s.Refund("b", l)
+	check("take and refund")
+}
