@@ -2,13 +2,11 @@ package server
 
 import (
 	"log/slog"
-	"math"
 	"net/http"
 	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tokengw/tokengw/internal/limiter"
@@ -184,13 +182,14 @@ func (s *Server) shed(next http.Handler) http.Handler {
 			}
 		}
 		if s.perIP != nil {
-			if !s.perIP.acquire(info.caller) {
+			slot := s.perIP.acquire(info.caller)
+			if slot == nil {
 				info.outcome = "shed"
 				oauth.WriteError(w, oauth.ErrRateLimited.
 					WithDescription("too many requests in progress from this address").WithRetryAfter(time.Second))
 				return
 			}
-			defer s.perIP.release(info.caller)
+			defer slot.release()
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -215,70 +214,4 @@ func callerAddr(ip netip.Addr) netip.Addr {
 		}
 	}
 	return ip
-}
-
-// perIPLimit counts the requests in flight per caller address. An address
-// holds an entry while it has requests in flight, and up to idleKeep
-// addresses per shard keep theirs at zero after their last request ends,
-// so a caller that comes back (a client on keep-alive asking on every
-// call) costs no map insert and delete per request. The map is bounded by
-// the requests in flight plus idleKeep per shard.
-type perIPLimit struct {
-	max    int32
-	shards [64]ipShard
-}
-
-// idleKeep is how many idle (zero) entries a shard of perIPLimit keeps.
-const idleKeep = 8
-
-type ipShard struct {
-	mu   sync.Mutex
-	n    map[netip.Addr]int32
-	idle int // entries at zero
-}
-
-func newPerIPLimit(max int) *perIPLimit {
-	p := &perIPLimit{max: int32(min(max, math.MaxInt32))}
-	for i := range p.shards {
-		p.shards[i].n = make(map[netip.Addr]int32)
-	}
-	return p
-}
-
-func (p *perIPLimit) shard(a netip.Addr) *ipShard {
-	b := a.As16()
-	return &p.shards[(b[15]^b[14]^b[13]^b[7])%uint8(len(p.shards))]
-}
-
-func (p *perIPLimit) acquire(a netip.Addr) bool {
-	sh := p.shard(a)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	n, ok := sh.n[a]
-	if n >= p.max {
-		return false
-	}
-	if ok && n == 0 {
-		sh.idle--
-	}
-	sh.n[a] = n + 1
-	return true
-}
-
-func (p *perIPLimit) release(a netip.Addr) {
-	sh := p.shard(a)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	n, ok := sh.n[a]
-	switch {
-	case !ok || n <= 0:
-		return // not acquired: nothing to give back
-	case n > 1:
-		sh.n[a] = n - 1
-	case sh.idle < idleKeep:
-		sh.n[a] = 0
-		sh.idle++
-	default:
-		delete(sh.n, a)
-	}
 }
