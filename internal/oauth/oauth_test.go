@@ -182,3 +182,31 @@ func TestWriteTokenEscapesWhenNeeded(t *testing.T) {
 		t.Fatalf("escaped path: %q %v", w.Body, err)
 	}
 }
+
+// TestTokenWriterReusesNothingVisible: responses written one after another
+// through one TokenWriter (long, short, escaped, without scope) each carry
+// exactly their own fields, headers included, whatever the pooled buffer
+// held before.
+func TestTokenWriterReusesNothingVisible(t *testing.T) {
+	var tw TokenWriter
+	cases := []TokenResponse{
+		{AccessToken: strings.Repeat("J", 900), TokenType: "Bearer", ExpiresIn: 3600, Scope: "read write"},
+		{AccessToken: "short", TokenType: "Bearer", ExpiresIn: 7},
+		{AccessToken: `a"b<`, TokenType: "Bearer", ExpiresIn: 1, Scope: "x"},
+		{AccessToken: strings.Repeat("K", 5000), TokenType: "Bearer", ExpiresIn: 60},
+		{AccessToken: "tail", TokenType: "Bearer", ExpiresIn: 59, Scope: "s"},
+	}
+	for round := range 3 {
+		for i, want := range cases {
+			w := httptest.NewRecorder()
+			tw.Write(w, want)
+			var got TokenResponse
+			if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil || got != want {
+				t.Fatalf("round %d case %d: body %q (%v), want %+v", round, i, w.Body, err, want)
+			}
+			if h := w.Header(); w.Code != 200 || h.Get("Cache-Control") != "no-store" || h.Get("Pragma") != "no-cache" || h.Get("Content-Type") != "application/json" {
+				t.Fatalf("round %d case %d: %d %v", round, i, w.Code, h)
+			}
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"sync"
 )
 
 // TokenResponse is the successful access token response (RFC 6749 §5.1).
@@ -34,14 +35,42 @@ var (
 
 // WriteToken writes a §5.1 success response.
 func WriteToken(w http.ResponseWriter, tr TokenResponse) {
+	writeToken(w, tr, nil)
+}
+
+// TokenWriter writes §5.1 success responses, as WriteToken does, from a pool
+// of buffers, so a response costs no allocation. A buffer is cleared before
+// it goes back: it held a token. Safe for concurrent use.
+type TokenWriter struct {
+	bufs sync.Pool // of *[]byte
+}
+
+// Write writes tr to w.
+func (t *TokenWriter) Write(w http.ResponseWriter, tr TokenResponse) {
+	bp, _ := t.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = writeToken(w, tr, (*bp)[:0])
+	clear(*bp)
+	if cap(*bp) <= 4096 { // a JWT with many claims need not stay pooled
+		t.bufs.Put(bp)
+	}
+}
+
+// writeToken writes tr to w, building it in buf, and returns the buffer
+// used.
+func writeToken(w http.ResponseWriter, tr TokenResponse, buf []byte) []byte {
 	// Hand-built JSON: the token is base64url and the scope is §3.3 ASCII
 	// without '"' or '\', so neither needs escaping; this keeps the hot path
 	// free of reflection. Anything else goes through encoding/json.
 	if !jsonSafe(tr.AccessToken) || !jsonSafe(tr.TokenType) || !jsonSafe(tr.Scope) {
 		writeJSON(w, http.StatusOK, tr)
-		return
+		return buf
 	}
-	buf := make([]byte, 0, 96+len(tr.AccessToken)+len(tr.Scope))
+	if need := 96 + len(tr.AccessToken) + len(tr.Scope); cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
 	buf = append(buf, `{"access_token":"`...)
 	buf = append(buf, tr.AccessToken...)
 	buf = append(buf, `","token_type":"`...)
@@ -59,6 +88,7 @@ func WriteToken(w http.ResponseWriter, tr TokenResponse) {
 	setNoStore(h)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf)
+	return buf
 }
 
 func jsonSafe(s string) bool {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/tokengw/tokengw/internal/limiter"
 	"github.com/tokengw/tokengw/internal/oauth"
@@ -34,6 +35,7 @@ type reqState struct {
 	info  reqInfo
 	sw    statusWriter
 	idHdr [1]string
+	idBuf [32]byte // the request id's bytes: idPrefix, "-", a decimal counter
 }
 
 // infoOf returns the record of the request whose writer w is: handlers and
@@ -82,9 +84,11 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		// log record, the status-recording writer and the X-Request-Id
 		// header value.
 		st := &reqState{}
-		var idBuf [48]byte
-		id := append(append(idBuf[:0], s.idPrefix...), '-')
-		st.info.id = string(strconv.AppendUint(id, s.idSeq.Add(1), 10))
+		id := append(append(st.idBuf[:0], s.idPrefix...), '-')
+		id = strconv.AppendUint(id, s.idSeq.Add(1), 10)
+		// The id's bytes are the record's own and never change: the
+		// string shares them (and keeps st alive while anything holds it).
+		st.info.id = unsafe.String(unsafe.SliceData(id), len(id))
 		st.idHdr[0] = st.info.id
 		w.Header()["X-Request-Id"] = st.idHdr[:] // canonical key; Set would allocate the slice
 		st.sw.ResponseWriter = w

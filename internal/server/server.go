@@ -190,6 +190,7 @@ type Server struct {
 
 	idPrefix string
 	forms    *oauth.FormReader // request bodies, at most set.MaxBodyBytes
+	tokenOut oauth.TokenWriter // every §5.1 response the token endpoint writes
 	tokenURL string            // set.Issuer + "/oauth2/token", an assertion's audience
 	// adminToken is server.admin_token's digest (admin API and introspection).
 	adminToken adminToken

@@ -143,7 +143,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, info *reqInfo, r
 		expiresIn = min(int64((left+time.Second-1)/time.Second), int64(req.Lifetime/time.Second))
 		expiresIn = max(expiresIn, 0)
 	}
-	oauth.WriteToken(w, oauth.TokenResponse{
+	s.tokenOut.Write(w, oauth.TokenResponse{
 		AccessToken: res.Token,
 		TokenType:   "Bearer",
 		ExpiresIn:   expiresIn,
