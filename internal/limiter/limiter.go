@@ -273,8 +273,8 @@ func (s *Set[K]) Take(key K, l Limit) Decision {
 }
 
 // Refund gives back one token taken by Take (the verification succeeded):
-// the bucket never holds more than its burst. A bucket evicted meanwhile is
-// not recreated.
+// the bucket never holds more than its burst, and one that is full again is
+// removed. A bucket evicted meanwhile is not recreated.
 func (s *Set[K]) Refund(key K, l Limit) {
 	if l.Unlimited() {
 		return
@@ -293,6 +293,12 @@ func (s *Set[K]) Refund(key K, l Limit) {
 	// TestTakeRefund holds it to that.
 	e.lim.AllowN(now, -1)
 	e.setFullAt(now, min(e.lim.TokensAt(now), float64(l.Burst)))
+	if e.full(now) {
+		// Full again, which is no bucket at all: drop it, so that a
+		// caller whose verifications succeed leaves the Set empty and
+		// Blocked answers without a lock.
+		s.remove(sh, e)
+	}
 }
 
 // Len returns the number of buckets held.

@@ -735,4 +735,7 @@ func TestBlockedAfterBucketsComeAndGo(t *testing.T) {
 	s.Take("b", l)
 	s.Refund("b", l)
 	check("take and refund")
+	if n := s.Len(); n != 1 {
+		t.Fatalf("Len = %d after a refunded Take, want 1 (a's bucket): a full bucket is kept", n)
+	}
 }
