@@ -67,7 +67,7 @@ const (
 // when credentials are missing or the Basic header is malformed,
 // oauth.ErrInvalidRequest when the client used more than one method.
 func FromRequest(r *http.Request, form url.Values) (Credentials, error) {
-	auth := r.Header.Values("Authorization")
+	auth := r.Header["Authorization"] // Header.Values without canonicalising a canonical key
 	if len(auth) > 1 {
 		return Credentials{}, oauth.ErrInvalidRequest.WithDescription("more than one Authorization header")
 	}

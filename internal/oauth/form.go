@@ -26,9 +26,24 @@ const maxFormParams = 10000
 // is sized once, so a three-parameter body costs two allocations instead of
 // five. Unescaped keys and values are substrings of body.
 func ParseForm(body string) (url.Values, error) {
+	form, _, err := ParseFormShape(body)
+	return form, err
+}
+
+// FormShape says what a parsed form holds that RFC 6749 §3.2 cares about,
+// so that a caller enforcing it need not walk the map when neither is
+// there (the common case).
+type FormShape struct {
+	Repeats bool // some parameter has more than one value
+	Empties bool // some value is the empty string
+}
+
+// ParseFormShape is ParseForm, also reporting the form's shape.
+func ParseFormShape(body string) (url.Values, FormShape, error) {
+	var shape FormShape
 	n := strings.Count(body, "&") + 1
 	if n > maxFormParams {
-		return nil, errors.New("oauth: number of form parameters exceeded limit")
+		return nil, shape, errors.New("oauth: number of form parameters exceeded limit")
 	}
 	form := make(url.Values, n)
 	vals := make([]string, n)
@@ -55,15 +70,19 @@ func ParseForm(body string) (url.Values, error) {
 			}
 			continue
 		}
+		if v == "" {
+			shape.Empties = true
+		}
 		if prev, ok := form[k]; ok {
 			form[k] = append(prev, v) // cap is 1: a copy of its own
+			shape.Repeats = true
 			continue
 		}
 		vals[used] = v
 		form[k] = vals[used : used+1 : used+1]
 		used++
 	}
-	return form, err
+	return form, shape, err
 }
 
 // FormReader reads request bodies of at most a fixed size through a pool of

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -27,9 +28,17 @@ func TestParseFormMatchesParseQuery(t *testing.T) {
 func checkParseForm(t *testing.T, body string) {
 	t.Helper()
 	want, wantErr := url.ParseQuery(body)
-	got, err := ParseForm(body)
+	got, shape, err := ParseFormShape(body)
 	if (err != nil) != (wantErr != nil) {
 		t.Fatalf("ParseForm(%q) error = %v, url.ParseQuery's = %v", body, err, wantErr)
+	}
+	var wantShape FormShape
+	for _, v := range want {
+		wantShape.Repeats = wantShape.Repeats || len(v) > 1
+		wantShape.Empties = wantShape.Empties || slices.Contains(v, "")
+	}
+	if shape != wantShape {
+		t.Fatalf("ParseFormShape(%q) shape = %+v, want %+v", body, shape, wantShape)
 	}
 	if len(got) == 0 && len(want) == 0 {
 		return

@@ -271,7 +271,11 @@ var errMalformedForm = errors.New("server: body is not valid application/x-www-f
 // server.max_body_bytes (refusing a larger one without reading it whole)
 // and rejects repeated parameters.
 func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
-	if ct := r.Header.Get("Content-Type"); ct != formType { // the common case skips the parser
+	var ct string
+	if v := r.Header["Content-Type"]; len(v) > 0 { // Header.Get without canonicalising a canonical key
+		ct = v[0]
+	}
+	if ct != formType { // the common case skips the parser
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
 			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
@@ -300,7 +304,7 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 		}
 		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body").WithCause(err)
 	}
-	form, err := oauth.ParseForm(body)
+	form, shape, err := oauth.ParseFormShape(body)
 	if err != nil {
 		// The parser's error quotes the offending bytes of the body (a bad
 		// escape of a client_secret, say), so the log gets a fixed cause.
@@ -310,12 +314,14 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	// more than once." And: "Parameters sent without a value MUST be
 	// treated as if they were omitted from the request." (An empty
 	// client_secret next to HTTP Basic is then no second method.)
-	for k, v := range form {
-		switch {
-		case len(v) > 1 && k != "resource": // RFC 8707 §2: resource may repeat
-			return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
-		case v[0] == "" && len(v) == 1:
-			delete(form, k)
+	if shape.Repeats || shape.Empties { // else nothing to refuse or drop: no walk
+		for k, v := range form {
+			switch {
+			case len(v) > 1 && k != "resource": // RFC 8707 §2: resource may repeat
+				return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
+			case v[0] == "" && len(v) == 1:
+				delete(form, k)
+			}
 		}
 	}
 	// Parameters in the query string of a token request are not the body's;
