@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,10 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	durations *prometheus.HistogramVec
 	storeOps  *prometheus.HistogramVec
-	inFlight  prometheus.Gauge
+	// inFlight counts the requests being served, read by a GaugeFunc at
+	// scrape time: an atomic add per request instead of a float gauge's
+	// compare-and-swap loop.
+	inFlight atomic.Int64
 }
 
 // NewMetrics builds the registry with the request and store metrics and the
@@ -51,12 +55,12 @@ func NewMetrics() *Metrics {
 			Help:    "Store operation latency by operation, driver and result (ok, not_found, error).",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"op", "driver", "result"}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "tokengw_http_requests_in_flight",
-			Help: "Requests being served on the public listener.",
-		}),
 	}
-	m.reg.MustRegister(m.requests, m.durations, m.storeOps, m.inFlight,
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokengw_http_requests_in_flight",
+		Help: "Requests being served on the public listener.",
+	}, func() float64 { return float64(m.inFlight.Load()) })
+	m.reg.MustRegister(m.requests, m.durations, m.storeOps, inFlight,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{Namespace: "tokengw"}))
 	return m

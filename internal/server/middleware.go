@@ -95,7 +95,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		st.sw.info = &st.info
 		info, sw := &st.info, &st.sw
 		if s.metrics != nil {
-			s.metrics.inFlight.Inc()
+			s.metrics.inFlight.Add(1)
 		}
 		// Deferred, so that a request whose handler panics (the recoverer
 		// sits inside this) or aborts still leaves the gauge right and gets
@@ -109,7 +109,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 func (s *Server) logRequest(r *http.Request, info *reqInfo, sw *statusWriter, start time.Time) {
 	took := s.now().Sub(start) // one clock read for the metric and the line
 	if s.metrics != nil {
-		s.metrics.inFlight.Dec()
+		s.metrics.inFlight.Add(-1)
 		if r.URL.Path == "/oauth2/token" {
 			s.metrics.observeToken(info.grant, info.outcome, sw.status, took)
 		}
@@ -174,16 +174,20 @@ func (s *Server) shed(next http.Handler) http.Handler {
 		}
 		info := infoOf(w)
 		info.caller = callerAddr(limiter.ClientIP(r, s.set.TrustedProxies))
-		if s.inFlight != nil {
-			select {
-			case s.inFlight <- struct{}{}:
-				defer func() { <-s.inFlight }()
-			default:
+		if s.maxInFlight > 0 {
+			// An atomic count, not a semaphore channel: two atomic adds
+			// per request instead of two channel operations under a lock.
+			// A request being refused holds a unit for a moment, so at the
+			// bound a concurrent arrival may be shed a moment early, never
+			// admitted past it.
+			if s.inFlight.Add(1) > s.maxInFlight {
+				s.inFlight.Add(-1)
 				info.outcome = "shed"
 				oauth.WriteError(w, oauth.ErrTemporarilyUnavailable.
 					WithDescription("server busy; retry later").WithRetryAfter(time.Second))
 				return
 			}
+			defer s.inFlight.Add(-1)
 		}
 		if s.perIP != nil {
 			slot := s.perIP.acquire(info.caller)

@@ -193,11 +193,12 @@ type Server struct {
 	tokenOut oauth.TokenWriter // every §5.1 response the token endpoint writes
 	tokenURL string            // set.Issuer + "/oauth2/token", an assertion's audience
 	// adminToken is server.admin_token's digest (admin API and introspection).
-	adminToken adminToken
-	idSeq      atomic.Uint64
-	inFlight   chan struct{}
-	perIP      *perIPLimit // nil: unbounded
-	ready      atomic.Bool
+	adminToken  adminToken
+	idSeq       atomic.Uint64
+	inFlight    atomic.Int64 // sheddable requests in flight
+	maxInFlight int64        // server.max_in_flight; 0: unbounded
+	perIP       *perIPLimit  // nil: unbounded
+	ready       atomic.Bool
 }
 
 // New validates opts and builds a Server.
@@ -228,7 +229,7 @@ func New(opts Options) (*Server, error) {
 		adminToken: newAdminToken(set.AdminToken),
 	}
 	if set.MaxInFlight > 0 {
-		s.inFlight = make(chan struct{}, set.MaxInFlight)
+		s.maxInFlight = int64(set.MaxInFlight)
 	}
 	if set.MaxInFlightIP > 0 {
 		s.perIP = newPerIPLimit(set.MaxInFlightIP)
