@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sync/atomic"
 
 	"github.com/tokengw/tokengw/internal/assertion"
@@ -19,7 +18,7 @@ const MethodPrivateKeyJWT Method = "private_key_jwt"
 
 // UsesAssertion reports whether a request authenticates with a client
 // assertion (either parameter present).
-func UsesAssertion(form url.Values) bool {
+func UsesAssertion(form oauth.Form) bool {
 	return form.Has("client_assertion_type") || form.Has("client_assertion")
 }
 
@@ -61,7 +60,7 @@ func (a *JWTAuthenticator) Failures() uint64 { return a.failures.Load() }
 // a refused assertion (RFC 7521 §4.2.1; a replayed one too),
 // rate_limited when budget is spent, temporarily_unavailable when the
 // client registry, the client's jwks_uri or the store cannot answer.
-func (a *JWTAuthenticator) Authenticate(ctx context.Context, r *http.Request, form url.Values, endpoint string, budget Budget) (store.Client, error) {
+func (a *JWTAuthenticator) Authenticate(ctx context.Context, r *http.Request, form oauth.Form, endpoint string, budget Budget) (store.Client, error) {
 	// RFC 6749 §2.3: "The client MUST NOT use more than one authentication
 	// method in each request."
 	if r.Header.Get("Authorization") != "" || form.Has("client_secret") {
@@ -76,7 +75,7 @@ func (a *JWTAuthenticator) Authenticate(ctx context.Context, r *http.Request, fo
 		a.failures.Add(1)
 		return store.Client{}, oauth.ErrInvalidClient.WithDescription("client_assertion_type must be " + assertion.ClientAssertionType)
 	}
-	idParam, hasID := form["client_id"]
+	idParam, hasID := form.Get("client_id"), form.Has("client_id")
 	var client store.Client
 	resolve := func(ctx context.Context, c *assertion.Claims) (assertion.Principal, error) {
 		// RFC 7523 §3: "For client authentication, the subject MUST be the
@@ -85,7 +84,7 @@ func (a *JWTAuthenticator) Authenticate(ctx context.Context, r *http.Request, fo
 		switch {
 		case c.Subject == "" || c.Issuer != c.Subject:
 			return assertion.Principal{}, &assertion.Error{Check: assertion.CheckPrincipal, Description: "iss and sub must both be the client_id"}
-		case hasID && idParam[0] != c.Subject:
+		case hasID && idParam != c.Subject:
 			return assertion.Principal{}, &assertion.Error{Check: assertion.CheckPrincipal, Description: "client_id does not match the assertion's sub"}
 		case !ValidClientID(c.Subject):
 			return assertion.Principal{}, &assertion.Error{Check: assertion.CheckPrincipal, Description: "sub is not a valid client_id"}

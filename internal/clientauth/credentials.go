@@ -67,19 +67,19 @@ const (
 // Errors are *oauth.Error: oauth.ErrInvalidClient with the Basic challenge
 // when credentials are missing or the Basic header is malformed,
 // oauth.ErrInvalidRequest when the client used more than one method.
-func FromRequest(r *http.Request, form url.Values) (Credentials, error) {
+func FromRequest(r *http.Request, form oauth.Form) (Credentials, error) {
 	auth := r.Header["Authorization"] // Header.Values without canonicalising a canonical key
 	if len(auth) > 1 {
 		return Credentials{}, oauth.ErrInvalidRequest.WithDescription("more than one Authorization header")
 	}
-	if len(form["client_id"]) > 1 || len(form["client_secret"]) > 1 {
+	if form.Count("client_id") > 1 || form.Count("client_secret") > 1 {
 		// RFC 6749 §3.2: "Request and response parameters MUST NOT be
 		// included more than once." The caller checks; this keeps
 		// FromRequest safe on its own.
 		return Credentials{}, oauth.ErrInvalidRequest.WithDescription("repeated client_id or client_secret")
 	}
-	_, bodySecret := form["client_secret"]
-	bodyID, hasBodyID := form["client_id"]
+	bodySecret := form.Has("client_secret")
+	bodyID, hasBodyID := form.Get("client_id"), form.Has("client_id")
 
 	if len(auth) == 1 {
 		// RFC 6749 §2.3: "The client MUST NOT use more than one
@@ -94,19 +94,19 @@ func FromRequest(r *http.Request, form url.Values) (Credentials, error) {
 		// A body client_id that names the same client is harmless (some
 		// libraries always send it); one naming another client is a second,
 		// conflicting identification.
-		if hasBodyID && bodyID[0] != id {
+		if hasBodyID && bodyID != id {
 			return Credentials{}, oauth.ErrInvalidRequest.WithDescription("client_id does not match the HTTP Basic client identifier")
 		}
 		return Credentials{ID: id, Secret: secret, Method: MethodBasic}, nil
 	}
 
-	if !hasBodyID || bodyID[0] == "" {
+	if !hasBodyID || bodyID == "" {
 		if bodySecret {
 			return Credentials{}, oauth.ErrInvalidRequest.WithDescription("client_secret without client_id")
 		}
 		return Credentials{}, oauth.ErrInvalidClient.WithDescription(descAuthRequired).WithBasicChallenge()
 	}
-	id := bodyID[0]
+	id := bodyID
 	if !ValidClientID(id) {
 		return Credentials{}, oauth.ErrInvalidRequest.WithDescription("client_id has characters outside %x20-7E (RFC 6749 Appendix A.1)")
 	}

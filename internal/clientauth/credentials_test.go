@@ -74,7 +74,7 @@ func TestFromRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := FromRequest(r, form)
+			got, err := FromRequest(r, oauth.FormOf(form))
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("FromRequest: %v", err)
@@ -128,7 +128,7 @@ func TestFromRequestOAuth2Client(t *testing.T) {
 				if err := r.ParseForm(); err != nil {
 					t.Error(err)
 				}
-				c, err := FromRequest(r, r.PostForm)
+				c, err := FromRequest(r, oauth.FormOf(r.PostForm))
 				results <- result{c, err}
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte(`{"access_token":"x","token_type":"Bearer","expires_in":60}`))
@@ -162,7 +162,7 @@ func FuzzFromRequest(f *testing.F) {
 		if auth != "" {
 			r.Header.Set("Authorization", auth)
 		}
-		form, _ := url.ParseQuery(body) // whatever parsed before an error
+		form, _, _ := oauth.ParseRequestForm(body) // whatever parsed before an error
 		c, err := FromRequest(r, form)
 		if err != nil {
 			var oe *oauth.Error
@@ -181,7 +181,7 @@ func FuzzFromRequest(f *testing.F) {
 		case MethodBasic:
 			enc := basic(url.QueryEscape(c.ID) + ":" + url.QueryEscape(c.Secret))
 			r2 := &http.Request{Header: http.Header{"Authorization": {enc}}}
-			c2, err := FromRequest(r2, nil)
+			c2, err := FromRequest(r2, oauth.Form{})
 			if err != nil || c2 != c {
 				t.Fatalf("round trip of %+v: %+v, %v", c, c2, err)
 			}

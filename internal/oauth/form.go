@@ -40,14 +40,42 @@ type FormShape struct {
 
 // ParseFormShape is ParseForm, also reporting the form's shape.
 func ParseFormShape(body string) (url.Values, FormShape, error) {
-	var shape FormShape
-	n := strings.Count(body, "&") + 1
-	if n > maxFormParams {
-		return nil, shape, errors.New("oauth: number of form parameters exceeded limit")
+	n, err := formParams(body)
+	if err != nil {
+		return nil, FormShape{}, err
 	}
 	form := make(url.Values, n)
 	vals := make([]string, n)
 	used := 0
+	shape, err := scanForm(body, func(k, v string) bool {
+		if prev, ok := form[k]; ok {
+			form[k] = append(prev, v) // cap is 1: a copy of its own
+			return true
+		}
+		vals[used] = v
+		form[k] = vals[used : used+1 : used+1]
+		used++
+		return false
+	})
+	return form, shape, err
+}
+
+// formParams is an upper bound of the parameters of body; an error when it
+// passes url.ParseQuery's limit.
+func formParams(body string) (int, error) {
+	n := strings.Count(body, "&") + 1
+	if n > maxFormParams {
+		return 0, errors.New("oauth: number of form parameters exceeded limit")
+	}
+	return n, nil
+}
+
+// scanForm decodes body's parameters in order, as url.ParseQuery does, and
+// hands each well-formed one to emit, which reports whether its key was
+// seen before. The error is the first malformed pair's (the rest are still
+// scanned, as url.ParseQuery does).
+func scanForm(body string, emit func(k, v string) (repeat bool)) (FormShape, error) {
+	var shape FormShape
 	var err error
 	for body != "" {
 		var pair string
@@ -73,16 +101,11 @@ func ParseFormShape(body string) (url.Values, FormShape, error) {
 		if v == "" {
 			shape.Empties = true
 		}
-		if prev, ok := form[k]; ok {
-			form[k] = append(prev, v) // cap is 1: a copy of its own
+		if emit(k, v) {
 			shape.Repeats = true
-			continue
 		}
-		vals[used] = v
-		form[k] = vals[used : used+1 : used+1]
-		used++
 	}
-	return form, shape, err
+	return shape, err
 }
 
 // FormReader reads request bodies of at most a fixed size through a pool of

@@ -46,6 +46,41 @@ func checkParseForm(t *testing.T, body string) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("ParseForm(%q) = %v, url.ParseQuery = %v", body, got, want)
 	}
+	checkRequestForm(t, body, want, wantShape, wantErr)
+}
+
+// checkRequestForm holds ParseRequestForm and the Form's accessors to what
+// url.ParseQuery gives for body, and Repeated and DropEmpty to the walk of
+// url.Values that RFC 6749 §3.2 asks for.
+func checkRequestForm(t *testing.T, body string, want url.Values, wantShape FormShape, wantErr error) {
+	t.Helper()
+	f, shape, err := ParseRequestForm(body)
+	if (err != nil) != (wantErr != nil) || shape != wantShape {
+		t.Fatalf("ParseRequestForm(%q): error %v shape %+v; url.ParseQuery's error %v, shape %+v", body, err, shape, wantErr, wantShape)
+	}
+	if got := f.URLValues(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("ParseRequestForm(%q) = %v, url.ParseQuery = %v", body, got, want)
+	}
+	repeats := false
+	for k, v := range want {
+		if f.Get(k) != v[0] || !f.Has(k) || f.Count(k) != len(v) || !reflect.DeepEqual(f.Values(k), v) {
+			t.Fatalf("ParseRequestForm(%q), key %q: Get %q Has %v Count %d Values %q; want %q", body, k, f.Get(k), f.Has(k), f.Count(k), f.Values(k), v)
+		}
+		repeats = repeats || (len(v) > 1 && k != "resource")
+	}
+	if r, ok := f.Repeated("resource"); ok != repeats || (ok && (len(want[r]) < 2 || r == "resource")) {
+		t.Fatalf("ParseRequestForm(%q).Repeated = %q %v, want a repeated key: %v", body, r, ok, repeats)
+	}
+	dropped := url.Values{}
+	for k, v := range want {
+		if !(len(v) == 1 && v[0] == "") {
+			dropped[k] = v
+		}
+	}
+	f.DropEmpty()
+	if got := f.URLValues(); !reflect.DeepEqual(got, dropped) {
+		t.Fatalf("ParseRequestForm(%q).DropEmpty() = %v, want %v", body, got, dropped)
+	}
 }
 
 // A second value of a parameter does not overwrite the first one's

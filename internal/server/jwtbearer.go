@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/netip"
-	"net/url"
 
 	"github.com/tokengw/tokengw/internal/assertion"
 	"github.com/tokengw/tokengw/internal/clientauth"
@@ -18,7 +17,7 @@ import (
 // clientauth.JWTAuthenticator is the implementation. Safe for concurrent
 // use.
 type JWTAuth interface {
-	Authenticate(ctx context.Context, r *http.Request, form url.Values, endpoint string, budget clientauth.Budget) (store.Client, error)
+	Authenticate(ctx context.Context, r *http.Request, form oauth.Form, endpoint string, budget clientauth.Budget) (store.Client, error)
 }
 
 // BearerGrant verifies jwt-bearer grant assertions. assertion.Grant is the
@@ -34,7 +33,7 @@ var (
 
 // authAssertion is authClient for a request with a client assertion; the
 // signature verification is charged to b before it runs.
-func (s *Server) authAssertion(r *http.Request, form url.Values, b *authBudget) (store.Client, error) {
+func (s *Server) authAssertion(r *http.Request, form oauth.Form, b *authBudget) (store.Client, error) {
 	if s.jwtAuth == nil {
 		return store.Client{}, oauth.ErrInvalidClient.WithDescription("client assertions are not accepted here")
 	}
@@ -49,7 +48,7 @@ func (s *Server) authAssertion(r *http.Request, form url.Values, b *authBudget) 
 // (RFC 7523 §2.1): the assertion's subject gets an access token, reused
 // per (issuer, subject, scope) like client_credentials tokens per client.
 // Client authentication is optional (§3.1) but, when sent, must succeed.
-func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo, form url.Values, ipKey netip.Addr) {
+func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo, form oauth.Form, ipKey netip.Addr) {
 	if r.Header.Get("Authorization") != "" || form.Has("client_secret") || clientauth.UsesAssertion(form) {
 		client, err := s.authClient(w, r, form, ipKey)
 		if err != nil {
@@ -58,15 +57,14 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 		}
 		info.clientID = client.ID
 	}
-	raw, ok := form["assertion"]
-	if !ok {
+	if !form.Has("assertion") {
 		s.fail(w, info, oauth.ErrInvalidRequest.WithDescription("missing assertion"))
 		return
 	}
 	// The signature verification is charged to the caller's
 	// failed-authentication budget before it runs, as a secret's is.
 	info.budget = authBudget{set: s.failedAuth, key: ipKey, lim: s.set.FailedAuthLimit}
-	claims, ti, err := s.grant.Verify(r.Context(), raw[0], s.tokenURL, &info.budget)
+	claims, ti, err := s.grant.Verify(r.Context(), form.Get("assertion"), s.tokenURL, &info.budget)
 	if err != nil {
 		s.grantRefused(w, info, ipKey, err)
 		return
@@ -83,7 +81,7 @@ func (s *Server) jwtBearer(w http.ResponseWriter, r *http.Request, info *reqInfo
 	}
 	// The audience is the configured default: a trusted issuer registers
 	// no RFC 8707 resources, so a resource parameter is invalid_target.
-	aud, err := s.audience(store.Client{}, form["resource"])
+	aud, err := s.audience(store.Client{}, form.Values("resource"))
 	if err != nil {
 		s.fail(w, info, err)
 		return

@@ -62,7 +62,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, info, err)
 		return
 	}
-	aud, err := s.audience(client, form["resource"])
+	aud, err := s.audience(client, form.Values("resource"))
 	if err != nil {
 		s.fail(w, info, err)
 		return
@@ -94,12 +94,11 @@ func (s *Server) allowConsumer(w http.ResponseWriter, info *reqInfo, key string,
 // authorization server MUST either process the request using a pre-defined
 // default value or fail the request indicating an invalid scope." The
 // default is the whole allowed set (the client's, or the issuer's).
-func requestScope(form url.Values, allowed oauth.Scope, whose string) (oauth.Scope, error) {
-	raw, ok := form["scope"]
-	if !ok {
+func requestScope(form oauth.Form, allowed oauth.Scope, whose string) (oauth.Scope, error) {
+	if !form.Has("scope") {
 		return allowed, nil
 	}
-	requested, valid := oauth.ParseScope(raw[0])
+	requested, valid := oauth.ParseScope(form.Get("scope"))
 	switch {
 	case !valid:
 		return oauth.Scope{}, oauth.ErrInvalidScope.WithDescription("malformed scope")
@@ -153,16 +152,16 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, info *reqInfo, r
 
 // begin is the start of every POST endpoint: the caller-IP block check and
 // the form. ok is false when a response was written already.
-func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey netip.Addr, form url.Values, ok bool) {
+func (s *Server) begin(w http.ResponseWriter, r *http.Request) (info *reqInfo, ipKey netip.Addr, form oauth.Form, ok bool) {
 	info = infoOf(w)
 	ipKey, blocked := s.ipBlocked(w, r, info)
 	if blocked {
-		return info, ipKey, nil, false
+		return info, ipKey, oauth.Form{}, false
 	}
 	form, oerr := s.readForm(w, r)
 	if oerr != nil {
 		s.fail(w, info, oerr)
-		return info, ipKey, nil, false
+		return info, ipKey, oauth.Form{}, false
 	}
 	return info, ipKey, form, true
 }
@@ -190,7 +189,7 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 // when it succeeds (clientauth.Budget), so concurrent wrong secrets cannot
 // all be verified; a failure that ran no verification (no credentials, a
 // refused assertion) is a strike of its own.
-func (s *Server) authClient(w http.ResponseWriter, r *http.Request, form url.Values, ipKey netip.Addr) (store.Client, error) {
+func (s *Server) authClient(w http.ResponseWriter, r *http.Request, form oauth.Form, ipKey netip.Addr) (store.Client, error) {
 	info := infoOf(w)
 	var client store.Client
 	var err error
@@ -270,7 +269,7 @@ var errMalformedForm = errors.New("server: body is not valid application/x-www-f
 // readForm reads an application/x-www-form-urlencoded body of at most
 // server.max_body_bytes (refusing a larger one without reading it whole)
 // and rejects repeated parameters.
-func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *oauth.Error) {
+func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (oauth.Form, *oauth.Error) {
 	var ct string
 	if v := r.Header["Content-Type"]; len(v) > 0 { // Header.Get without canonicalising a canonical key
 		ct = v[0]
@@ -278,12 +277,12 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	if ct != formType { // the common case skips the parser
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
-			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
+			return oauth.Form{}, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
 		}
 	}
 	max := s.set.MaxBodyBytes
 	if r.ContentLength > max {
-		return nil, oauth.ErrRequestTooLarge
+		return oauth.Form{}, oauth.ErrRequestTooLarge
 	}
 	// The body has its own short deadline (server.timeouts.body): a
 	// caller that sends headers and then trickles the body holds a slot for
@@ -296,40 +295,38 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (url.Values, *
 	if err != nil {
 		if errors.Is(err, oauth.ErrBodyTooLarge) {
 			w.Header().Set("Connection", "close") // the rest of the body is not read
-			return nil, oauth.ErrRequestTooLarge
+			return oauth.Form{}, oauth.ErrRequestTooLarge
 		}
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			w.Header().Set("Connection", "close")
-			return nil, errBodyTimeout
+			return oauth.Form{}, errBodyTimeout
 		}
-		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body").WithCause(err)
+		return oauth.Form{}, oauth.ErrInvalidRequest.WithDescription("unreadable request body").WithCause(err)
 	}
-	form, shape, err := oauth.ParseFormShape(body)
+	form, shape, err := oauth.ParseRequestForm(body)
 	if err != nil {
 		// The parser's error quotes the offending bytes of the body (a bad
 		// escape of a client_secret, say), so the log gets a fixed cause.
-		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body").WithCause(errMalformedForm)
+		return oauth.Form{}, oauth.ErrInvalidRequest.WithDescription("malformed form body").WithCause(errMalformedForm)
 	}
 	// RFC 6749 §3.2: "Request and response parameters MUST NOT be included
 	// more than once." And: "Parameters sent without a value MUST be
 	// treated as if they were omitted from the request." (An empty
 	// client_secret next to HTTP Basic is then no second method.)
-	if shape.Repeats || shape.Empties { // else nothing to refuse or drop: no walk
-		for k, v := range form {
-			switch {
-			case len(v) > 1 && k != "resource": // RFC 8707 §2: resource may repeat
-				return nil, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
-			case v[0] == "" && len(v) == 1:
-				delete(form, k)
-			}
+	if shape.Repeats { // else no walk
+		if k, ok := form.Repeated("resource"); ok { // RFC 8707 §2: resource may repeat
+			return oauth.Form{}, oauth.ErrInvalidRequest.WithDescription("parameter " + quoteParam(k) + " repeated")
 		}
+	}
+	if shape.Empties {
+		form.DropEmpty()
 	}
 	// Parameters in the query string of a token request are not the body's;
 	// a client that sends a secret there is misconfigured.
 	if r.URL.RawQuery != "" {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil || q.Has("client_secret") {
-			return nil, oauth.ErrInvalidRequest.WithDescription("credentials must not be sent in the query string")
+			return oauth.Form{}, oauth.ErrInvalidRequest.WithDescription("credentials must not be sent in the query string")
 		}
 	}
 	return form, nil

@@ -294,7 +294,7 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		}
 	}
 	q := &request{r: r, raw: body, form: form}
-	if c, err := clientauth.FromRequest(r, form); err == nil {
+	if c, err := clientauth.FromRequest(r, oauth.FormOf(form)); err == nil {
 		q.clientID = c.ID
 	} else if id := form.Get("client_id"); clientauth.ValidClientID(id) {
 		q.clientID = id // a public client, or credentials the provider will judge

@@ -1,0 +1,146 @@
+package oauth
+
+import (
+	"net/url"
+	"slices"
+)
+
+// Form is a parsed application/x-www-form-urlencoded request body: its
+// parameters in the order they were sent. It answers what url.Values
+// answers (Get, Has, the values of a key) without a map: a token request
+// carries a handful of parameters, and scanning them costs less than
+// building and hashing a map (one allocation per body instead of three).
+// The zero Form is empty. DropEmpty is the only method that changes a Form.
+type Form struct {
+	params []Param
+}
+
+// Param is one parameter of a Form.
+type Param struct {
+	Key, Value string
+}
+
+// ParseRequestForm parses body as ParseFormShape does, into a Form: the same
+// parameters and values as url.ParseQuery, an error exactly when it fails.
+// Unescaped keys and values are substrings of body.
+func ParseRequestForm(body string) (Form, FormShape, error) {
+	n, err := formParams(body)
+	if err != nil {
+		return Form{}, FormShape{}, err
+	}
+	f := Form{params: make([]Param, 0, n)}
+	shape, err := scanForm(body, func(k, v string) bool {
+		seen := f.Has(k)
+		f.params = append(f.params, Param{Key: k, Value: v})
+		return seen
+	})
+	return f, shape, err
+}
+
+// FormOf is the Form holding v's parameters, keys in sorted order (tests,
+// and callers that built url.Values).
+func FormOf(v url.Values) Form {
+	var f Form
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, val := range v[k] {
+			f.params = append(f.params, Param{Key: k, Value: val})
+		}
+	}
+	return f
+}
+
+// Get returns the first value of key, or "".
+func (f Form) Get(key string) string {
+	for _, p := range f.params {
+		if p.Key == key {
+			return p.Value
+		}
+	}
+	return ""
+}
+
+// Has reports whether key was sent.
+func (f Form) Has(key string) bool {
+	for _, p := range f.params {
+		if p.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Count is how many values key has.
+func (f Form) Count(key string) int {
+	n := 0
+	for _, p := range f.params {
+		if p.Key == key {
+			n++
+		}
+	}
+	return n
+}
+
+// Values returns key's values in order, nil when it was not sent. The
+// slice is the caller's.
+func (f Form) Values(key string) []string {
+	var vs []string
+	for _, p := range f.params {
+		if p.Key == key {
+			vs = append(vs, p.Value)
+		}
+	}
+	return vs
+}
+
+// Params returns the parameters in order. The caller must not modify them.
+func (f Form) Params() []Param { return f.params }
+
+// URLValues returns the parameters as url.Values (a copy).
+func (f Form) URLValues() url.Values {
+	v := make(url.Values, len(f.params))
+	for _, p := range f.params {
+		v[p.Key] = append(v[p.Key], p.Value)
+	}
+	return v
+}
+
+// Repeated returns the first key, in body order, that has more than one
+// value and is not one of allowed; ok is false when there is none.
+func (f Form) Repeated(allowed ...string) (key string, ok bool) {
+	for i, p := range f.params {
+		if slices.Contains(allowed, p.Key) {
+			continue
+		}
+		for _, q := range f.params[i+1:] {
+			if q.Key == p.Key {
+				return p.Key, true
+			}
+		}
+	}
+	return "", false
+}
+
+// DropEmpty removes every parameter that was sent once with an empty value
+// (RFC 6749 §3.2: "Parameters sent without a value MUST be treated as if
+// they were omitted from the request"). A key with several values keeps
+// them all, empty ones included.
+func (f *Form) DropEmpty() {
+	var kept []Param // nil until something is dropped: f.params is read whole first
+	for i, p := range f.params {
+		drop := p.Value == "" && f.Count(p.Key) == 1
+		switch {
+		case drop && kept == nil:
+			kept = append(make([]Param, 0, len(f.params)), f.params[:i]...)
+		case !drop && kept != nil:
+			kept = append(kept, p)
+		}
+	}
+	if kept != nil {
+		f.params = kept
+	}
+}
