@@ -25,6 +25,9 @@ type Metrics struct {
 	// series caches the resolved children of requests and durations per
 	// label combination, so the hot path skips the label hashing.
 	series sync.Map // tokenSeries -> *tokenChildren
+	// table holds the same children for the usual label values, found by
+	// index (grantLabels, outcomeLabels, statusLabels).
+	table [len(grantLabels)][len(outcomeLabels)][len(statusLabels)]atomic.Pointer[tokenChildren]
 
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
@@ -102,13 +105,29 @@ const grantRefreshToken = "refresh_token"
 
 // observeToken records one token endpoint request.
 func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duration) {
-	switch grant {
-	case clients.GrantClientCredentials, assertion.GrantType, grantRefreshToken, "":
-	default:
+	g := grantIndex(grant)
+	if g == len(grantLabels)-1 {
 		grant = "other" // arbitrary input must not become a label value
 	}
 	if outcome == "" {
 		outcome = "error"
+	}
+	tc := m.children(g, grant, outcome, status)
+	tc.requests.Inc()
+	tc.duration.Observe(d.Seconds())
+}
+
+// children returns the counter and histogram of one label combination:
+// from a fixed table for the grants, outcomes and statuses a gateway
+// answers with (an index, no hashing), else from the series map.
+func (m *Metrics) children(g int, grant, outcome string, status int) *tokenChildren {
+	o, s := outcomeIndex(outcome), statusIndex(status)
+	var slot *atomic.Pointer[tokenChildren]
+	if o >= 0 && s >= 0 {
+		slot = &m.table[g][o][s]
+		if tc := slot.Load(); tc != nil {
+			return tc
+		}
 	}
 	key := tokenSeries{grant, outcome, status}
 	c, ok := m.series.Load(key)
@@ -119,8 +138,45 @@ func (m *Metrics) observeToken(grant, outcome string, status int, d time.Duratio
 		})
 	}
 	tc := c.(*tokenChildren)
-	tc.requests.Inc()
-	tc.duration.Observe(d.Seconds())
+	if slot != nil {
+		slot.Store(tc)
+	}
+	return tc
+}
+
+// The label values of the fixed table; the last grant is "other".
+var (
+	grantLabels   = [...]string{clients.GrantClientCredentials, assertion.GrantType, grantRefreshToken, "", "other"}
+	outcomeLabels = [...]string{"reused_l1", "reused_l2", "minted", "error", "limited", "shed", "panic",
+		"hit", "miss", "coalesced", "replay", "forwarded", "upstream_error"}
+	statusLabels = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 500, 502, 503, 504}
+)
+
+func grantIndex(grant string) int {
+	for i, g := range grantLabels[:len(grantLabels)-1] {
+		if g == grant {
+			return i
+		}
+	}
+	return len(grantLabels) - 1
+}
+
+func outcomeIndex(outcome string) int {
+	for i, o := range outcomeLabels {
+		if o == outcome {
+			return i
+		}
+	}
+	return -1
+}
+
+func statusIndex(status int) int {
+	for i, s := range statusLabels {
+		if s == status {
+			return i
+		}
+	}
+	return -1
 }
 
 // tokenSeries is one label combination of the token request metrics; the
