@@ -111,7 +111,8 @@ func NewRegistry(static []store.Client, st store.Clients, opts RegistryOptions) 
 // derive fills in what the registry adds to a registration: normalised
 // scopes, the default grant types and the fingerprint.
 func derive(c store.Client) store.Client {
-	c.Scopes = oauth.NewScope(c.Scopes...).Tokens()
+	sc := oauth.NewScope(c.Scopes...)
+	c.Scopes, c.ScopeString = sc.Tokens(), sc.String()
 	if c.GrantTypes == nil {
 		c.GrantTypes = DefaultGrantTypes()
 	}

@@ -57,7 +57,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if !s.allowConsumer(w, info, client.ID, lim, "client") {
 		return
 	}
-	scope, err := requestScope(form, oauth.NewScope(client.Scopes...), "client")
+	scope, err := requestScope(form, clientScope(client), "client")
 	if err != nil {
 		s.fail(w, info, err)
 		return
@@ -71,6 +71,15 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		ClientID: client.ID, Scope: scope.String(), Lifetime: s.lifetime(client.TokenTTL),
 		Fingerprint: client.Fingerprint, Audience: aud,
 	})
+}
+
+// clientScope is the set of scopes client may ask for: the registry's
+// canonical string when it derived one, else the tokens joined.
+func clientScope(c store.Client) oauth.Scope {
+	if sc, ok := oauth.CanonicalScope(c.ScopeString); ok && c.ScopeString != "" {
+		return sc
+	}
+	return oauth.NewScope(c.Scopes...)
 }
 
 // allowConsumer takes one request from a consumer's bucket (the client, or
