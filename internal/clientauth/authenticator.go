@@ -231,28 +231,28 @@ func charge(b Budget) error {
 	return nil
 }
 
-// sum is the cache's HMAC of (c.ID, c.Secret, phc); zero with the cache off.
-func (a *Authenticator) sum(c Credentials, phc string) (mac [32]byte) {
+// sum is the cache's name of (c.ID, c.Secret, phc); zero with the cache off.
+func (a *Authenticator) sum(c Credentials, phc string) (v verified) {
 	if a.cache != nil {
-		mac = a.cache.sum(c.ID, c.Secret, phc)
+		v = a.cache.sum(c.ID, c.Secret, phc)
 	}
-	return mac
+	return v
 }
 
 // verifyShared verifies c.Secret against phc. With the cache on,
 // concurrent first requests with the same credentials (a client fleet
 // starting at once) share one verification instead of queueing one slow
-// hash each. The key is mac, the cache's HMAC of (id, secret, phc): it
+// hash each. The key is mac, the cache's HMAC of (id, secret) and phc: it
 // names the triple without holding the secret. When remember is set a
 // match is added to the cache before the shared verification ends, and a
 // verification first looks there, so that a caller that missed the cache
 // just before another's verification ended does not hash again.
-func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc string, mac [32]byte, remember bool) (ok bool, err error) {
+func (a *Authenticator) verifyShared(ctx context.Context, c Credentials, phc string, mac verified, remember bool) (ok bool, err error) {
 	if a.cache == nil {
 		return a.verifySlot(ctx, phc, c.Secret, c.Budget)
 	}
 	for try := 0; ; try++ {
-		v, verr, shared := a.flight.Do(string(mac[:]), func() (any, error) {
+		v, verr, shared := a.flight.Do(string(mac.mac[:])+mac.phc, func() (any, error) {
 			if remember && a.cache.hit(c.ID, mac) {
 				a.hits.Add(1)
 				return true, nil

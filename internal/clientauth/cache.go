@@ -16,8 +16,9 @@ import (
 // DefaultCacheEntries is the default bound of the verified-credential cache.
 const DefaultCacheEntries = 100_000
 
-// verifiedCache remembers verified (client id, secret, stored hash) triples
-// as HMAC-SHA256 under a key made at construction, one entry per client id,
+// verifiedCache remembers verified (client id, secret, stored hash) triples,
+// one entry per client id: the HMAC-SHA256 of (id, secret) under a key made
+// at construction, and the stored hash the secret was verified against,
 // least recently used evicted first. Only successful verifications insert;
 // a lookup that does not match leaves the entry alone, so wrong secrets
 // neither fill the cache nor evict anything. Safe for concurrent use.
@@ -34,8 +35,18 @@ type verifiedCache struct {
 
 type cacheEntry struct {
 	id    string
-	mac   [sha256.Size]byte
+	v     verified
 	added time.Time
+}
+
+// verified names one (id, secret, stored hash) triple without holding the
+// secret: the MAC of (id, secret) and the stored hash itself. The hash is
+// compared as it is rather than fed to the MAC: a PHC string is longer than
+// an id and a secret together, and hashing it on every request would be
+// most of the MAC's cost.
+type verified struct {
+	mac [sha256.Size]byte
+	phc string
 }
 
 func newVerifiedCache(max int, maxAge time.Duration, now func() time.Time) (*verifiedCache, error) {
@@ -55,19 +66,19 @@ type macState struct {
 	sum []byte
 }
 
-// sum is the MAC of one triple. Each part is length-prefixed so no two
-// triples share an encoding.
-func (c *verifiedCache) sum(id, secret, storedHash string) [sha256.Size]byte {
+// sum names one triple. The id and the secret are length-prefixed, so no
+// two pairs share an encoding.
+func (c *verifiedCache) sum(id, secret, storedHash string) verified {
 	m := c.macs.Get().(*macState)
 	buf := m.buf[:0]
-	for _, s := range [...]string{id, secret, storedHash} {
+	for _, s := range [...]string{id, secret} {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
 	}
 	m.h.Reset()
 	m.h.Write(buf)
 	m.sum = m.h.Sum(m.sum[:0])
-	out := [sha256.Size]byte(m.sum)
+	out := verified{mac: [sha256.Size]byte(m.sum), phc: storedHash}
 	clear(buf) // the secret does not linger in the pool
 	if cap(buf) <= 4096 {
 		m.buf = buf
@@ -76,8 +87,8 @@ func (c *verifiedCache) sum(id, secret, storedHash string) [sha256.Size]byte {
 	return out
 }
 
-// hit reports whether mac is the live entry of id, and marks it used.
-func (c *verifiedCache) hit(id string, mac [sha256.Size]byte) bool {
+// hit reports whether v is the live entry of id, and marks it used.
+func (c *verifiedCache) hit(id string, v verified) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.byID[id]
@@ -85,7 +96,9 @@ func (c *verifiedCache) hit(id string, mac [sha256.Size]byte) bool {
 		return false
 	}
 	e := el.Value.(*cacheEntry)
-	if subtle.ConstantTimeCompare(e.mac[:], mac[:]) != 1 {
+	// The MAC in constant time (it is derived from the secret); the hash
+	// is stored data the caller did not choose.
+	if subtle.ConstantTimeCompare(e.v.mac[:], v.mac[:]) != 1 || e.v.phc != v.phc {
 		return false // a wrong secret, or the hash rotated: leave the entry
 	}
 	if c.maxAge > 0 && c.now().Sub(e.added) >= c.maxAge {
@@ -98,13 +111,13 @@ func (c *verifiedCache) hit(id string, mac [sha256.Size]byte) bool {
 }
 
 // add records a verified triple for id, replacing id's previous entry.
-func (c *verifiedCache) add(id string, mac [sha256.Size]byte) {
+func (c *verifiedCache) add(id string, v verified) {
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.byID[id]; ok {
 		e := el.Value.(*cacheEntry)
-		e.mac, e.added = mac, now
+		e.v, e.added = v, now
 		c.lru.MoveToFront(el)
 		return
 	}
@@ -113,7 +126,7 @@ func (c *verifiedCache) add(id string, mac [sha256.Size]byte) {
 		c.lru.Remove(oldest)
 		delete(c.byID, oldest.Value.(*cacheEntry).id)
 	}
-	c.byID[id] = c.lru.PushFront(&cacheEntry{id: id, mac: mac, added: now})
+	c.byID[id] = c.lru.PushFront(&cacheEntry{id: id, v: v, added: now})
 }
 
 // remove drops id's entry, if any.

@@ -10,7 +10,7 @@ func TestCacheSumIsUnambiguous(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[[32]byte]string{}
+	seen := map[verified]string{}
 	for _, triple := range [][3]string{
 		{"ab", "c", "h"}, {"a", "bc", "h"}, {"a", "b", "ch"}, {"a", "bch", ""}, {"", "abc", "h"},
 	} {
@@ -45,5 +45,22 @@ func TestCacheMismatchKeepsEntry(t *testing.T) {
 	c.remove("app")
 	if c.hit("app", good) || c.len() != 0 {
 		t.Fatal("entry survived remove")
+	}
+}
+
+// TestCacheStoredHashBindsEntry: an entry verified against one stored hash
+// does not answer for another (the secret was rotated, or the row was
+// rewritten), even for the same id and secret, and the miss leaves it.
+func TestCacheStoredHashBindsEntry(t *testing.T) {
+	c, _ := newVerifiedCache(10, 0, time.Now)
+	c.add("app", c.sum("app", "s3cret", "$argon2id$old"))
+	if c.hit("app", c.sum("app", "s3cret", "$argon2id$new")) {
+		t.Fatal("an entry verified against the old hash answered for the new one")
+	}
+	if !c.hit("app", c.sum("app", "s3cret", "$argon2id$old")) {
+		t.Fatal("the entry did not survive a miss on another hash")
+	}
+	if c.hit("other", c.sum("other", "s3cret", "$argon2id$old")) {
+		t.Fatal("an entry answered for another id")
 	}
 }
