@@ -207,6 +207,7 @@ func headlineCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	// Rounds in turn (A B C, A B C): a neighbour's burst on the shared
 	// machine then spoils one round of a row, not the row.
 	desc := slices.Clone(rows)
+	all := make([][]headRow, len(rows)) // every round of every row
 	for round := 1; round <= o.rounds; round++ {
 		for i := range desc {
 			fmt.Fprintf(stderr, "headline: round %d/%d: %s\n", round, o.rounds, desc[i].System)
@@ -215,6 +216,7 @@ func headlineCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			if try.Error != "" {
 				fmt.Fprintf(stderr, "headline: %s: %s\n", try.System, try.Error)
 			}
+			all[i] = append(all[i], try)
 			if round == 1 {
 				rows[i] = try
 			} else {
@@ -222,7 +224,7 @@ func headlineCommand(ctx context.Context, args []string, stdout, stderr io.Write
 			}
 		}
 	}
-	md := headlineMarkdown(o, rows)
+	md := headlineMarkdown(o, rows, all)
 	fmt.Fprint(stdout, md)
 	if o.doc == "" {
 		return nil
@@ -478,7 +480,7 @@ func findKeycloak(procRoot string) (int, string) {
 	return 0, ""
 }
 
-func headlineMarkdown(o *headlineOptions, rows []headRow) string {
+func headlineMarkdown(o *headlineOptions, rows []headRow, rounds [][]headRow) string {
 	var ref *headRow
 	for i := range rows {
 		if rows[i].Kind == "reference" && rows[i].Res != nil {
@@ -518,6 +520,7 @@ func headlineMarkdown(o *headlineOptions, rows []headRow) string {
 			usString(r.Res.P50us), usString(r.Res.P99us), r.Res.StatusErrors, r.Res.SocketErrors, cpuPerReq, cores, rss,
 			mdEscape(r.Tokens), gen, generatorLimited(r, ref))
 	}
+	b.WriteString(roundRatios(rows, rounds))
 	b.WriteString("\nPeers (configuration, version, client-secret hashing):\n\n")
 	for _, r := range rows {
 		fmt.Fprintf(&b, "- **%s**: %s; %s; %s.\n", r.System, mdEscape(r.Config), mdEscape(r.Version), mdEscape(r.Hash))
@@ -527,6 +530,75 @@ func headlineMarkdown(o *headlineOptions, rows []headRow) string {
 	}
 	b.WriteString("\nA row is generator-limited when wrk's own CPU (from /proc/<pid>/stat) averages 0.9 cores or more, or, for a row other than the reference, when the reference is no faster. Server CPU and RSS come from /proc/<pid> of the server (for Keycloak its JVM, for Hydra its `hydra serve` process). Hydra's tokens stored are the rows its SQLite file gained during the row's round, the warm-up included (`scripts/hydra.sh tokens` before and after). Raw wrk output: loadtest/results/headline-*.wrk.txt (not tracked).\n")
 	return b.String()
+}
+
+// roundRatios is, for each row other than the reference, its req/s and
+// server CPU per request against the reference's in each round (the two
+// measured a few seconds apart) and the median of each: on a shared
+// machine these ratios hold steadier than the fastest rounds' figures,
+// which may come from different moments. Empty with fewer than two rounds.
+func roundRatios(rows []headRow, rounds [][]headRow) string {
+	ref := -1
+	for i := range rows {
+		if rows[i].Kind == "reference" {
+			ref = i
+		}
+	}
+	if ref < 0 || len(rounds) != len(rows) || len(rounds[ref]) < 2 {
+		return ""
+	}
+	var b strings.Builder
+	for i := range rows {
+		if i == ref {
+			continue
+		}
+		var rps, cpu []float64
+		for k, r := range rounds[i] {
+			if k >= len(rounds[ref]) {
+				break
+			}
+			base := rounds[ref][k]
+			if !measured(r) || !measured(base) {
+				continue
+			}
+			rps = append(rps, r.Res.rps()/base.Res.rps())
+			cpu = append(cpu, cpuPerRequest(r)/cpuPerRequest(base))
+		}
+		if len(rps) == 0 {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\nPer round, against the reference measured in the same round (server CPU per request; req/s):\n\n")
+		}
+		fmt.Fprintf(&b, "- **%s**: CPU %s (median %.2f×); req/s %s (median %.2f×).\n",
+			rows[i].System, ratioList(cpu), median(cpu), ratioList(rps), median(rps))
+	}
+	return b.String()
+}
+
+// measured reports whether r has a result and a server CPU figure.
+func measured(r headRow) bool {
+	return r.Error == "" && r.Res != nil && r.Res.Requests > 0 && r.Res.rps() > 0 &&
+		r.Server != nil && r.Server.Error == "" && r.Server.CPUSeconds > 0
+}
+
+func cpuPerRequest(r headRow) float64 { return r.Server.CPUSeconds / float64(r.Res.Requests) }
+
+func ratioList(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.2f×", x)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// median of xs (not empty); the mean of the middle two for an even count.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 // roundsNote says how the rows were sampled.

@@ -135,3 +135,27 @@ func TestFasterRow(t *testing.T) {
 		}
 	}
 }
+
+// TestRoundRatios: each round's ratio is against the reference of the same
+// round, a failed round of either is left out, and the median is the
+// middle one.
+func TestRoundRatios(t *testing.T) {
+	row := func(kind string, reqs int64, cpuSec float64) headRow {
+		return headRow{System: kind, Kind: kind, Res: &wrkResult{Requests: reqs, DurationUS: 10e6},
+			Server: &ProcStats{CPUSeconds: cpuSec}}
+	}
+	rows := []headRow{row("reference", 1, 1), row("tokengw", 1, 1)}
+	rounds := [][]headRow{
+		{row("reference", 100000, 2.0), row("reference", 50000, 1.5), row("reference", 100000, 2.0), row("reference", 100000, 2.0)},
+		{row("tokengw", 90000, 1.98), row("tokengw", 60000, 1.2), {System: "tokengw", Kind: "tokengw", Error: "boom"}, row("tokengw", 95000, 2.09)},
+	}
+	got := roundRatios(rows, rounds)
+	// CPU per request: 1.98/90000 vs 2/100000 = 1.10; 1.2/60000 vs 1.5/50000 = 0.67; 2.09/95000 vs 2/100000 = 1.10.
+	want := "- **tokengw**: CPU 1.10×, 0.67×, 1.10× (median 1.10×); req/s 0.90×, 1.20×, 0.95× (median 0.95×).\n"
+	if !strings.Contains(got, want) {
+		t.Fatalf("roundRatios:\n%s\nwant a line\n%s", got, want)
+	}
+	if roundRatios(rows, [][]headRow{rounds[0][:1], rounds[1][:1]}) != "" {
+		t.Fatal("one round gave ratios")
+	}
+}

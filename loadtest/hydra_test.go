@@ -296,7 +296,7 @@ func TestHeadlineMarkdownHydra(t *testing.T) {
 	rows := []headRow{{System: "ORY Hydra", Kind: "hydra", Config: "cfg", Version: "ORY Hydra v2.3.0", Hash: "client secret hashed with pbkdf2-sha256",
 		Res: &wrkResult{Requests: 500, DurationUS: 5e6, P50us: 700e3, P99us: 1900e3}, Server: &ProcStats{CPUSeconds: 7, AvgCores: 1.4, EndRSSBytes: 60 << 20},
 		Generator: &ProcStats{AvgCores: 0.01}, Tokens: "501"}}
-	md := headlineMarkdown(o, rows)
+	md := headlineMarkdown(o, rows, nil)
 	for _, want := range []string{"| ORY Hydra | 100 | — |", "14000.0 µs", "| 501 |", "- **ORY Hydra**: cfg; ORY Hydra v2.3.0; client secret hashed with pbkdf2-sha256.", "for Hydra its `hydra serve` process"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
@@ -306,7 +306,7 @@ func TestHeadlineMarkdownHydra(t *testing.T) {
 		t.Errorf("a measured Hydra row said not measured:\n%s", md)
 	}
 	o.hydraURL = ""
-	if md := headlineMarkdown(o, nil); !strings.Contains(md, "- **ORY Hydra**: not measured in this run (`--hydra-url ''`).") {
+	if md := headlineMarkdown(o, nil, nil); !strings.Contains(md, "- **ORY Hydra**: not measured in this run (`--hydra-url ''`).") {
 		t.Errorf("no Hydra row, no note:\n%s", md)
 	}
 }
