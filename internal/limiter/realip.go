@@ -1,6 +1,8 @@
 package limiter
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -29,7 +31,7 @@ import (
 // through fresh buckets.
 //
 // ClientIP does not allocate, and its work is linear in the size of the
-// headers.
+// headers. Behind [ConnContext] it does not parse the peer either.
 //
 // Why ours and not chi's: middleware.RealIP (deprecated) believes
 // True-Client-IP, X-Real-IP and the left-most hop from any peer. chi v5.5's
@@ -42,7 +44,10 @@ import (
 // hops with ports, and copies the request into a new context on every call,
 // where this returns a value without allocating.
 func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	peer, ok := parseRemoteAddr(r.RemoteAddr)
+	peer, ok := r.Context().Value(peerKey{}).(netip.Addr)
+	if !ok {
+		peer, ok = parseRemoteAddr(r.RemoteAddr)
+	}
 	if !ok || !inPrefixes(peer, trusted) {
 		return peer
 	}
@@ -67,6 +72,24 @@ func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 		}
 	}
 	return last
+}
+
+// peerKey is the context key of the peer address ConnContext records.
+type peerKey struct{}
+
+// ConnContext is an http.Server.ConnContext that records the peer address
+// of c, normalized as ClientIP normalizes it, so that ClientIP reads it
+// from the request's context instead of parsing r.RemoteAddr on every
+// request of the connection. A connection that is not TCP records nothing
+// and its requests are parsed as before. A server using it must not
+// rewrite r.RemoteAddr in middleware: ClientIP would not see the change.
+func ConnContext(ctx context.Context, c net.Conn) context.Context {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		if a := ta.AddrPort().Addr(); a.IsValid() {
+			return context.WithValue(ctx, peerKey{}, normalize(a))
+		}
+	}
+	return ctx
 }
 
 func parseRemoteAddr(s string) (netip.Addr, bool) {

@@ -1,6 +1,8 @@
 package limiter
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -160,4 +162,49 @@ func FuzzClientIP(f *testing.F) {
 			t.Fatalf("ClientIP = %v appears neither as peer nor in X-Forwarded-For %q", got, xff)
 		}
 	})
+}
+
+// TestConnContextPeer: over a real listener, ClientIP behind ConnContext
+// answers what it answers from r.RemoteAddr, for a direct caller and for a
+// trusted peer's X-Forwarded-For, over IPv4 and IPv6 loopback; a request
+// whose context lacks the record falls back to RemoteAddr.
+func TestConnContextPeer(t *testing.T) {
+	type seen struct{ fromCtx, parsed netip.Addr }
+	got := make(chan seen, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := r.Context().Value(peerKey{}).(netip.Addr); !ok {
+			t.Error("ConnContext recorded no peer for a TCP connection")
+		}
+		bare := r.WithContext(context.Background()) // no record: parses RemoteAddr
+		got <- seen{ClientIP(r, testTrusted), ClientIP(bare, testTrusted)}
+	})
+	for _, network := range []string{"tcp4", "tcp6"} {
+		ln, err := net.Listen(network, map[string]string{"tcp4": "127.0.0.1:0", "tcp6": "[::1]:0"}[network])
+		if err != nil {
+			t.Logf("%s: %v (skipped)", network, err)
+			continue
+		}
+		srv := &http.Server{Handler: h, ConnContext: ConnContext}
+		go func() { _ = srv.Serve(ln) }()
+		for _, xff := range []string{"", "198.51.100.9"} {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/", nil)
+			if xff != "" {
+				req.Header.Set("X-Forwarded-For", xff)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			s := <-got
+			want := netip.MustParseAddr(map[string]string{"tcp4": "127.0.0.1", "tcp6": "::1"}[network])
+			if xff != "" && network == "tcp4" { // 127.0.0.1 is a trusted proxy here
+				want = netip.MustParseAddr(xff)
+			}
+			if s.fromCtx != want || s.parsed != want {
+				t.Errorf("%s xff %q: ClientIP %v from the connection, %v from RemoteAddr; want %v", network, xff, s.fromCtx, s.parsed, want)
+			}
+		}
+		_ = srv.Close()
+	}
 }

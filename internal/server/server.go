@@ -328,6 +328,8 @@ func (s *Server) HTTPServer(h http.Handler) *http.Server {
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    s.set.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// The peer address parsed once per connection, not per request.
+		ConnContext: limiter.ConnContext,
 	}
 }
 
