@@ -111,16 +111,26 @@ func parseWrk(out []byte) (*wrkResult, error) {
 }
 
 // generatorLimited says why a row measured the generator rather than the
-// server: wrk's own CPU near a full core, or the reference no faster.
+// server: wrk's own CPU near a full core, or the reference no faster while
+// the row costs the server at least as much CPU per request.
 func generatorLimited(r headRow, ref *headRow) string {
 	var why []string
 	if r.Generator != nil && r.Generator.AvgCores >= 0.9 {
 		why = append(why, fmt.Sprintf("wrk at %.2f cores", r.Generator.AvgCores))
 	}
+	cheaper := false // r costs the server less CPU per request than the reference
 	if r.Kind != "reference" && ref != nil && ref.Res != nil && r.Res != nil && ref.Res.rps() <= r.Res.rps() {
-		why = append(why, "reference no faster")
+		// The reference no faster says the generator set the pace, unless
+		// r is cheaper per request than the reference: then r is faster
+		// because it costs less.
+		if cheaper = measured(r) && measured(*ref) && cpuPerRequest(r) < cpuPerRequest(*ref); !cheaper {
+			why = append(why, "reference no faster")
+		}
 	}
 	if len(why) == 0 {
+		if cheaper {
+			return "no (less server CPU per request than the reference)"
+		}
 		return "no"
 	}
 	return "**yes** (" + strings.Join(why, ", ") + ")"
@@ -528,7 +538,7 @@ func headlineMarkdown(o *headlineOptions, rows []headRow, rounds [][]headRow) st
 	if o.hydraURL == "" {
 		b.WriteString("- **ORY Hydra**: not measured in this run (`--hydra-url ''`).\n")
 	}
-	b.WriteString("\nA row is generator-limited when wrk's own CPU (from /proc/<pid>/stat) averages 0.9 cores or more, or, for a row other than the reference, when the reference is no faster. Server CPU and RSS come from /proc/<pid> of the server (for Keycloak its JVM, for Hydra its `hydra serve` process). Hydra's tokens stored are the rows its SQLite file gained during the row's round, the warm-up included (`scripts/hydra.sh tokens` before and after). Raw wrk output: loadtest/results/headline-*.wrk.txt (not tracked).\n")
+	b.WriteString("\nA row is generator-limited when wrk's own CPU (from /proc/<pid>/stat) averages 0.9 cores or more, or, for a row other than the reference, when the reference is no faster although the row costs the server at least as much CPU per request (a row that is faster because it is cheaper per request is not). Server CPU and RSS come from /proc/<pid> of the server (for Keycloak its JVM, for Hydra its `hydra serve` process). Hydra's tokens stored are the rows its SQLite file gained during the row's round, the warm-up included (`scripts/hydra.sh tokens` before and after). Raw wrk output: loadtest/results/headline-*.wrk.txt (not tracked).\n")
 	return b.String()
 }
 

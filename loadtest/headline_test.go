@@ -53,6 +53,18 @@ func TestGeneratorLimited(t *testing.T) {
 	if got := generatorLimited(same, ref); !strings.Contains(got, "reference no faster") {
 		t.Errorf("as fast as the reference: %q", got)
 	}
+	// Faster than the reference but cheaper per request: the server, not
+	// the generator, explains it. As fast and as costly: the generator.
+	ref.Server = &ProcStats{CPUSeconds: 0.02}
+	cheap := headRow{Kind: "tokengw", Res: &wrkResult{Requests: 1100, DurationUS: 1e6}, Generator: &ProcStats{AvgCores: 0.5}, Server: &ProcStats{CPUSeconds: 0.019}}
+	if got := generatorLimited(cheap, ref); !strings.HasPrefix(got, "no (less server CPU") {
+		t.Errorf("faster and cheaper per request than the reference: %q", got)
+	}
+	costly := cheap
+	costly.Server = &ProcStats{CPUSeconds: 0.023}
+	if got := generatorLimited(costly, ref); !strings.Contains(got, "reference no faster") {
+		t.Errorf("faster but no cheaper per request: %q", got)
+	}
 	busy := headRow{Kind: "reference", Res: ref.Res, Generator: &ProcStats{AvgCores: 0.95}}
 	if got := generatorLimited(busy, ref); !strings.Contains(got, "wrk at 0.95 cores") {
 		t.Errorf("wrk at 0.95 cores: %q", got)
