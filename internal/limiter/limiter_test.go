@@ -736,6 +736,6 @@ func TestBlockedAfterBucketsComeAndGo(t *testing.T) {
 	s.Refund("b", l)
 	check("take and refund")
 	if n := s.Len(); n != 1 {
-		t.Fatalf("Len = %d after a refunded Take, want 1 (a's bucket): a full bucket is kept", n)
+		t.Fatalf("Len = %d after a refunded Take, want 1 (a's spent bucket): b's bucket, full again, was kept", n)
 	}
 }

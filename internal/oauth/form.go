@@ -31,7 +31,7 @@ func ParseForm(body string) (url.Values, error) {
 }
 
 // FormShape says what a parsed form holds that RFC 6749 §3.2 cares about,
-// so that a caller enforcing it need not walk the map when neither is
+// so that a caller enforcing it need not walk the form when neither is
 // there (the common case).
 type FormShape struct {
 	Repeats bool // some parameter has more than one value

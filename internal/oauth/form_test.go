@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"reflect"
@@ -40,13 +41,13 @@ func checkParseForm(t *testing.T, body string) {
 	if shape != wantShape {
 		t.Fatalf("ParseFormShape(%q) shape = %+v, want %+v", body, shape, wantShape)
 	}
+	checkRequestForm(t, body, want, wantShape, wantErr)
 	if len(got) == 0 && len(want) == 0 {
 		return
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("ParseForm(%q) = %v, url.ParseQuery = %v", body, got, want)
 	}
-	checkRequestForm(t, body, want, wantShape, wantErr)
 }
 
 // checkRequestForm holds ParseRequestForm and the Form's accessors to what
@@ -178,4 +179,57 @@ func TestFormReaderClearsBuffers(t *testing.T) {
 		return
 	}
 	t.Fatal("no buffer came back to the pool")
+}
+
+// TestRequestFormLarge: past smallForm parameters a Form keeps counts, so
+// that Has, Count, Repeated and DropEmpty stay linear in a hostile body
+// (BenchmarkParseRequestFormHostile shows the cost); the answers are the
+// same as url.ParseQuery's, with and without repeats and empty values.
+func TestRequestFormLarge(t *testing.T) {
+	var distinct, mixed strings.Builder
+	for i := range 3000 { // more than the default body cap admits
+		if i > 0 {
+			distinct.WriteByte('&')
+			mixed.WriteByte('&')
+		}
+		fmt.Fprintf(&distinct, "k%d", i)        // distinct keys, empty values
+		fmt.Fprintf(&mixed, "k%d=v", i%(i/2+1)) // repeats, and keys sent once
+	}
+	for _, body := range []string{distinct.String(), mixed.String(), "a=1&" + strings.Repeat("resource=x&", smallForm) + "b="} {
+		f, _, err := ParseRequestForm(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.counts == nil {
+			t.Fatalf("a form of %d parameters keeps no counts", len(f.params))
+		}
+		checkParseForm(t, body)
+	}
+}
+
+// BenchmarkParseRequestFormHostile: the worst body the default
+// server.max_body_bytes (8192) admits for the §3.2 checks, about 2,700
+// distinct keys without values, parsed and checked as readForm does.
+//
+//	go test -run '^$' -bench ParseRequestFormHostile -benchmem ./internal/oauth/
+func BenchmarkParseRequestFormHostile(b *testing.B) {
+	var sb strings.Builder
+	for i := 0; sb.Len() < 8192-6; i++ {
+		if i > 0 {
+			sb.WriteByte('&')
+		}
+		fmt.Fprintf(&sb, "%x", i)
+	}
+	body := sb.String()
+	b.ReportAllocs()
+	for b.Loop() {
+		f, shape, err := ParseRequestForm(body)
+		if err != nil || !shape.Empties {
+			b.Fatal(err, shape)
+		}
+		if _, ok := f.Repeated("resource"); ok {
+			b.Fatal("repeated")
+		}
+		f.DropEmpty()
+	}
 }

@@ -13,7 +13,15 @@ import (
 // The zero Form is empty. DropEmpty is the only method that changes a Form.
 type Form struct {
 	params []Param
+	// counts is how many values each key has, built only for a form of
+	// more than smallForm parameters, so that no method is quadratic in a
+	// hostile body's parameter count (up to maxFormParams).
+	counts map[string]int
 }
+
+// smallForm is the largest form whose methods scan the parameters instead
+// of consulting counts: a token request has a handful.
+const smallForm = 16
 
 // Param is one parameter of a Form.
 type Param struct {
@@ -31,10 +39,24 @@ func ParseRequestForm(body string) (Form, FormShape, error) {
 	f := Form{params: make([]Param, 0, n)}
 	shape, err := scanForm(body, func(k, v string) bool {
 		seen := f.Has(k)
-		f.params = append(f.params, Param{Key: k, Value: v})
+		f.add(k, v)
 		return seen
 	})
 	return f, shape, err
+}
+
+// add appends a parameter, keeping counts once the form is past smallForm.
+func (f *Form) add(k, v string) {
+	f.params = append(f.params, Param{Key: k, Value: v})
+	switch {
+	case f.counts != nil:
+		f.counts[k]++
+	case len(f.params) > smallForm:
+		f.counts = make(map[string]int, 2*len(f.params))
+		for _, p := range f.params {
+			f.counts[p.Key]++
+		}
+	}
 }
 
 // FormOf is the Form holding v's parameters, keys in sorted order (tests,
@@ -48,7 +70,7 @@ func FormOf(v url.Values) Form {
 	slices.Sort(keys)
 	for _, k := range keys {
 		for _, val := range v[k] {
-			f.params = append(f.params, Param{Key: k, Value: val})
+			f.add(k, val)
 		}
 	}
 	return f
@@ -66,6 +88,9 @@ func (f Form) Get(key string) string {
 
 // Has reports whether key was sent.
 func (f Form) Has(key string) bool {
+	if f.counts != nil {
+		return f.counts[key] > 0
+	}
 	for _, p := range f.params {
 		if p.Key == key {
 			return true
@@ -76,6 +101,9 @@ func (f Form) Has(key string) bool {
 
 // Count is how many values key has.
 func (f Form) Count(key string) int {
+	if f.counts != nil {
+		return f.counts[key]
+	}
 	n := 0
 	for _, p := range f.params {
 		if p.Key == key {
@@ -116,6 +144,12 @@ func (f Form) Repeated(allowed ...string) (key string, ok bool) {
 		if slices.Contains(allowed, p.Key) {
 			continue
 		}
+		if f.counts != nil {
+			if f.counts[p.Key] > 1 {
+				return p.Key, true
+			}
+			continue
+		}
 		for _, q := range f.params[i+1:] {
 			if q.Key == p.Key {
 				return p.Key, true
@@ -140,7 +174,15 @@ func (f *Form) DropEmpty() {
 			kept = append(kept, p)
 		}
 	}
-	if kept != nil {
-		f.params = kept
+	if kept == nil {
+		return
 	}
+	if f.counts != nil {
+		for _, p := range f.params {
+			if p.Value == "" && f.counts[p.Key] == 1 {
+				delete(f.counts, p.Key)
+			}
+		}
+	}
+	f.params = kept
 }

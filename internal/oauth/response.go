@@ -39,7 +39,8 @@ func WriteToken(w http.ResponseWriter, tr TokenResponse) {
 }
 
 // TokenWriter writes §5.1 success responses, as WriteToken does, from a pool
-// of buffers, so a response costs no allocation. A buffer is cleared before
+// of buffers, so a response costs no allocation (one whose token or scope
+// needs JSON escaping goes through encoding/json and does). A buffer is cleared before
 // it goes back: it held a token. Safe for concurrent use.
 type TokenWriter struct {
 	bufs sync.Pool // of *[]byte

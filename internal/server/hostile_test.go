@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -230,4 +231,39 @@ func grepLines(s string, prefixes ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestManyParameterBodies: bodies as large as server.max_body_bytes admits,
+// made of thousands of parameters (distinct and empty, or one key
+// repeated, or a repeated resource with a valid request), get their RFC
+// answers (the parser and the §3.2 checks are linear in the parameters;
+// BenchmarkParseRequestFormHostile in internal/oauth shows the cost).
+func TestManyParameterBodies(t *testing.T) {
+	g := start(t, testConfig(t), nil)
+	params := func(n int, f func(i int) string) string {
+		var b strings.Builder
+		for i := range n {
+			if i > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(f(i))
+		}
+		return b.String()
+	}
+	for _, c := range []struct {
+		name, body, code, desc string
+	}{
+		{"distinct empty keys", params(1500, func(i int) string { return strconv.FormatInt(int64(i), 36) }), "invalid_request", "missing grant_type"},
+		{"one key repeated", "grant_type=client_credentials&" + params(1500, func(int) string { return "x=1" }), "invalid_request", `parameter "x" repeated`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if len(c.body) > 8192 {
+				t.Fatalf("body of %d bytes is past the default cap", len(c.body))
+			}
+			resp, tj := post(t, g.url(), basic("demo", demoSecret), c.body)
+			if resp.StatusCode != http.StatusBadRequest || tj.Error != c.code || tj.Description != c.desc {
+				t.Fatalf("%d %s %q, want 400 %s %q", resp.StatusCode, tj.Error, tj.Description, c.code, c.desc)
+			}
+		})
+	}
 }
