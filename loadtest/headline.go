@@ -511,10 +511,7 @@ func headlineMarkdown(o *headlineOptions, rows []headRow, rounds [][]headRow) st
 		}
 		ratio := "—"
 		if ref != nil && ref.Res.rps() > 0 {
-			ratio = fmt.Sprintf("%.2f×", r.Res.rps()/ref.Res.rps())
-			if x := r.Res.rps() / ref.Res.rps(); x < 0.1 {
-				ratio = fmt.Sprintf("%.4f×", x)
-			}
+			ratio = ratioString(r.Res.rps() / ref.Res.rps())
 		}
 		cpuPerReq, cores, rss := "—", "—", "—"
 		if r.Server != nil && r.Server.Error == "" && r.Res.Requests > 0 {
@@ -580,8 +577,8 @@ func roundRatios(rows []headRow, rounds [][]headRow) string {
 		if b.Len() == 0 {
 			b.WriteString("\nPer round, against the reference measured in the same round (server CPU per request; req/s):\n\n")
 		}
-		fmt.Fprintf(&b, "- **%s**: CPU %s (median %.2f×); req/s %s (median %.2f×).\n",
-			rows[i].System, ratioList(cpu), median(cpu), ratioList(rps), median(rps))
+		fmt.Fprintf(&b, "- **%s**: CPU %s (median %s); req/s %s (median %s).\n",
+			rows[i].System, ratioList(cpu), ratioString(median(cpu)), ratioList(rps), ratioString(median(rps)))
 	}
 	return b.String()
 }
@@ -597,9 +594,18 @@ func cpuPerRequest(r headRow) float64 { return r.Server.CPUSeconds / float64(r.R
 func ratioList(xs []float64) string {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
-		parts[i] = fmt.Sprintf("%.2f×", x)
+		parts[i] = ratioString(x)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// ratioString formats a ratio as the table does: two decimals, four below
+// 0.1 (a peer at a hundredth of the reference).
+func ratioString(x float64) string {
+	if x < 0.1 {
+		return fmt.Sprintf("%.4f×", x)
+	}
+	return fmt.Sprintf("%.2f×", x)
 }
 
 // median of xs (not empty); the mean of the middle two for an even count.
