@@ -289,3 +289,28 @@ func (s *Store) scanAt(ctx context.Context, cons gocql.Consistency, stmt string,
 	}
 	return run()
 }
+
+// Stats are the driver's counts of what it did because nodes were down or
+// slow, for the operator's metrics.
+type Stats struct {
+	// DegradedFallbacks are reuse-path reads that failed at the read
+	// consistency and were answered by one replica; DegradedDirect those
+	// sent to one replica at once while a quorum was known to be short.
+	DegradedFallbacks, DegradedDirect uint64
+	// QuorumProbes are operations needing a quorum that the quorum gate let
+	// through as probes while the driver saw too few nodes up;
+	// QuorumRefused those it refused at once (503 with Retry-After).
+	QuorumProbes, QuorumRefused uint64
+	// Resends are writes sent again after an unknown outcome (a timeout)
+	// until they succeeded or failed for certain.
+	Resends uint64
+}
+
+// Stats returns the counts since Open. Safe for concurrent use.
+func (s *Store) Stats() Stats {
+	return Stats{
+		DegradedFallbacks: s.degradedFallbacks.Load(), DegradedDirect: s.degradedDirect.Load(),
+		QuorumProbes: s.quorumProbes.Load(), QuorumRefused: s.quorumRefused.Load(),
+		Resends: s.resends.Load(),
+	}
+}

@@ -23,7 +23,8 @@ func MigrateRacing(ctx context.Context, cfg config.Cassandra, beforeAlter func(t
 // after a failed quorum attempt, and how many went there at once while a
 // quorum was known to be short.
 func DegradedReads(s *Store) (fallbacks, direct uint64) {
-	return s.degradedFallbacks.Load(), s.degradedDirect.Load()
+	st := s.Stats() // the operator's metrics read the same counts
+	return st.DegradedFallbacks, st.DegradedDirect
 }
 
 // SetWriteFault makes f run every token write (op "issue: insert token
@@ -32,7 +33,7 @@ func DegradedReads(s *Store) (fallbacks, direct uint64) {
 func SetWriteFault(s *Store, f func(op string, run func() error) error) { s.writeFault = f }
 
 // Resends counts writes sent again after an unknown outcome.
-func Resends(s *Store) uint64 { return s.resends.Load() }
+func Resends(s *Store) uint64 { return s.Stats().Resends }
 
 // WaitBackground waits for the background slot releases s has started.
 func WaitBackground(s *Store) { s.bg.Wait() }
@@ -47,7 +48,8 @@ func SetReadFault(s *Store, f func(cons gocql.Consistency, run func() error) err
 // QuorumGate reports how many operations the quorum gate let through as
 // probes and how many it refused.
 func QuorumGate(s *Store) (probes, refused uint64) {
-	return s.quorumProbes.Load(), s.quorumRefused.Load()
+	st := s.Stats()
+	return st.QuorumProbes, st.QuorumRefused
 }
 
 // Replication reports how many nodes down can leave a partition without a
