@@ -2,7 +2,8 @@
 # `make test`: vet and gofmt, every Go test with the race detector (the
 # Cassandra and Keycloak integration tests included, against a real Cassandra
 # and a real Keycloak that this script starts when nothing answers on
-# 127.0.0.1:9042 and 127.0.0.1:8180, and stops again afterwards), then, alone, the test that stops and restarts that Cassandra
+# 127.0.0.1:9042 and 127.0.0.1:8180, and stops again afterwards; the load
+# kit's live test against a real ORY Hydra, likewise on 127.0.0.1:4444), then, alone, the test that stops and restarts that Cassandra
 # under a running gateway, then every fuzz target for a short time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,12 +11,16 @@ cd "$(dirname "$0")/.."
 export CGO_ENABLED=1 # the race detector needs cgo
 started=0
 kc_started=0
+hy_started=0
 cleanup() {
   if [ "$started" = 1 ]; then
     bash scripts/cassandra.sh stop || true
   fi
   if [ "$kc_started" = 1 ]; then
     bash scripts/keycloak.sh stop || true
+  fi
+  if [ "$hy_started" = 1 ]; then
+    bash scripts/hydra.sh stop || true
   fi
 }
 trap cleanup EXIT
@@ -50,6 +55,19 @@ else
   bash scripts/keycloak.sh start
 fi
 export TEST_KEYCLOAK_URL=${TEST_KEYCLOAK_URL:-http://127.0.0.1:8180}
+
+# ORY Hydra for the load kit's live peer test (TestHydraLive): built from
+# source once per machine (about 10 minutes the first time, at nice 19,
+# cached under ~/.cache/tokengw-hydra), then started in seconds; started
+# only when nothing answers on 127.0.0.1:4444, stopped again at the end.
+echo "== hydra"
+if bash scripts/hydra.sh status >/dev/null 2>&1; then
+  echo "using the Hydra already answering on 127.0.0.1:4444"
+else
+  hy_started=1
+  bash scripts/hydra.sh start
+fi
+export TEST_HYDRA_URL=${TEST_HYDRA_URL:-http://127.0.0.1:4444}
 
 echo "== go vet, go test -race: the load-test kit (its own module)"
 # The kit's wrk driver is tested against the real wrk (Debian's package).
