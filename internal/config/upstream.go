@@ -22,6 +22,11 @@ type Upstream struct {
 type UpstreamRefresh struct {
 	ReplayWindow time.Duration `koanf:"replay_window"` // how long a success is replayed; at most 60s
 	MaxReplays   int           `koanf:"max_replays"`   // replays per success; 0 = none (concurrent callers still share the call)
+	// NegativeTTL is how long the provider's invalid_grant to one exact
+	// refresh request is answered again without a call: at most 5s
+	// (upstream.MaxNegativeTTL); 0 means the default, 2s, as in
+	// upstream.Options; a negative duration turns it off.
+	NegativeTTL time.Duration `koanf:"negative_ttl"`
 }
 
 // UpstreamTLS configures the connection to the provider.
@@ -40,6 +45,7 @@ const (
 	MaxUpstreamReplayWindow = 60 * time.Second
 	maxUpstreamReplays      = 1000
 	maxUpstreamTimeout      = 5 * time.Minute
+	maxUpstreamNegativeTTL  = 5 * time.Second // upstream.MaxNegativeTTL
 )
 
 func upstreamDefaults() map[string]any {
@@ -50,6 +56,7 @@ func upstreamDefaults() map[string]any {
 		"upstream.expiry_margin":         "10s",
 		"upstream.refresh.replay_window": "5s",
 		"upstream.refresh.max_replays":   10,
+		"upstream.refresh.negative_ttl":  "2s",
 		"upstream.tls.ca_file":           "",
 		"upstream.tls.cert_file":         "",
 		"upstream.tls.key_file":          "",
@@ -85,6 +92,9 @@ func (u Upstream) validate() error {
 	}
 	if u.Refresh.MaxReplays < 0 || u.Refresh.MaxReplays > maxUpstreamReplays {
 		add(bad("upstream.refresh.max_replays", "must be between 0 and %d, got %d", maxUpstreamReplays, u.Refresh.MaxReplays))
+	}
+	if u.Refresh.NegativeTTL > maxUpstreamNegativeTTL {
+		add(bad("upstream.refresh.negative_ttl", "must be at most %v (a negative duration turns it off), got %v", maxUpstreamNegativeTTL, u.Refresh.NegativeTTL))
 	}
 	t := u.TLS
 	for key, path := range map[string]string{"upstream.tls.ca_file": t.CAFile, "upstream.tls.cert_file": t.CertFile, "upstream.tls.key_file": t.KeyFile} {

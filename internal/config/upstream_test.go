@@ -13,8 +13,11 @@ func TestUpstreamKeys(t *testing.T) {
 	}
 	u := c.Upstream
 	if !u.Enabled() || u.Timeout.String() != "5s" || u.ExpiryMargin.String() != "10s" ||
-		u.Refresh.ReplayWindow.String() != "5s" || u.Refresh.MaxReplays != 10 {
+		u.Refresh.ReplayWindow.String() != "5s" || u.Refresh.MaxReplays != 10 || u.Refresh.NegativeTTL.String() != "2s" {
 		t.Fatalf("defaults: %+v", u)
+	}
+	if c, err := Load("", append(ok, "TOKENGW_UPSTREAM__REFRESH__NEGATIVE_TTL=-1s")); err != nil || c.Upstream.Refresh.NegativeTTL >= 0 {
+		t.Fatalf("negative_ttl -1s (off): %v, %v", err, c)
 	}
 	if c, err := Load("", nil); err != nil || c.Upstream.Enabled() {
 		t.Fatalf("without token_url: enabled %v, %v", c.Upstream.Enabled(), err)
@@ -31,6 +34,7 @@ func TestUpstreamKeys(t *testing.T) {
 		{append(ok, "TOKENGW_UPSTREAM__EXPIRY_MARGIN=-1s"), "upstream.expiry_margin"},
 		{append(ok, "TOKENGW_UPSTREAM__REFRESH__REPLAY_WINDOW=61s"), "upstream.refresh.replay_window"},
 		{append(ok, "TOKENGW_UPSTREAM__REFRESH__MAX_REPLAYS=-1"), "upstream.refresh.max_replays"},
+		{append(ok, "TOKENGW_UPSTREAM__REFRESH__NEGATIVE_TTL=6s"), "upstream.refresh.negative_ttl"},
 		{append(ok, "TOKENGW_UPSTREAM__TLS__CA_FILE=/nonexistent/ca.pem"), "upstream.tls.ca_file"},
 		{append(ok, "TOKENGW_UPSTREAM__TLS__CERT_FILE=/etc/hostname"), "upstream.tls.cert_file"},
 	} {

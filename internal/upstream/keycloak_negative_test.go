@@ -67,3 +67,46 @@ func TestKeycloakNegativeEntry(t *testing.T) {
 		t.Fatalf("after 2 s: %d %s, %d calls; want a new call", late.status, late.body, rec.count("refresh_token"))
 	}
 }
+
+// TestKeycloakNegativeTTLConfig: upstream.refresh.negative_ttl reaches the
+// gateway. Turned off (a negative duration), Keycloak's invalid_grant is
+// not answered again: every request with the spent token is a call; at
+// 500ms, the entry serves a request 400ms later and not one 600ms later.
+func TestKeycloakNegativeTTLConfig(t *testing.T) {
+	kc := keycloakURL(t)
+	for _, c := range []struct {
+		ttl   string
+		steps []time.Duration // clock advances before each repeat
+		calls []int           // refresh calls counted after each repeat
+	}{
+		{"-1s", []time.Duration{0, 0}, []int{2, 3}},
+		{"500ms", []time.Duration{400 * time.Millisecond, 200 * time.Millisecond}, []int{1, 2}},
+	} {
+		t.Run(c.ttl, func(t *testing.T) {
+			rec := newRecorder(t, kc)
+			clock := &testClock{t: time.Now()}
+			cfg := upstreamConfig(t, rec.srv.URL, "TOKENGW_UPSTREAM__REFRESH__NEGATIVE_TTL="+c.ttl)
+			a, err := app.New(context.Background(), cfg, app.Options{Now: clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gw := &gateway{app: a, srv: httptest.NewServer(a.Server.Handler())}
+			t.Cleanup(func() { gw.srv.Close(); _ = a.Close() })
+			hc := httpClient(2)
+			rt := passwordGrant(t, hc, kc)
+			if d := post(t, hc, kc+realmPath+"/token", basic(appID, appSecret), refreshForm(rt)); d.status != http.StatusOK {
+				t.Fatalf("spending the token at Keycloak: %d %s", d.status, d.body)
+			}
+			if first := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt)); first.status != http.StatusBadRequest || rec.count("refresh_token") != 1 {
+				t.Fatalf("spent token through tokengw: %d %s, %d calls", first.status, first.body, rec.count("refresh_token"))
+			}
+			for i, step := range c.steps {
+				clock.Advance(step)
+				again := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt))
+				if again.status != http.StatusBadRequest || again.str(t, "error") != "invalid_grant" || rec.count("refresh_token") != c.calls[i] {
+					t.Fatalf("repeat %d (+%v): %d %s, %d calls; want invalid_grant after %d calls", i+1, step, again.status, again.body, rec.count("refresh_token"), c.calls[i])
+				}
+			}
+		})
+	}
+}
