@@ -68,6 +68,31 @@ const (
 // when credentials are missing or the Basic header is malformed,
 // oauth.ErrInvalidRequest when the client used more than one method.
 func FromRequest(r *http.Request, form oauth.Form) (Credentials, error) {
+	return fromRequest(r, form)
+}
+
+// FromRequestValues is FromRequest for a body parsed into url.Values
+// (upstream mode keeps its form so).
+func FromRequestValues(r *http.Request, form url.Values) (Credentials, error) {
+	return fromRequest(r, valuesParams(form))
+}
+
+// params is what FromRequest reads of a parsed body: oauth.Form, or
+// url.Values through valuesParams.
+type params interface {
+	Get(key string) string
+	Has(key string) bool
+	Count(key string) int
+}
+
+// valuesParams is url.Values as params.
+type valuesParams url.Values
+
+func (v valuesParams) Get(key string) string { return url.Values(v).Get(key) }
+func (v valuesParams) Has(key string) bool   { return url.Values(v).Has(key) }
+func (v valuesParams) Count(key string) int  { return len(v[key]) }
+
+func fromRequest[P params](r *http.Request, form P) (Credentials, error) {
 	auth := r.Header["Authorization"] // Header.Values without canonicalising a canonical key
 	if len(auth) > 1 {
 		return Credentials{}, oauth.ErrInvalidRequest.WithDescription("more than one Authorization header")

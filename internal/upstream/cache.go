@@ -81,6 +81,7 @@ func (h *hasher) finish(st *hashState) cacheKey {
 	st.mac.Write(st.buf)
 	st.mac.Sum(st.out[:0])
 	out := st.out
+	clear(st.buf) // it held the presented credentials: they do not linger in the pool
 	if cap(st.buf) > 4096 {
 		st.buf = make([]byte, 0, 512) // one huge request does not pin its buffer
 	}

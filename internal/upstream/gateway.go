@@ -242,7 +242,11 @@ var (
 )
 
 func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request, *oauth.Error) {
-	if ct := r.Header.Get("Content-Type"); ct != formType {
+	var ct string
+	if v := r.Header["Content-Type"]; len(v) > 0 { // Header.Get without canonicalising a canonical key
+		ct = v[0]
+	}
+	if ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
 			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
@@ -265,27 +269,30 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		}
 		return nil, oauth.ErrInvalidRequest.WithDescription("unreadable request body")
 	}
-	form, err := oauth.ParseForm(body)
+	form, shape, err := oauth.ParseFormShape(body)
 	if err != nil {
 		return nil, oauth.ErrInvalidRequest.WithDescription("malformed form body")
 	}
 	// RFC 6749 §3.2: parameters "MUST NOT be included more than once", and
 	// those "sent without a value MUST be treated as if they were omitted".
-	for k, v := range form {
-		if len(v) == 1 { // the common case: nothing to drop, nothing repeated
-			if v[0] == "" {
-				delete(form, k)
+	// The walk has nothing to do when the parser saw neither.
+	if shape.Repeats || shape.Empties {
+		for k, v := range form {
+			if len(v) == 1 { // the common case: nothing to drop, nothing repeated
+				if v[0] == "" {
+					delete(form, k)
+				}
+				continue
 			}
-			continue
-		}
-		v = slices.DeleteFunc(v, func(s string) bool { return s == "" })
-		switch {
-		case len(v) == 0:
-			delete(form, k)
-		case len(v) > 1 && !multiValued(k):
-			return nil, oauth.ErrInvalidRequest.WithDescription("a parameter is repeated")
-		default:
-			form[k] = v
+			v = slices.DeleteFunc(v, func(s string) bool { return s == "" })
+			switch {
+			case len(v) == 0:
+				delete(form, k)
+			case len(v) > 1 && !multiValued(k):
+				return nil, oauth.ErrInvalidRequest.WithDescription("a parameter is repeated")
+			default:
+				form[k] = v
+			}
 		}
 	}
 	if r.URL.RawQuery != "" {
@@ -294,7 +301,7 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 		}
 	}
 	q := &request{r: r, raw: body, form: form}
-	if c, err := clientauth.FromRequest(r, oauth.FormOf(form)); err == nil {
+	if c, err := clientauth.FromRequestValues(r, form); err == nil {
 		q.clientID = c.ID
 	} else if id := form.Get("client_id"); clientauth.ValidClientID(id) {
 		q.clientID = id // a public client, or credentials the provider will judge
