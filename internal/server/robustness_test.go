@@ -165,9 +165,12 @@ func truncate(b []byte) []byte {
 
 // TestShedsBeyondMaxInFlight: with max_in_flight 1 and one request held in
 // flight, the next gets 503 + Retry-After at once instead of queueing, while
-// liveness, readiness and discovery are never shed.
+// liveness, readiness and discovery are never shed; a shed request whose
+// body has not arrived gets its 503 without waiting for it (and the
+// connection closes), not at the read deadline.
 func TestShedsBeyondMaxInFlight(t *testing.T) {
-	a, err := app.New(context.Background(), testConfig(t, "TOKENGW_SERVER__MAX_IN_FLIGHT=1", "TOKENGW_SERVER__TIMEOUTS__BODY=1m"), app.Options{Now: newClock().Now})
+	a, err := app.New(context.Background(), testConfig(t, "TOKENGW_SERVER__MAX_IN_FLIGHT=1", "TOKENGW_SERVER__TIMEOUTS__BODY=1m",
+		"TOKENGW_SERVER__TIMEOUTS__READ=1m"), app.Options{Now: newClock().Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,6 +205,19 @@ func TestShedsBeyondMaxInFlight(t *testing.T) {
 					t.Fatalf("%s while shedding: %v %v, want 200", p, resp, err)
 				}
 				resp.Body.Close()
+			}
+			// A second request with its body held: its 503 comes well
+			// before the 1m read deadline (the test gives it 20 s).
+			c2 := hold()
+			defer c2.Close()
+			_ = c2.SetReadDeadline(time.Now().Add(20 * time.Second))
+			resp2, err := http.ReadResponse(bufio.NewReader(c2), nil)
+			if err != nil {
+				t.Fatalf("a shed request with its body held got no answer: %v", err)
+			}
+			resp2.Body.Close()
+			if resp2.StatusCode != 503 || !resp2.Close {
+				t.Fatalf("shed request with its body held: %d, close %v; want 503 and the connection closed", resp2.StatusCode, resp2.Close)
 			}
 			break
 		}
