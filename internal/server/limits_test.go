@@ -84,6 +84,11 @@ func TestFailedAuthPerIP(t *testing.T) {
 	if ra := last.Header.Get("Retry-After"); ra != "20" {
 		t.Fatalf("Retry-After = %q, want 20 (one failure per 20 s)", ra)
 	}
+	// Answered before its body was read: the connection is not kept, so
+	// net/http need not wait for the rest of a slow body to reuse it.
+	if !last.Close {
+		t.Fatal("the blocked caller's 429 keeps the connection")
+	}
 	// Even the right secret waits until the bucket refills.
 	if resp, _ := post(t, g.url(), basic("demo", demoSecret), "grant_type=client_credentials"); resp.StatusCode != 429 {
 		t.Fatalf("right secret while blocked: %d", resp.StatusCode)

@@ -184,6 +184,7 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 	ipKey := info.caller
 	if blocked, wait := s.failedAuth.Blocked(ipKey, s.set.FailedAuthLimit); blocked {
 		info.outcome = "limited"
+		closeUnreadBody(w, r) // answered before its body is read, as a shed request is
 		oauth.WriteError(w, oauth.ErrRateLimited.
 			WithDescription("too many failed client authentications from this address").
 			WithRetryAfter(wait))
