@@ -60,8 +60,11 @@ export TEST_KEYCLOAK_URL=${TEST_KEYCLOAK_URL:-http://127.0.0.1:8180}
 # source once per machine (about 10 minutes the first time, at nice 19,
 # cached under ~/.cache/tokengw-hydra), then started in seconds; started
 # only when nothing answers on 127.0.0.1:4444, stopped again at the end.
+# A TEST_HYDRA_URL set by the caller names a Hydra of its own: none is built.
 echo "== hydra"
-if bash scripts/hydra.sh status >/dev/null 2>&1; then
+if [ -n "${TEST_HYDRA_URL:-}" ]; then
+  echo "using the Hydra at $TEST_HYDRA_URL"
+elif bash scripts/hydra.sh status >/dev/null 2>&1; then
   echo "using the Hydra already answering on 127.0.0.1:4444"
 else
   hy_started=1

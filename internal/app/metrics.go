@@ -20,14 +20,14 @@ func (a *App) registerMetrics() error {
 	const evictHelp = "Partly spent token buckets evicted to respect the limiter's key bound (each key got a fresh bucket); rising steadily: too many callers for the bound."
 	const reuseHelp = "Tokens handed out by source: reused from the in-process cache (l1), reused from the store (l2), or minted."
 	if cs, ok := a.Backend.(*cassandra.Store); ok {
-		const degradedHelp = "Cassandra reuse-path reads answered by one replica because a quorum was short: after a failed quorum attempt (fallback) or at once while it was known to be short (direct)."
+		const degradedHelp = "Cassandra reuse-path reads sent to one replica because a quorum was short: after a failed quorum attempt (fallback) or at once while it was known to be short (direct)."
 		const gateHelp = "Cassandra operations needing a quorum while the driver saw too few nodes up for one: let through as probes, or refused at once with 503 (the quorum gate)."
 		if err := a.Metrics.Register(
 			counter("tokengw_cassandra_degraded_reads_total", degradedHelp, prometheus.Labels{"how": "fallback"}, func() uint64 { return cs.Stats().DegradedFallbacks }),
 			counter("tokengw_cassandra_degraded_reads_total", degradedHelp, prometheus.Labels{"how": "direct"}, func() uint64 { return cs.Stats().DegradedDirect }),
 			counter("tokengw_cassandra_quorum_gate_total", gateHelp, prometheus.Labels{"result": "probe"}, func() uint64 { return cs.Stats().QuorumProbes }),
 			counter("tokengw_cassandra_quorum_gate_total", gateHelp, prometheus.Labels{"result": "refused"}, func() uint64 { return cs.Stats().QuorumRefused }),
-			counter("tokengw_cassandra_write_resends_total", "Cassandra writes sent again after an unknown outcome (a timeout), until they succeeded or failed for certain.", nil, func() uint64 { return cs.Stats().Resends }),
+			counter("tokengw_cassandra_write_resends_total", "Resends of Cassandra writes whose outcome was unknown (a timeout), one per resend.", nil, func() uint64 { return cs.Stats().Resends }),
 		); err != nil {
 			return err
 		}

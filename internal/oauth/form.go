@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrBodyTooLarge is returned by FormReader.Read for a body longer than its
@@ -203,4 +205,24 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - 'a' + 10
+}
+
+// unreadBodyGrace is how long LeaveBody lets net/http read what is left of
+// a body before it answers: a body sent with its headers is in the
+// connection's buffer already and takes microseconds.
+const unreadBodyGrace = 100 * time.Millisecond
+
+// LeaveBody prepares the answer to an HTTP/1 request whose body the handler
+// does not read (a shed or refused request). Before it writes an answer,
+// net/http reads the rest of an unread body to keep the connection; for a
+// body that arrives slowly, or never, that would hold the answer until the
+// read deadline. LeaveBody bounds that read by unreadBodyGrace: a body
+// already sent is still consumed and the connection kept, one still on its
+// way ends the connection after the answer. HTTP/2 streams have no such
+// read, and are left alone.
+func LeaveBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 || r.ProtoMajor != 1 {
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(unreadBodyGrace))
 }

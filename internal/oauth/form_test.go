@@ -203,6 +203,16 @@ func TestRequestFormLarge(t *testing.T) {
 		if f.counts == nil {
 			t.Fatalf("a form of %d parameters keeps no counts", len(f.params))
 		}
+		// A copy shares the counts: DropEmpty on the copy leaves the
+		// original as it was.
+		before := f.URLValues()
+		g := f
+		g.DropEmpty()
+		for k := range before {
+			if !f.Has(k) || f.Count(k) != len(before[k]) {
+				t.Fatalf("DropEmpty on a copy changed the original's %q", k)
+			}
+		}
 		checkParseForm(t, body)
 	}
 }

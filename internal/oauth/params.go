@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"maps"
 	"net/url"
 	"slices"
 )
@@ -178,6 +179,8 @@ func (f *Form) DropEmpty() {
 		return
 	}
 	if f.counts != nil {
+		// A copy of the Form shares the map: change a clone of it.
+		f.counts = maps.Clone(f.counts)
 		for _, p := range f.params {
 			if p.Value == "" && f.counts[p.Key] == 1 {
 				delete(f.counts, p.Key)

@@ -183,7 +183,7 @@ func (s *Server) shed(next http.Handler) http.Handler {
 			if s.inFlight.Add(1) > s.maxInFlight {
 				s.inFlight.Add(-1)
 				info.outcome = "shed"
-				closeUnreadBody(w, r)
+				oauth.LeaveBody(w, r)
 				oauth.WriteError(w, oauth.ErrTemporarilyUnavailable.
 					WithDescription("server busy; retry later").WithRetryAfter(time.Second))
 				return
@@ -194,7 +194,7 @@ func (s *Server) shed(next http.Handler) http.Handler {
 			slot := s.perIP.acquire(info.caller)
 			if slot == nil {
 				info.outcome = "shed"
-				closeUnreadBody(w, r)
+				oauth.LeaveBody(w, r)
 				oauth.WriteError(w, oauth.ErrRateLimited.
 					WithDescription("too many requests in progress from this address").WithRetryAfter(time.Second))
 				return
@@ -204,19 +204,6 @@ func (s *Server) shed(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-// closeUnreadBody marks the answer to a request whose body is left unread
-// (a shed one) as the connection's last. Otherwise net/http reads the rest
-// of the body before it writes the answer, to keep the connection: a body
-// that arrives slowly, or not at all, would hold the "at once" 503 until the
-// read deadline.
-func closeUnreadBody(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength != 0 {
-		w.Header()["Connection"] = hdrClose
-	}
-}
-
-var hdrClose = []string{"close"} // never modified
 
 // neverShed are the paths probes and clients' discovery use.
 func neverShed(path string) bool {

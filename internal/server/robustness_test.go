@@ -207,7 +207,8 @@ func TestShedsBeyondMaxInFlight(t *testing.T) {
 				resp.Body.Close()
 			}
 			// A second request with its body held: its 503 comes well
-			// before the 1m read deadline (the test gives it 20 s).
+			// before the 1m read deadline (the test gives it 20 s), and
+			// ends the connection (the rest of the body never came).
 			c2 := hold()
 			defer c2.Close()
 			_ = c2.SetReadDeadline(time.Now().Add(20 * time.Second))

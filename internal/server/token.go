@@ -184,7 +184,7 @@ func (s *Server) ipBlocked(w http.ResponseWriter, r *http.Request, info *reqInfo
 	ipKey := info.caller
 	if blocked, wait := s.failedAuth.Blocked(ipKey, s.set.FailedAuthLimit); blocked {
 		info.outcome = "limited"
-		closeUnreadBody(w, r) // answered before its body is read, as a shed request is
+		oauth.LeaveBody(w, r) // answered before its body is read
 		oauth.WriteError(w, oauth.ErrRateLimited.
 			WithDescription("too many failed client authentications from this address").
 			WithRetryAfter(wait))
@@ -287,11 +287,13 @@ func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (oauth.Form, *
 	if ct != formType { // the common case skips the parser
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
+			oauth.LeaveBody(w, r)
 			return oauth.Form{}, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
 		}
 	}
 	max := s.set.MaxBodyBytes
 	if r.ContentLength > max {
+		oauth.LeaveBody(w, r)
 		return oauth.Form{}, oauth.ErrRequestTooLarge
 	}
 	// The body has its own short deadline (server.timeouts.body): a

@@ -249,10 +249,12 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 	if ct != formType {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != formType {
+			oauth.LeaveBody(w, r)
 			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
 		}
 	}
 	if r.ContentLength > g.o.MaxBodyBytes {
+		oauth.LeaveBody(w, r)
 		return nil, oauth.ErrRequestTooLarge
 	}
 	if g.o.BodyTimeout > 0 {
@@ -315,6 +317,7 @@ func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request,
 func (g *Gateway) begin(w http.ResponseWriter, r *http.Request) (q *request, res Result, ok bool) {
 	ipKey := ipLimitKey(limiter.ClientIP(r, g.o.TrustedProxies))
 	if blocked, wait := g.o.FailedIP.Blocked(ipKey, g.o.FailedIPLimit); blocked {
+		oauth.LeaveBody(w, r) // answered before its body is read
 		return nil, g.fail(w, Result{}, outcomeLimited, oauth.ErrRateLimited.
 			WithDescription("too many failed client authentications from this address").
 			WithRetryAfter(wait)), false

@@ -294,15 +294,15 @@ func (s *Store) scanAt(ctx context.Context, cons gocql.Consistency, stmt string,
 // slow, for the operator's metrics.
 type Stats struct {
 	// DegradedFallbacks are reuse-path reads that failed at the read
-	// consistency and were answered by one replica; DegradedDirect those
+	// consistency and were sent again to one replica; DegradedDirect those
 	// sent to one replica at once while a quorum was known to be short.
 	DegradedFallbacks, DegradedDirect uint64
 	// QuorumProbes are operations needing a quorum that the quorum gate let
 	// through as probes while the driver saw too few nodes up;
 	// QuorumRefused those it refused at once (503 with Retry-After).
 	QuorumProbes, QuorumRefused uint64
-	// Resends are writes sent again after an unknown outcome (a timeout)
-	// until they succeeded or failed for certain.
+	// Resends counts each resend of a write whose outcome was unknown (a
+	// timeout); one write may be resent several times.
 	Resends uint64
 }
 
