@@ -70,11 +70,11 @@ func TestFromRequest(t *testing.T) {
 			for _, v := range tt.auth {
 				r.Header.Add("Authorization", v)
 			}
-			form, err := url.ParseQuery(tt.body)
+			form, _, err := oauth.ParseRequestForm(tt.body)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := FromRequest(r, oauth.FormOf(form))
+			got, err := FromRequest(r, form)
 			if tt.wantErr == nil {
 				if err != nil {
 					t.Fatalf("FromRequest: %v", err)
@@ -128,7 +128,7 @@ func TestFromRequestOAuth2Client(t *testing.T) {
 				if err := r.ParseForm(); err != nil {
 					t.Error(err)
 				}
-				c, err := FromRequest(r, oauth.FormOf(r.PostForm))
+				c, err := FromRequestValues(r, r.PostForm) // upstream mode's path
 				results <- result{c, err}
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write([]byte(`{"access_token":"x","token_type":"Bearer","expires_in":60}`))

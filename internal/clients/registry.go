@@ -112,7 +112,7 @@ func NewRegistry(static []store.Client, st store.Clients, opts RegistryOptions) 
 // scopes, the default grant types and the fingerprint.
 func derive(c store.Client) store.Client {
 	sc := oauth.NewScope(c.Scopes...)
-	c.Scopes, c.ScopeString = sc.Tokens(), sc.String()
+	c.Scopes, c.ScopeSet = sc.Tokens(), sc
 	if c.GrantTypes == nil {
 		c.GrantTypes = DefaultGrantTypes()
 	}

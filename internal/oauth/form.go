@@ -16,21 +16,9 @@ import (
 var ErrBodyTooLarge = errors.New("oauth: request body too large")
 
 // maxFormParams is net/url's default limit on the parameters of one query
-// (GODEBUG urlmaxqueryparams=10000), kept so ParseForm refuses what
+// (GODEBUG urlmaxqueryparams=10000), kept so the parsers refuse what
 // url.ParseQuery refuses.
 const maxFormParams = 10000
-
-// ParseForm parses an application/x-www-form-urlencoded body (the token,
-// revocation and introspection requests, RFC 6749 Appendix B) into the same
-// url.Values that url.ParseQuery returns, and fails exactly when it fails.
-// It is cheaper: the values of all parameters share one backing array
-// (a parameter that repeats gets its own on its second value), and the map
-// is sized once, so a three-parameter body costs two allocations instead of
-// five. Unescaped keys and values are substrings of body.
-func ParseForm(body string) (url.Values, error) {
-	form, _, err := ParseFormShape(body)
-	return form, err
-}
 
 // FormShape says what a parsed form holds that RFC 6749 §3.2 cares about,
 // so that a caller enforcing it need not walk the form when neither is
@@ -40,7 +28,14 @@ type FormShape struct {
 	Empties bool // some value is the empty string
 }
 
-// ParseFormShape is ParseForm, also reporting the form's shape.
+// ParseFormShape parses an application/x-www-form-urlencoded body (upstream
+// mode's requests, RFC 6749 Appendix B) into the same url.Values that
+// url.ParseQuery returns, and fails exactly when it fails, and reports the
+// form's shape. It is cheaper: the values of all parameters share one
+// backing array (a parameter that repeats gets its own on its second
+// value), and the map is sized once, so a three-parameter body costs two
+// allocations instead of five. Unescaped keys and values are substrings of
+// body.
 func ParseFormShape(body string) (url.Values, FormShape, error) {
 	n, err := formParams(body)
 	if err != nil {

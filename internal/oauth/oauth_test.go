@@ -95,39 +95,14 @@ func TestScopeSets(t *testing.T) {
 	}
 }
 
-// TestCanonicalScope: only the canonical form passes, without a copy.
-func TestCanonicalScope(t *testing.T) {
-	for raw, want := range map[string]bool{
-		"": true, "read": true, "read write": true, "a b c": true,
-		"write read": false, "read read": false, "read ": false, " read": false,
-		"read  write": false, `re"ad`: false, "a\tb": false,
-	} {
-		if _, ok := CanonicalScope(raw); ok != want {
-			t.Errorf("CanonicalScope(%q) ok = %v, want %v", raw, ok, want)
-		}
-	}
-	if n := testing.AllocsPerRun(100, func() { _, _ = CanonicalScope("read write") }); n != 0 {
-		t.Errorf("CanonicalScope allocates %v times", n)
-	}
-}
-
 func FuzzParseScope(f *testing.F) {
 	for _, s := range []string{"", "read write", "a  b", `"`, "\x00", "z y x x", "b a", "a a", "a "} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
 		s, ok := ParseScope(raw)
-		// CanonicalScope accepts exactly the strings ParseScope leaves
-		// as they are, and names the same set.
-		c, cok := CanonicalScope(raw)
-		if cok != (ok && s.String() == raw) || (cok && c != s) {
-			t.Fatalf("CanonicalScope(%q) = %q, %v; ParseScope = %q, %v", raw, c, cok, s, ok)
-		}
 		if !ok {
 			return
-		}
-		if c, cok := CanonicalScope(s.String()); !cok || c != s {
-			t.Fatalf("CanonicalScope of the canonical %q = %q, %v", s, c, cok)
 		}
 		again, ok2 := ParseScope(s.String())
 		if !ok2 || again != s {

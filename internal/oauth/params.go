@@ -2,7 +2,6 @@ package oauth
 
 import (
 	"maps"
-	"net/url"
 	"slices"
 )
 
@@ -60,23 +59,6 @@ func (f *Form) add(k, v string) {
 	}
 }
 
-// FormOf is the Form holding v's parameters, keys in sorted order (tests,
-// and callers that built url.Values).
-func FormOf(v url.Values) Form {
-	var f Form
-	keys := make([]string, 0, len(v))
-	for k := range v {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		for _, val := range v[k] {
-			f.add(k, val)
-		}
-	}
-	return f
-}
-
 // Get returns the first value of key, or "".
 func (f Form) Get(key string) string {
 	for _, p := range f.params {
@@ -124,18 +106,6 @@ func (f Form) Values(key string) []string {
 		}
 	}
 	return vs
-}
-
-// Params returns the parameters in order. The caller must not modify them.
-func (f Form) Params() []Param { return f.params }
-
-// URLValues returns the parameters as url.Values (a copy).
-func (f Form) URLValues() url.Values {
-	v := make(url.Values, len(f.params))
-	for _, p := range f.params {
-		v[p.Key] = append(v[p.Key], p.Value)
-	}
-	return v
 }
 
 // Repeated returns the first key, in body order, that has more than one

@@ -36,22 +36,6 @@ func ParseScope(raw string) (Scope, bool) {
 	return NewScope(parts...), true
 }
 
-// CanonicalScope is the set s names when s is already in canonical form
-// (valid tokens, sorted, unique, one space between them), without a copy;
-// ok is false for anything else, which ParseScope would have to normalise
-// or refuse.
-func CanonicalScope(s string) (sc Scope, ok bool) {
-	prev := ""
-	for rest := s; rest != ""; {
-		tok, tail, more := strings.Cut(rest, " ")
-		if !ValidScopeToken(tok) || (prev != "" && prev >= tok) || (more && tail == "") {
-			return Scope{}, false
-		}
-		prev, rest = tok, tail
-	}
-	return Scope{s: s}, true
-}
-
 // NewScope builds a normalised set from tokens. Tokens are not validated;
 // use ParseScope for input from the wire.
 func NewScope(tokens ...string) Scope {

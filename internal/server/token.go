@@ -74,10 +74,10 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientScope is the set of scopes client may ask for: the registry's
-// canonical string when it derived one, else the tokens joined.
+// when it derived one, else the tokens joined.
 func clientScope(c store.Client) oauth.Scope {
-	if sc, ok := oauth.CanonicalScope(c.ScopeString); ok && c.ScopeString != "" {
-		return sc
+	if !c.ScopeSet.Empty() || len(c.Scopes) == 0 {
+		return c.ScopeSet
 	}
 	return oauth.NewScope(c.Scopes...)
 }

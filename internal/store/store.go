@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/tokengw/tokengw/internal/oauth"
 )
 
 // Errors every driver returns, matched with errors.Is.
@@ -93,10 +95,10 @@ type Client struct {
 	// Fingerprint is derived by the client registry (clients.Fingerprint)
 	// from the fields above; drivers neither store nor read it.
 	Fingerprint string
-	// ScopeString is Scopes as one space-delimited string, derived by the
-	// client registry alongside Fingerprint, so a token request without a
-	// scope parameter need not join them; drivers neither store nor read it.
-	ScopeString string
+	// ScopeSet is Scopes as a normalised set, derived by the client
+	// registry alongside Fingerprint, so a token request without a scope
+	// parameter need not join them; drivers neither store nor read it.
+	ScopeSet oauth.Scope
 }
 
 // Tokens persists issued tokens and the reuse rows. Implementations are safe
