@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strings"
@@ -220,4 +221,30 @@ func LeaveBody(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(unreadBodyGrace))
+}
+
+const formType = "application/x-www-form-urlencoded"
+
+// Admit checks, before any of r's body is read, that r is a form request
+// this reader takes: an application/x-www-form-urlencoded body of at most
+// its limit by Content-Length. A refusal is an *Error to answer with
+// (invalid_request, or ErrRequestTooLarge), and LeaveBody has prepared
+// the answer.
+func (f *FormReader) Admit(w http.ResponseWriter, r *http.Request) *Error {
+	var ct string
+	if v := r.Header["Content-Type"]; len(v) > 0 { // Header.Get without canonicalising a canonical key
+		ct = v[0]
+	}
+	if ct != formType { // the common case skips the parser
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != formType {
+			LeaveBody(w, r)
+			return ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
+		}
+	}
+	if r.ContentLength > f.max {
+		LeaveBody(w, r)
+		return ErrRequestTooLarge
+	}
+	return nil
 }

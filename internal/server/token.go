@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -264,8 +263,6 @@ func (s *Server) fail(w http.ResponseWriter, info *reqInfo, err error) {
 	oauth.WriteError(w, oe)
 }
 
-const formType = "application/x-www-form-urlencoded"
-
 // errBodyTimeout answers a body that did not arrive within
 // server.timeouts.body (RFC 9110 §15.5.9); the connection is closed.
 var errBodyTimeout = &oauth.Error{
@@ -280,21 +277,8 @@ var errMalformedForm = errors.New("server: body is not valid application/x-www-f
 // server.max_body_bytes (refusing a larger one without reading it whole)
 // and rejects repeated parameters.
 func (s *Server) readForm(w http.ResponseWriter, r *http.Request) (oauth.Form, *oauth.Error) {
-	var ct string
-	if v := r.Header["Content-Type"]; len(v) > 0 { // Header.Get without canonicalising a canonical key
-		ct = v[0]
-	}
-	if ct != formType { // the common case skips the parser
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != formType {
-			oauth.LeaveBody(w, r)
-			return oauth.Form{}, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
-		}
-	}
-	max := s.set.MaxBodyBytes
-	if r.ContentLength > max {
-		oauth.LeaveBody(w, r)
-		return oauth.Form{}, oauth.ErrRequestTooLarge
+	if oerr := s.forms.Admit(w, r); oerr != nil {
+		return oauth.Form{}, oerr
 	}
 	// The body has its own short deadline (server.timeouts.body): a
 	// caller that sends headers and then trickles the body holds a slot for

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"mime"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -232,8 +231,6 @@ func (q *request) addOthers(st *hashState, skip ...string) {
 // RFC 8693 §2.1.
 func multiValued(k string) bool { return k == "resource" || k == "audience" }
 
-const formType = "application/x-www-form-urlencoded"
-
 // Header values of every success, shared and never modified.
 var (
 	hdrJSON    = []string{"application/json"}
@@ -242,20 +239,8 @@ var (
 )
 
 func (g *Gateway) readRequest(w http.ResponseWriter, r *http.Request) (*request, *oauth.Error) {
-	var ct string
-	if v := r.Header["Content-Type"]; len(v) > 0 { // Header.Get without canonicalising a canonical key
-		ct = v[0]
-	}
-	if ct != formType {
-		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || mt != formType {
-			oauth.LeaveBody(w, r)
-			return nil, oauth.ErrInvalidRequest.WithDescription("content type must be application/x-www-form-urlencoded")
-		}
-	}
-	if r.ContentLength > g.o.MaxBodyBytes {
-		oauth.LeaveBody(w, r)
-		return nil, oauth.ErrRequestTooLarge
+	if oerr := g.forms.Admit(w, r); oerr != nil {
+		return nil, oerr
 	}
 	if g.o.BodyTimeout > 0 {
 		// A slow body holds a connection; bound it as the local endpoint does.

@@ -153,7 +153,7 @@ func FuzzReadRequest(f *testing.F) {
 	f.Add("a=%zz", "")
 	f.Fuzz(func(t *testing.T, body, auth string) {
 		r := httptest.NewRequest(http.MethodPost, "/oauth2/token", strings.NewReader(body))
-		r.Header.Set("Content-Type", formType)
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		if auth != "" {
 			r.Header.Set("Authorization", auth)
 		}
