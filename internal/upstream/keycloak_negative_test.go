@@ -23,27 +23,35 @@ func (c *testClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c
 
 func (c *testClock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// TestKeycloakNegativeEntry: Keycloak's invalid_grant to one exact refresh
-// request (a token already spent straight at Keycloak, so tokengw has no
-// result to replay) is answered again from tokengw for 2 s, as Keycloak
-// sent it, without a call; another client's request with the same token
-// still goes to Keycloak; after the 2 s the request goes to Keycloak again.
-func TestKeycloakNegativeEntry(t *testing.T) {
-	kc := keycloakURL(t)
+// spentRefresh starts a gateway in front of Keycloak (through a call
+// recorder, on a manual clock, with env's configuration) and spends a
+// fresh refresh token straight at Keycloak, so tokengw has no result of its
+// own to replay for it.
+func spentRefresh(t *testing.T, kc string, env ...string) (*recorder, *testClock, *gateway, *http.Client, string) {
+	t.Helper()
 	rec := newRecorder(t, kc)
 	clock := &testClock{t: time.Now()}
-	a, err := app.New(context.Background(), upstreamConfig(t, rec.srv.URL), app.Options{Now: clock.Now})
+	a, err := app.New(context.Background(), upstreamConfig(t, rec.srv.URL, env...), app.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gw := &gateway{app: a, srv: httptest.NewServer(a.Server.Handler())}
 	t.Cleanup(func() { gw.srv.Close(); _ = a.Close() })
 	hc := httpClient(2)
-
 	rt := passwordGrant(t, hc, kc)
 	if d := post(t, hc, kc+realmPath+"/token", basic(appID, appSecret), refreshForm(rt)); d.status != http.StatusOK {
 		t.Fatalf("spending the token at Keycloak: %d %s", d.status, d.body)
 	}
+	return rec, clock, gw, hc, rt
+}
+
+// TestKeycloakNegativeEntry: Keycloak's invalid_grant to one exact refresh
+// request (a token already spent straight at Keycloak, so tokengw has no
+// result to replay) is answered again from tokengw for 2 s, as Keycloak
+// sent it, without a call; another client's request with the same token
+// still goes to Keycloak; after the 2 s the request goes to Keycloak again.
+func TestKeycloakNegativeEntry(t *testing.T) {
+	rec, clock, gw, hc, rt := spentRefresh(t, keycloakURL(t))
 	first := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt))
 	if first.status != http.StatusBadRequest || first.str(t, "error") != "invalid_grant" || rec.count("refresh_token") != 1 {
 		t.Fatalf("spent token through tokengw: %d %s, %d calls", first.status, first.body, rec.count("refresh_token"))
@@ -83,20 +91,7 @@ func TestKeycloakNegativeTTLConfig(t *testing.T) {
 		{"500ms", []time.Duration{400 * time.Millisecond, 200 * time.Millisecond}, []int{1, 2}},
 	} {
 		t.Run(c.ttl, func(t *testing.T) {
-			rec := newRecorder(t, kc)
-			clock := &testClock{t: time.Now()}
-			cfg := upstreamConfig(t, rec.srv.URL, "TOKENGW_UPSTREAM__REFRESH__NEGATIVE_TTL="+c.ttl)
-			a, err := app.New(context.Background(), cfg, app.Options{Now: clock.Now})
-			if err != nil {
-				t.Fatal(err)
-			}
-			gw := &gateway{app: a, srv: httptest.NewServer(a.Server.Handler())}
-			t.Cleanup(func() { gw.srv.Close(); _ = a.Close() })
-			hc := httpClient(2)
-			rt := passwordGrant(t, hc, kc)
-			if d := post(t, hc, kc+realmPath+"/token", basic(appID, appSecret), refreshForm(rt)); d.status != http.StatusOK {
-				t.Fatalf("spending the token at Keycloak: %d %s", d.status, d.body)
-			}
+			rec, clock, gw, hc, rt := spentRefresh(t, kc, "TOKENGW_UPSTREAM__REFRESH__NEGATIVE_TTL="+c.ttl)
 			if first := post(t, hc, gw.tokenURL(), basic(appID, appSecret), refreshForm(rt)); first.status != http.StatusBadRequest || rec.count("refresh_token") != 1 {
 				t.Fatalf("spent token through tokengw: %d %s, %d calls", first.status, first.body, rec.count("refresh_token"))
 			}
