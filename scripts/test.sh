@@ -9,18 +9,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export CGO_ENABLED=1 # the race detector needs cgo
-started=0
-kc_started=0
-hy_started=0
+started_services=() # what ensure_service started, stopped again at the end
 cleanup() {
-  if [ "$started" = 1 ]; then
-    bash scripts/cassandra.sh stop || true
-  fi
-  if [ "$kc_started" = 1 ]; then
-    bash scripts/keycloak.sh stop || true
-  fi
-  if [ "$hy_started" = 1 ]; then
-    bash scripts/hydra.sh stop || true
+  for svc in ${started_services[@]+"${started_services[@]}"}; do
+    bash "scripts/$svc.sh" stop || true
+  done
+}
+
+# ensure_service NAME ADDR: uses the NAME answering on ADDR (scripts/NAME.sh
+# status), or starts one with scripts/NAME.sh start.
+ensure_service() {
+  if bash "scripts/$1.sh" status >/dev/null 2>&1; then
+    echo "using the $1 already answering on $2"
+  else
+    started_services+=("$1")
+    bash "scripts/$1.sh" start
   fi
 }
 trap cleanup EXIT
@@ -36,24 +39,14 @@ echo "== python venv for the Authlib private_key_jwt interop test (once per mach
 bash scripts/authlib-venv.sh >/dev/null
 
 echo "== cassandra"
-if bash scripts/cassandra.sh status >/dev/null 2>&1; then
-  echo "using the Cassandra already answering on 127.0.0.1:9042"
-else
-  started=1
-  bash scripts/cassandra.sh start
-fi
+ensure_service cassandra 127.0.0.1:9042
 export TEST_CASSANDRA_ADDR=${TEST_CASSANDRA_ADDR:-127.0.0.1:9042}
 
 # Keycloak for the upstream-mode tests (-tags keycloak): about 75 s and
 # ~470 MiB on an idle 2-CPU machine (minutes when it is loaded); started only
 # when nothing answers on 127.0.0.1:8180, stopped again at the end.
 echo "== keycloak"
-if bash scripts/keycloak.sh status >/dev/null 2>&1; then
-  echo "using the Keycloak already answering on 127.0.0.1:8180"
-else
-  kc_started=1
-  bash scripts/keycloak.sh start
-fi
+ensure_service keycloak 127.0.0.1:8180
 export TEST_KEYCLOAK_URL=${TEST_KEYCLOAK_URL:-http://127.0.0.1:8180}
 
 # ORY Hydra for the load kit's live peer test (TestHydraLive): built from
@@ -64,11 +57,8 @@ export TEST_KEYCLOAK_URL=${TEST_KEYCLOAK_URL:-http://127.0.0.1:8180}
 echo "== hydra"
 if [ -n "${TEST_HYDRA_URL:-}" ]; then
   echo "using the Hydra at $TEST_HYDRA_URL"
-elif bash scripts/hydra.sh status >/dev/null 2>&1; then
-  echo "using the Hydra already answering on 127.0.0.1:4444"
 else
-  hy_started=1
-  bash scripts/hydra.sh start
+  ensure_service hydra 127.0.0.1:4444
 fi
 export TEST_HYDRA_URL=${TEST_HYDRA_URL:-http://127.0.0.1:4444}
 
