@@ -190,11 +190,20 @@ func TestShedsBeyondMaxInFlight(t *testing.T) {
 	// Poll (observable) until the held request occupies the slot.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		resp, err := http.Post("http://"+addr+"/oauth2/revoke", "application/x-www-form-urlencoded", strings.NewReader("token=x"))
+		// The poll authenticates: an unauthenticated one counts as a failed
+		// authentication, and enough of them block this address (429,
+		// answered before the slot is ever held for long).
+		req, _ := http.NewRequest("POST", "http://"+addr+"/oauth2/revoke", strings.NewReader("token=x"))
+		req.Header = basic("demo", demoSecret)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		if resp.StatusCode != 200 && resp.StatusCode != 503 {
+			t.Fatalf("poll: %d, want 200 or 503", resp.StatusCode)
+		}
 		if resp.StatusCode == 503 {
 			if resp.Header.Get("Retry-After") == "" {
 				t.Fatal("503 without Retry-After")
